@@ -1,0 +1,1 @@
+"""Vectorised training runs: replicates and search trials, chunked, cancellable, resumable."""

@@ -1,0 +1,294 @@
+"""Study presets: TOML files validated into a Study before any device work starts.
+
+A preset names one workload, its data and model settings, a budget, an eval schedule, the seed
+replicates, named optimiser configs, optional search spaces and the comparisons to draw.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import optimizers
+from .errors import PresetError
+from .schema import Field, check_section, check_value, where
+
+MAX_PRESET_BYTES = 1_000_000
+BUDGET_KINDS = ("iterations", "epochs", "examples")
+METRICS = ("minibatch_loss", "train_loss", "test_loss", "train_test")
+
+TOP_LEVEL = {"study", "workload", "description", "data", "model", "budget", "eval",
+             "replicates", "engine", "configs", "search", "compare"}
+
+REPLICATE_FIELDS = {
+    "count": Field("int", 20, low=1, high=100_000),
+    "seed": Field("int", 0, low=0, high=2**31 - 1),
+}
+ENGINE_FIELDS = {
+    "strategy": Field("str", "auto", choices=("auto", "scan-vmap", "scan-sequential",
+                                               "step-vmap", "step-sequential")),
+    "checkpoint_seconds": Field("float", 10.0, low=0.0, high=86_400.0),
+    "replicates_per_batch": Field("int", 0, low=0, high=100_000,
+                                  help="0 = all replicates of a config in one program"),
+}
+COMPARE_FIELDS = {
+    "title": Field("str", ""),
+    "configs": Field("str"),  # checked by hand: a list of names
+    "metric": Field("str", "minibatch_loss", choices=METRICS),
+    "labels": Field("str", ""),
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    kind: str  # iterations | epochs | examples
+    value: float
+
+    def steps(self, batch_size: int, n_train: int) -> int:
+        """Training steps for a batch size; epochs and examples keep the data seen equal."""
+        if self.kind == "iterations":
+            return int(self.value)
+        if self.kind == "epochs":
+            return max(1, int(self.value * (n_train // batch_size)))
+        return max(1, int(self.value) // batch_size)
+
+    def describe(self) -> str:
+        v = int(self.value) if float(self.value).is_integer() else self.value
+        return f"{v:,} {self.kind}" if isinstance(v, int) else f"{v} {self.kind}"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    optimizer: str
+    batch_size: int
+    hyperparams: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer, "batch_size": self.batch_size, **self.hyperparams}
+
+
+@dataclass(frozen=True)
+class Compare:
+    title: str
+    configs: tuple[str, ...]
+    metric: str
+    labels: tuple[str, ...] = ()
+
+
+@dataclass
+class Study:
+    name: str
+    workload: str
+    description: str
+    data: dict[str, Any]
+    model: dict[str, Any]
+    budget: Budget
+    eval: dict[str, Any]
+    replicates_count: int
+    replicates_seed: int
+    engine: dict[str, Any]
+    configs: dict[str, Config]
+    search: dict[str, Any]
+    compare: list[Compare]
+    path: str | None = None
+    text: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def eval_points(self) -> int:
+        return int(self.eval["points"])
+
+
+def parse_budget(raw: Any, file: str | None, prefix: str = "budget") -> Budget:
+    if not isinstance(raw, dict) or not raw:
+        raise PresetError(f"{where(file, prefix)} must be a table with one of: {', '.join(BUDGET_KINDS)}")
+    unknown = sorted(set(raw) - set(BUDGET_KINDS))
+    if unknown:
+        raise PresetError(f"{where(file, prefix + '.' + unknown[0])}: unknown key; "
+                          f"use exactly one of {', '.join(BUDGET_KINDS)}")
+    if len(raw) != 1:
+        raise PresetError(f"{where(file, prefix)} must set exactly one of {', '.join(BUDGET_KINDS)}, "
+                          f"got {', '.join(sorted(raw))}")
+    (kind, value), = raw.items()
+    spec = Field("float", low=0.0, low_open=True) if kind == "epochs" else Field("int", low=1, high=10**12)
+    return Budget(kind, check_value(value, spec, file, f"{prefix}.{kind}"))
+
+
+def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs") -> Config:
+    key = f"{prefix}.{name}"
+    if not isinstance(raw, dict):
+        raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
+    opt = raw.get("optimizer")
+    if opt is None:
+        raise PresetError(f"{where(file, key + '.optimizer')} is required (one of {optimizers.known()})")
+    if opt not in optimizers.OPTIMIZERS:
+        raise PresetError(f"{where(file, key + '.optimizer')} must be one of {optimizers.known()}, got {opt!r}")
+    spec = optimizers.OPTIMIZERS[opt]
+    fields = {"optimizer": Field("str"), "batch_size": Field("int", low=1, high=10**9), **spec.hyperparams}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise PresetError(f"{where(file, key + '.' + unknown[0])}: {opt} has no such setting; "
+                          f"allowed: batch_size, {', '.join(spec.hyperparams)}")
+    values = check_section(raw, fields, file, key)
+    hyper = {k: float(values[k]) for k in spec.hyperparams}
+    return Config(name, opt, int(values["batch_size"]), hyper)
+
+
+def _parse_compare(raw: Any, configs: dict[str, Config], file: str | None) -> list[Compare]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise PresetError(f"{where(file, 'compare')} must be an array of tables ([[compare]])")
+    out = []
+    for i, entry in enumerate(raw):
+        key = f"compare[{i}]"
+        if not isinstance(entry, dict):
+            raise PresetError(f"{where(file, key)} must be a table")
+        unknown = sorted(set(entry) - set(COMPARE_FIELDS))
+        if unknown:
+            raise PresetError(f"{where(file, key + '.' + unknown[0])}: unknown key; "
+                              f"allowed: {', '.join(COMPARE_FIELDS)}")
+        names = entry.get("configs")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise PresetError(f"{where(file, key + '.configs')} must be a non-empty list of config names")
+        for n in names:
+            if n not in configs:
+                raise PresetError(f"{where(file, key + '.configs')} names unknown config {n!r}; "
+                                  f"known: {', '.join(configs)}")
+        labels = entry.get("labels", [])
+        if labels and (not isinstance(labels, list) or len(labels) != len(names)):
+            raise PresetError(f"{where(file, key + '.labels')} must list one label per config")
+        metric = check_value(entry.get("metric", "minibatch_loss"), COMPARE_FIELDS["metric"], file,
+                             key + ".metric")
+        title = check_value(entry.get("title", " vs. ".join(names)), Field("str"), file, key + ".title")
+        out.append(Compare(title, tuple(names), metric, tuple(labels)))
+    return out
+
+
+def _reject_non_finite(value: Any, file: str | None, key: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PresetError(f"{where(file, key)} must be a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _reject_non_finite(v, file, f"{key}.{k}" if key else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _reject_non_finite(v, file, f"{key}[{i}]")
+
+
+def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = "") -> Study:
+    """Validate a parsed preset. Raises PresetError naming the file, key and what is allowed."""
+    from . import workloads  # local: keeps presets importable without the workload registry
+
+    _reject_non_finite(raw, file, "")
+    unknown = sorted(set(raw) - TOP_LEVEL)
+    if unknown:
+        raise PresetError(f"{where(file, unknown[0])}: unknown key; allowed top-level keys: "
+                          + ", ".join(sorted(TOP_LEVEL)))
+    if "workload" not in raw:
+        raise PresetError(f"{where(file, 'workload')} is required (one of {', '.join(workloads.WORKLOADS)})")
+    workload = raw["workload"]
+    mod = workloads.module(workload if isinstance(workload, str) else repr(workload), file)
+    default_name = Path(file).stem if file else workload
+    name = check_value(raw.get("study", default_name), Field("str"), file, "study")
+    if not name or any(c in name for c in "/\\:") or name.startswith("."):
+        raise PresetError(f"{where(file, 'study')} must be a plain name (no slashes), got {name!r}")
+    description = check_value(raw.get("description", ""), Field("str"), file, "description")
+    settings = mod.validate_settings(raw, file)
+    budget = parse_budget(raw.get("budget"), file)
+    reps = check_section(raw.get("replicates"), REPLICATE_FIELDS, file, "replicates")
+    engine = check_section(raw.get("engine"), ENGINE_FIELDS, file, "engine")
+    raw_configs = raw.get("configs")
+    if not isinstance(raw_configs, dict) or not raw_configs:
+        raise PresetError(f"{where(file, 'configs')} must hold at least one config, "
+                          f"for example [configs.adam] optimizer = \"adam\", batch_size = 128")
+    configs = {}
+    for cname, craw in raw_configs.items():
+        if "." in cname or not cname:
+            raise PresetError(f"{where(file, 'configs.' + cname)}: config names may not contain '.'")
+        configs[cname] = parse_config(cname, craw, file)
+    compare = _parse_compare(raw.get("compare"), configs, file)
+    search = _parse_search(raw.get("search"), file, budget)
+    return Study(
+        name=name, workload=workload, description=description,
+        data=settings["data"], model=settings["model"], budget=budget, eval=settings["eval"],
+        replicates_count=reps["count"], replicates_seed=reps["seed"], engine=engine,
+        configs=configs, search=search, compare=compare, path=file, text=text, raw=raw,
+    )
+
+
+def _parse_search(raw: Any, file: str | None, budget: Budget) -> dict[str, Any]:
+    from .search_space import parse_search_section
+
+    return parse_search_section(raw, file, budget)
+
+
+def parse_toml(text: str, file: str | None) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # message carries line and column
+        raise PresetError(f"{file or '<preset>'}: not valid TOML: {exc}") from None
+
+
+def read_text(path: str | Path) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise PresetError(f"{p}: no such preset file")
+    if p.is_dir():
+        raise PresetError(f"{p}: is a folder, expected a .toml preset file")
+    size = p.stat().st_size
+    if size > MAX_PRESET_BYTES:
+        raise PresetError(f"{p}: preset is {size:,} bytes; the limit is {MAX_PRESET_BYTES:,}")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PresetError(f"{p}: not a UTF-8 text file") from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """KEY=VALUE -> (dotted key parts, value). VALUE is read as TOML, else as a bare string."""
+    if "=" not in item:
+        raise PresetError(f"--set {item!r}: expected KEY=VALUE, for example replicates.count=5")
+    key, value_text = item.split("=", 1)
+    key = key.strip()
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise PresetError(f"--set {item!r}: the key must be dotted names, for example data.path")
+    try:
+        value = tomllib.loads(f"v = {value_text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = raw
+        for p in parts[:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise PresetError(f"--set {item!r}: {p} is not a table")
+            node = nxt
+        node[parts[-1]] = value
+    return raw
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Study:
+    """Read, override and validate a preset file."""
+    text = read_text(path)
+    raw = parse_toml(text, str(path))
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return study_from_dict(raw, str(path), text)
+
+
+def loads(text: str, file: str | None = None, overrides: list[str] | None = None) -> Study:
+    raw = parse_toml(text, file)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return study_from_dict(raw, file, text)
