@@ -1,0 +1,206 @@
+"""Report-style figures: a centre line and a translucent band per config, x as % of the run.
+
+Matplotlib through Figure + FigureCanvasAgg only (no pyplot: no global figure state), so figures
+can be built from worker threads. Rendering is serialised by a lock because matplotlib's font and
+text caches are shared between figures.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..presets import Compare
+from ..results import RunResult, UnitResult
+from ..stats import BAND_KINDS, CENTRES, band, metric_curve
+from . import atomic
+
+# The report's blue and orange first, then matplotlib's tab10 without them.
+PALETTE = ("#2e6fd9", "#ff9c24", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
+METRIC_LABELS = {
+    "minibatch_loss": "minibatch loss",
+    "train_loss": "full train loss",
+    "test_loss": "full test loss",
+    "train_test": "full-dataset loss (train solid, test dashed)",
+}
+BAND_LABELS = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI of mean"}
+_RENDER_LOCK = threading.RLock()
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    band: str = "minmax"  # minmax | iqr | ci95
+    centre: str = "mean"  # mean | median
+    log_y: bool = True
+    width: float = 8.0  # inches
+    height: float = 5.0
+    dpi: int = 120
+    max_points: int = 800  # longer curves are binned for drawing (band keeps bin min/max)
+    band_alpha: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.band not in BAND_KINDS:
+            raise atomic.ExportError(f"band must be one of {', '.join(BAND_KINDS)}, got {self.band!r}")
+        if self.centre not in CENTRES:
+            raise atomic.ExportError(f"centre must be one of {', '.join(CENTRES)}, got {self.centre!r}")
+        if not (1 <= self.width <= 50 and 1 <= self.height <= 50):
+            raise atomic.ExportError(f"figure size must be 1-50 inches a side, got {self.width}x{self.height}")
+        if not 20 <= self.dpi <= 1200:
+            raise atomic.ExportError(f"dpi must be in [20, 1200], got {self.dpi}")
+        if self.max_points < 10:
+            raise atomic.ExportError(f"max_points must be at least 10, got {self.max_points}")
+
+
+def bin_for_drawing(x: np.ndarray, centre: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    max_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shrink long curves to at most max_points bins.
+
+    x and the centre line are averaged within a bin; the band takes the bin's lowest lo and
+    highest hi, so binning never hides a spike or narrows the spread.
+    """
+    n = x.shape[0]
+    if n <= max_points:
+        return x, centre, lo, hi
+    starts = np.linspace(0, n, max_points + 1).astype(int)[:-1]
+    counts = np.diff(np.append(starts, n))
+    finite = np.isfinite(centre)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c_sum = np.add.reduceat(np.where(finite, centre, 0.0), starts)
+        c_n = np.add.reduceat(finite.astype(float), starts)
+        c = np.where(c_n > 0, c_sum / np.maximum(c_n, 1), np.nan)
+    xb = np.add.reduceat(x, starts) / counts
+    return xb, c, np.fmin.reduceat(lo, starts), np.fmax.reduceat(hi, starts)
+
+
+@dataclass
+class _Series:
+    label: str
+    x: np.ndarray
+    centre: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def _series(unit: UnitResult, metric: str, label: str, style: FigureStyle) -> _Series | None:
+    """Band of the unit's healthy replicates; None when the metric was not recorded."""
+    curve = metric_curve(unit, metric)
+    if curve is None:
+        return None
+    x, values = curve
+    healthy = values[np.asarray(unit.healthy)]
+    if unit.diverged:
+        label += (f" (all {unit.replicates} diverged)" if healthy.shape[0] == 0 else
+                  f" ({unit.diverged} of {unit.replicates} diverged, excluded)")
+    if healthy.shape[0] == 0:
+        nan = np.full(x.shape, np.nan)
+        return _Series(label, x, nan, nan, nan)
+    centre, lo, hi = band(healthy, style.band, style.centre)
+    x, centre, lo, hi = bin_for_drawing(x, centre, lo, hi, style.max_points)
+    return _Series(label, x, centre, lo, hi)
+
+
+def _draw(ax: Any, s: _Series, colour: str, style: FigureStyle, dashed: bool = False) -> None:
+    line = "--" if dashed else "-"
+    if s.x.shape[0] == 1:  # one eval point (e.g. an imported final test loss): a marker with a bar
+        ax.errorbar(s.x, s.centre, yerr=[s.centre - s.lo, s.hi - s.centre], fmt="o", color=colour,
+                    capsize=4, label=s.label, zorder=3, clip_on=False)
+        return
+    ax.plot(s.x, s.centre, line, color=colour, linewidth=1.4, label=s.label)
+    if np.isfinite(s.lo).any():
+        ax.fill_between(s.x, s.lo, s.hi, color=colour, alpha=style.band_alpha * (0.7 if dashed else 1.0),
+                        linewidth=0)
+
+
+def _new_figure(style: FigureStyle) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(style.width, style.height), dpi=style.dpi, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[str]) -> None:
+    ax.set_title(title)
+    ax.set_xlabel("% of run")
+    ax.set_ylabel(ylabel)
+    # A lone point at 100% (an imported final test loss) needs room to show its marker.
+    lone = any(len(line.get_xdata()) == 1 for line in ax.get_lines())
+    ax.set_xlim(0, 102 if lone else 100)
+    if style.log_y:
+        ax.set_yscale("log")
+    ax.grid(True, which="major", alpha=0.3)
+    if notes:
+        ax.text(0.01, 0.01, "; ".join(notes), transform=ax.transAxes, fontsize=8, color="0.3",
+                va="bottom", ha="left")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=9, framealpha=0.85)
+
+
+def _centre_band_caption(style: FigureStyle) -> str:
+    return f"{style.centre} and {BAND_LABELS[style.band]} band over replicates"
+
+
+def compare_figure(run: RunResult, compare: Compare, style: FigureStyle = FigureStyle()) -> Any:
+    """One figure for a [[compare]] entry; train_test draws both full-dataset losses per config."""
+    with _RENDER_LOCK:
+        fig, ax = _new_figure(style)
+        metrics = ("train_loss", "test_loss") if compare.metric == "train_test" else (compare.metric,)
+        notes = []
+        for i, name in enumerate(compare.configs):
+            colour = PALETTE[i % len(PALETTE)]
+            unit = run.units.get(name)
+            label = compare.labels[i] if i < len(compare.labels) and compare.labels[i] else name
+            if unit is None:
+                notes.append(f"{label}: not in this run")
+                continue
+            for metric in metrics:
+                suffix = f" {metric.split('_')[0]}" if len(metrics) > 1 else ""
+                s = _series(unit, metric, label + suffix, style)
+                if s is None:
+                    notes.append(f"{label}: no {metric} recorded")
+                    continue
+                _draw(ax, s, colour, style, dashed=metric == "test_loss" and len(metrics) > 1)
+        notes.append(_centre_band_caption(style))
+        _finish(ax, compare.title, METRIC_LABELS.get(compare.metric, compare.metric), style, notes)
+        return fig
+
+
+def config_figure(run: RunResult, name: str, style: FigureStyle = FigureStyle()) -> Any:
+    """One config: its minibatch-loss band with its full-dataset loss curves over it."""
+    unit = run.units[name]
+    with _RENDER_LOCK:
+        fig, ax = _new_figure(style)
+        notes = []
+        metrics = ["minibatch_loss"] + sorted(k for k in unit.eval if k.endswith("_loss"))
+        for i, metric in enumerate(metrics):
+            s = _series(unit, metric, METRIC_LABELS.get(metric, metric), style)
+            if s is None:
+                continue
+            _draw(ax, s, PALETTE[i % len(PALETTE)], style)
+        notes.append(_centre_band_caption(style))
+        _finish(ax, f"{run.study}: {name}\n{describe_spec(unit.spec)}", "loss", style, notes)
+        return fig
+
+
+def describe_spec(spec: dict[str, Any]) -> str:
+    parts = [str(spec["optimizer"])] if "optimizer" in spec else []
+    for key, value in spec.items():
+        if key == "optimizer":
+            continue
+        parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+    return ", ".join(parts)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Render to PNG at the figure's size and DPI, written atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    with _RENDER_LOCK:
+        canvas = FigureCanvasAgg(fig)
+        with atomic.atomic_open(path, "wb") as handle:
+            canvas.print_png(handle)
+    return Path(path)
