@@ -1,0 +1,188 @@
+"""The MNIST workload: the report's CNN trained on batches from one permutation per epoch.
+
+Data lives on the device as float32 NHWC images in [0, 1] and int32 labels. Full-dataset
+evaluation runs in fixed-size slices (lax.map) over index arrays, so 20 replicates' eval fits
+in memory and eval sets need not be copies of the training images.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import PresetError
+from ..schema import Field, check_section, where
+
+DATA_FIELDS = {
+    "source": Field("str", "tfds", choices=("tfds", "idx"),
+                    help="tfds: TensorFlow Datasets; idx: MNIST IDX files in data.path"),
+    "name": Field("str", "mnist", choices=("mnist",), help="TFDS dataset name"),
+    "data_dir": Field("path", "", help="TFDS data folder; empty = TFDS_DATA_DIR or ~/tensorflow_datasets"),
+    "download": Field("bool", True, help="tfds: download and prepare when not prepared"),
+    "path": Field("path", "", help="idx: folder of MNIST IDX files (.gz or not)"),
+    "train_split": Field("int", 0, low=0, high=10_000_000,
+                         help="idx, t10k pair only: train on its first N images"),
+    "test_split": Field("int", 0, low=0, high=10_000_000,
+                        help="idx, t10k pair only: test on its last N images"),
+    "drop_remainder": Field("bool", True, help="drop each epoch's incomplete last batch"),
+}
+MODEL_FIELDS = {
+    "conv1": Field("int", 32, low=1, high=1024, help="first conv layer's features"),
+    "conv2": Field("int", 64, low=1, high=1024, help="second conv layer's features"),
+    "dense": Field("int", 256, low=1, high=65_536, help="hidden dense layer's width"),
+}
+EVAL_FIELDS = {
+    "points": Field("int", 100, low=0, high=100_000, help="full-dataset evals per run (100 = every 1%)"),
+    "train_examples": Field("int", 10_000, low=0, high=10_000_000,
+                            help="training images in the train-loss eval subset; 0 = all"),
+    "test_examples": Field("int", 0, low=0, high=10_000_000, help="test images evaluated; 0 = all"),
+    "slice": Field("int", 1000, low=1, high=1_000_000, help="images per eval slice (bounds memory)"),
+}
+EVAL_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+
+def validate_settings(raw: dict[str, Any], file: str | None) -> dict[str, dict[str, Any]]:
+    data = check_section(raw.get("data"), DATA_FIELDS, file, "data")
+    if not data["drop_remainder"]:
+        raise PresetError(f"{where(file, 'data.drop_remainder')} must be true: batch size is a "
+                          f"fixed shape, so each epoch's incomplete last batch is dropped (as in "
+                          f"the report)")
+    if data["source"] == "idx" and not data["path"]:
+        raise PresetError(f"{where(file, 'data.path')} is required when data.source = 'idx' "
+                          f"(a folder of MNIST IDX files)")
+    if data["source"] == "tfds":
+        for key in ("path", "train_split", "test_split"):
+            if data[key] != DATA_FIELDS[key].default:
+                raise PresetError(f"{where(file, 'data.' + key)} applies only to data.source = "
+                                  f"'idx'")
+    if (data["train_split"] > 0) != (data["test_split"] > 0):
+        raise PresetError(f"{where(file, 'data.train_split')} and data.test_split must be set "
+                          f"together (both > 0) or not at all")
+    model = check_section(raw.get("model"), MODEL_FIELDS, file, "model")
+    ev = check_section(raw.get("eval"), EVAL_FIELDS, file, "eval")
+    return {"data": data, "model": model, "eval": ev}
+
+
+def eval_slices(indices: np.ndarray, slice_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices padded to whole slices, shape (slices, slice_size), and 0/1 weights marking padding."""
+    n = len(indices)
+    size = max(1, min(slice_size, n))
+    slices = -(-n // size)
+    idx = np.zeros(slices * size, np.int32)
+    weight = np.zeros(slices * size, np.float32)
+    idx[:n], weight[:n] = indices, 1.0
+    return idx.reshape(slices, size), weight.reshape(slices, size)
+
+
+def eval_subset(n: int, wanted: int, seed: int) -> np.ndarray:
+    """Sorted indices of a fixed random subset of `wanted` of n items (all when 0 or >= n)."""
+    if wanted <= 0 or wanted >= n:
+        return np.arange(n, dtype=np.int32)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=wanted, replace=False)).astype(np.int32)
+
+
+def build(study) -> "Workload":
+    from . import mnist_data
+
+    arrays = mnist_data.load(study.data)
+    return from_arrays(arrays, study.model, study.eval, study.replicates_seed)
+
+
+def from_arrays(arrays, model: dict[str, Any], ev: dict[str, Any], seed: int = 0) -> "Workload":
+    """The workload over host arrays (mnist_data.MnistArrays); used by build and by tests."""
+    import jax
+    import jax.numpy as jnp
+
+    from . import mnist_model
+    from .base import Strategy, Workload
+
+    n_train, n_test = len(arrays.train_labels), len(arrays.test_labels)
+    if n_train == 0 or n_test == 0:
+        from ..errors import DataError
+        raise DataError(f"{arrays.source}: {n_train} training and {n_test} test images; "
+                        f"both must be non-empty")
+    net = mnist_model.CNN(conv1=model["conv1"], conv2=model["conv2"], dense=model["dense"])
+    train_eval = eval_subset(n_train, ev["train_examples"], seed)
+    test_eval = eval_subset(n_test, ev["test_examples"], seed)
+    tr_idx, tr_w = eval_slices(train_eval, ev["slice"])
+    te_idx, te_w = eval_slices(test_eval, ev["slice"])
+
+    def images(x: np.ndarray) -> jax.Array:
+        return jnp.asarray(x.reshape(-1, 28, 28, 1), jnp.float32) / 255.0
+
+    data = {
+        "train_x": images(arrays.train_images),
+        "train_y": jnp.asarray(arrays.train_labels, jnp.int32),
+        "test_x": images(arrays.test_images),
+        "test_y": jnp.asarray(arrays.test_labels, jnp.int32),
+        "eval_train_idx": jnp.asarray(tr_idx), "eval_train_w": jnp.asarray(tr_w),
+        "eval_test_idx": jnp.asarray(te_idx), "eval_test_w": jnp.asarray(te_w),
+    }
+
+    def init_params(key):
+        return mnist_model.init_params(net, key)
+
+    def loss(params, data, batch):
+        logits = net.apply({"params": params}, batch["image"])
+        return jnp.mean(mnist_model.cross_entropy(logits, batch["label"]))
+
+    def sample_batch(data, key, step, batch_size: int):
+        steps_per_epoch = n_train // batch_size
+        if steps_per_epoch < 1:
+            raise ValueError(f"batch size {batch_size} exceeds the {n_train} training images")
+        step = jnp.asarray(step, jnp.int32)
+        # One permutation per epoch, drawn on the device; the incomplete last batch is dropped.
+        perm = jax.random.permutation(jax.random.fold_in(key, step // steps_per_epoch), n_train)
+        idx = jax.lax.dynamic_slice(perm, ((step % steps_per_epoch) * batch_size,), (batch_size,))
+        return {"image": data["train_x"][idx], "label": data["train_y"][idx]}
+
+    def _sums(params, x, y, idx, w):
+        def one_slice(carry, s):
+            i, wt = s
+            logits = net.apply({"params": params}, x[i])
+            ce = jnp.sum(wt * mnist_model.cross_entropy(logits, y[i]))
+            hit = jnp.sum(wt * mnist_model.correct(logits, y[i]))
+            return (carry[0] + ce, carry[1] + hit), None
+
+        (ce, hit), _ = jax.lax.scan(one_slice, (jnp.float32(0), jnp.float32(0)), (idx, w))
+        n = jnp.sum(w)
+        return ce / n, hit / n
+
+    def evaluate(params, data):
+        tr_loss, tr_acc = _sums(params, data["train_x"], data["train_y"],
+                                data["eval_train_idx"], data["eval_train_w"])
+        te_loss, te_acc = _sums(params, data["test_x"], data["test_y"],
+                                data["eval_test_idx"], data["eval_test_w"])
+        return {"train_loss": tr_loss, "test_loss": te_loss,
+                "train_accuracy": tr_acc, "test_accuracy": te_acc}
+
+    info = {
+        "source": arrays.source,
+        "n_train": n_train, "n_test": n_test,
+        "eval_train_examples": len(train_eval), "eval_test_examples": len(test_eval),
+        "eval_slice": int(tr_idx.shape[1]),
+        "model": dict(model),
+        "params": mnist_model.count_params(jax.eval_shape(init_params, jax.random.key(0))),
+        "flops_per_example_forward": mnist_model.flops_per_example(**model),
+    }
+    return Workload(
+        name="mnist", data=data, n_train=n_train, eval_metrics=EVAL_METRICS,
+        init_params=init_params, loss=loss, sample_batch=sample_batch, evaluate=evaluate,
+        choose_strategy=choose_strategy, info=info,
+    )
+
+
+def choose_strategy(backend: str):
+    """Per-step dispatch, one replicate at a time on CPU; scan + vmap elsewhere.
+
+    Measured on a 2-core CPU (benchmarks/bench_mnist.py, DESIGN.md section 4): the CNN's step
+    inside lax.scan ran 14x slower than a jitted step per call, and vmapped replicates (grouped
+    convs) 4x slower; accelerators favour the compiled, batched program.
+    """
+    from .base import Strategy
+
+    if backend == "cpu":
+        return Strategy(scan=False, vmap_replicates=False)
+    return Strategy(scan=True, vmap_replicates=True)
