@@ -116,8 +116,9 @@ def load_idx(path: str | Path, train_split: int = 0, test_split: int = 0) -> Mni
     """
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise DataError(f"data.path {str(path)!r}: no such folder (expected MNIST IDX files such "
-                        f"as t10k-images-idx3-ubyte.gz)")
+        raise DataError(f"data.path {str(path)!r}: no such folder ({folder.absolute()}; a relative "
+                        f"path is read from the current folder); expected MNIST IDX files such as "
+                        f"t10k-images-idx3-ubyte.gz")
     train, test = _read_pair(folder, "train"), _read_pair(folder, "test")
     if test is None:
         raise DataError(f"{folder}: no t10k-images-idx3-ubyte[.gz] / t10k-labels-idx1-ubyte[.gz] "
@@ -224,14 +225,15 @@ def load_tfds(name: str = "mnist", data_dir: str = "", download: bool = True) ->
                     "needs TensorFlow to read. Prepare it again with file_format='array_record' "
                     "or install tensorflow. " + _ways_out(where)) from None
         if not download:
-            raise DataError(f"TFDS {name} is not prepared under {where} and data.download is "
-                            f"false ({_short(first)}). " + _ways_out(where)) from None
+            raise DataError(f"TFDS {name} is not prepared: {_why_unreadable(builder, first)}, and "
+                            f"data.download is false. " + _ways_out(where)) from None
     try:
         builder = tfds.builder(name, file_format="array_record", **kwargs)
         builder.download_and_prepare(file_format="array_record")
     except Exception as exc:
         raise DataError(f"TFDS {name} is not prepared under {where}, and downloading it failed "
-                        f"({_short(exc)}). " + _ways_out(where)) from None
+                        f"({_short(exc)}); downloading needs internet access to the MNIST "
+                        f"mirrors. " + _ways_out(where)) from None
     try:
         return read()
     except DataError:
@@ -246,6 +248,15 @@ def _builder(tfds: Any, name: str, kwargs: dict) -> Any:
         return tfds.builder(name, **kwargs)
     except Exception:
         return None
+
+
+def _why_unreadable(builder: Any, exc: BaseException) -> str:
+    try:
+        if builder is not None and not builder.is_prepared():
+            return f"TFDS looked in {builder.data_dir} and found no prepared copy"
+    except Exception:
+        pass
+    return _short(exc)
 
 
 def _prepared_as_tfrecord(builder: Any) -> bool:

@@ -1,0 +1,138 @@
+"""The MNIST workload's functions on tiny data and a tiny copy of the CNN (fast compiles)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from optui.workloads import mnist, mnist_model
+from optui.workloads.base import Strategy
+from optui.workloads.mnist_data import MnistArrays
+
+TINY = {"conv1": 2, "conv2": 3, "dense": 8}
+
+
+def tiny_arrays(n_train: int = 40, n_test: int = 13, seed: int = 0) -> MnistArrays:
+    """Images whose class is drawn as a bright band: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        labels = rng.integers(0, 10, size=n).astype(np.int32)
+        images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+        for i, y in enumerate(labels):
+            images[i, 2 * y + 4: 2 * y + 6, :] = 255
+        return images, labels
+
+    return MnistArrays(*make(n_train), *make(n_test), source="synthetic")
+
+
+def tiny_workload(n_train=40, n_test=13, train_examples=0, slice_=5, seed=0):
+    ev = {"points": 10, "train_examples": train_examples, "test_examples": 0, "slice": slice_}
+    return mnist.from_arrays(tiny_arrays(n_train, n_test), TINY, ev, seed)
+
+
+def test_report_cnn_shapes_without_compiling():
+    net = mnist_model.CNN()
+    shapes = jax.eval_shape(lambda k: mnist_model.init_params(net, k), jax.random.key(0))
+    assert shapes["Conv_0"]["kernel"].shape == (3, 3, 1, 32)
+    assert shapes["Conv_1"]["kernel"].shape == (3, 3, 32, 64)
+    assert shapes["Dense_0"]["kernel"].shape == (7 * 7 * 64, 256)
+    assert shapes["Dense_1"]["kernel"].shape == (256, 10)
+    assert mnist_model.count_params(shapes) == 824_458
+    assert abs(mnist_model.flops_per_example() - 9.29e6) < 0.01e6
+
+
+def test_data_layout_on_device():
+    w = tiny_workload()
+    assert w.data["train_x"].shape == (40, 28, 28, 1) and w.data["train_x"].dtype == jnp.float32
+    assert float(w.data["train_x"].max()) == 1.0 and float(w.data["train_x"].min()) >= 0.0
+    assert w.data["train_y"].dtype == jnp.int32
+    assert w.eval_metrics == ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+    assert w.info["n_test"] == 13 and w.info["eval_test_examples"] == 13
+    assert w.data["eval_test_idx"].shape == (3, 5)  # 13 padded to 15
+
+
+def test_batches_walk_one_permutation_per_epoch_and_drop_the_remainder():
+    w = tiny_workload(n_train=40)
+    key = jax.random.PRNGKey(3)
+    sample = jax.jit(w.sample_batch, static_argnums=3)
+    # Recover the indices from the images: each training image is unique.
+    flat = np.asarray(w.data["train_x"]).reshape(40, -1)
+
+    def indices(batch):
+        imgs = np.asarray(batch["image"]).reshape(len(batch["image"]), -1)
+        return [int(np.flatnonzero((flat == im).all(1))[0]) for im in imgs]
+
+    batch_size = 12  # 3 full batches per epoch, 4 images dropped
+    epoch0 = [indices(sample(w.data, key, s, batch_size)) for s in range(3)]
+    seen = sum(epoch0, [])
+    assert len(seen) == len(set(seen)) == 36  # disjoint within the epoch
+    epoch1 = [indices(sample(w.data, key, s, batch_size)) for s in range(3, 6)]
+    assert epoch1 != epoch0 and len(set(sum(epoch1, []))) == 36  # a new permutation
+    again = indices(sample(w.data, key, 4, batch_size))
+    assert again == epoch1[1]  # a pure function of (key, step)
+    other = indices(sample(w.data, jax.random.PRNGKey(4), 0, batch_size))
+    assert other != epoch0[0]
+    batch = sample(w.data, key, 0, batch_size)
+    np.testing.assert_array_equal(np.asarray(batch["label"]), np.asarray(w.data["train_y"])[epoch0[0]])
+
+
+def test_sliced_eval_matches_a_direct_computation():
+    w = tiny_workload(n_train=40, n_test=13, train_examples=17, slice_=5)
+    params = w.init_params(jax.random.PRNGKey(0))
+    got = jax.jit(w.evaluate)(params, w.data)
+    net = mnist_model.CNN(**TINY)
+
+    @jax.jit
+    def direct_sums(x, y):
+        logits = net.apply({"params": params}, x)
+        return jnp.mean(mnist_model.cross_entropy(logits, y)), jnp.mean(mnist_model.correct(logits, y))
+
+    def direct(x, y):
+        loss, acc = direct_sums(x, y)
+        return float(loss), float(acc)
+
+    subset = mnist.eval_subset(40, 17, seed=0)
+    tr_loss, tr_acc = direct(w.data["train_x"][subset], w.data["train_y"][subset])
+    te_loss, te_acc = direct(w.data["test_x"], w.data["test_y"])
+    assert float(got["train_loss"]) == pytest.approx(tr_loss, rel=1e-5)
+    assert float(got["test_loss"]) == pytest.approx(te_loss, rel=1e-5)
+    assert float(got["train_accuracy"]) == pytest.approx(tr_acc, abs=1e-6)
+    assert float(got["test_accuracy"]) == pytest.approx(te_acc, abs=1e-6)
+
+
+def test_tiny_cnn_learns_with_adam():
+    w = tiny_workload(n_train=40, n_test=13)
+    tx = optax.adam(0.03)
+    key = jax.random.PRNGKey(1)
+    params = w.init_params(key)
+    state = tx.init(params)
+
+    @jax.jit
+    def step(params, state, s):
+        batch = w.sample_batch(w.data, key, s, 10)
+        loss, grads = jax.value_and_grad(w.loss)(params, w.data, batch)
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    before = jax.jit(w.evaluate)(params, w.data)
+    for s in range(100):
+        params, state, loss = step(params, state, s)
+    after = jax.jit(w.evaluate)(params, w.data)
+    assert float(after["train_loss"]) < 0.5 * float(before["train_loss"])
+    assert float(after["train_accuracy"]) > 0.8
+
+
+def test_strategy_per_backend():
+    assert mnist.choose_strategy("cpu") == Strategy(scan=False, vmap_replicates=False)
+    assert mnist.choose_strategy("gpu") == Strategy(scan=True, vmap_replicates=True)
+    assert mnist.choose_strategy("tpu").label == "scan+vmap"
+
+
+def test_batch_larger_than_the_training_set_is_refused():
+    w = tiny_workload(n_train=40)
+    with pytest.raises(ValueError, match="exceeds the 40 training images"):
+        w.sample_batch(w.data, jax.random.PRNGKey(0), 0, 41)
