@@ -1,0 +1,218 @@
+"""Run a group of training members (seed replicates, or search trials of one shape) chunk by chunk.
+
+A member is a pure function of its PRNG key and its hyperparameters. Members share one optimiser
+and one batch size, so they run as a single compiled program: `vmap`ped over members, with the
+steps of a chunk inside one `lax.scan` (or, where that measures slower, one jitted step per call).
+Each chunk ends with a full-dataset eval; the host sees results only once per chunk.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .. import optimizers
+from ..workloads.base import Strategy, Workload
+
+
+def chunk_bounds(total_steps: int, points: int) -> list[int]:
+    """Step boundaries of the chunks: eval point i (1-based) lands at round(i/points * total)."""
+    points = max(1, min(points, total_steps))
+    bounds = [round(total_steps * i / points) for i in range(points + 1)]
+    return sorted(set(bounds))
+
+
+@dataclass
+class GroupSpec:
+    optimizer: str
+    batch_size: int
+    total_steps: int
+    eval_points: int
+
+
+@dataclass
+class ChunkOutput:
+    chunk_index: int  # -1 is the eval before any training
+    step_start: int
+    step_end: int
+    minibatch_loss: np.ndarray  # (members, step_end - step_start)
+    eval: dict[str, np.ndarray]  # metric -> (members,)
+    diverged_at: np.ndarray  # (members,)
+    chunks_total: int
+
+
+@jax.tree_util.register_dataclass
+@dataclass
+class MemberState:
+    params: Any
+    opt_state: Any
+    diverged_at: jax.Array  # int32, -1 while healthy
+
+
+def _keys(keys: np.ndarray) -> jax.Array:
+    return jnp.asarray(keys, dtype=jnp.uint32)
+
+
+class GroupRunner:
+    """Compiled functions for one (workload, optimiser, batch size, strategy); reused across units."""
+
+    def __init__(self, workload: Workload, optimizer: str, batch_size: int, strategy: Strategy):
+        self.workload = workload
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.strategy = strategy
+        self.compiles = 0
+        w = workload
+
+        def init_one(key, hp):
+            init_key, _ = jax.random.split(key)
+            params = w.init_params(init_key)
+            tx = optimizers.build(optimizer, hp)
+            return MemberState(params, tx.init(params), jnp.int32(-1))
+
+        def step_one(state: MemberState, hp, key, step, data):
+            _, data_key = jax.random.split(key)
+            batch = w.sample_batch(data, data_key, step, batch_size)
+            loss, grads = jax.value_and_grad(w.loss)(state.params, data, batch)
+            tx = optimizers.build(optimizer, hp)
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+            bad = ~jnp.isfinite(loss)
+            frozen = (state.diverged_at >= 0) | bad
+            # A diverged member keeps its last finite state so NaNs never reach its neighbours.
+            keep = lambda new, old: jnp.where(frozen, old, new)
+            diverged_at = jnp.where((state.diverged_at < 0) & bad, step.astype(jnp.int32), state.diverged_at)
+            new_state = MemberState(jax.tree.map(keep, params, state.params),
+                                    jax.tree.map(keep, opt_state, state.opt_state), diverged_at)
+            recorded = jnp.where(diverged_at >= 0, jnp.nan, loss)
+            return new_state, recorded
+
+        def chunk_one(state, hp, key, start, data, length: int):
+            def body(carry, step):
+                return step_one(carry, hp, key, step, data)
+
+            return jax.lax.scan(body, state, start + jnp.arange(length, dtype=jnp.int32))
+
+        def eval_one(state: MemberState, data):
+            metrics = w.evaluate(state.params, data)
+            bad = state.diverged_at >= 0
+            return {k: jnp.where(bad, jnp.nan, v) for k, v in metrics.items()}
+
+        if strategy.vmap_replicates:
+            self._init = jax.jit(jax.vmap(init_one))
+            self._chunk = jax.jit(jax.vmap(chunk_one, in_axes=(0, 0, 0, None, None, None)),
+                                  static_argnums=5)
+            self._step = jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None, None)))
+            self._eval = jax.jit(jax.vmap(eval_one, in_axes=(0, None)))
+        else:
+            self._init = jax.jit(init_one)
+            self._chunk = jax.jit(chunk_one, static_argnums=5)
+            self._step = jax.jit(step_one)
+            self._eval = jax.jit(eval_one)
+
+    # -- state -------------------------------------------------------------------------------
+    def init(self, keys: np.ndarray, hparams: dict[str, np.ndarray]) -> Any:
+        hp = {k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()}
+        if self.strategy.vmap_replicates:
+            return self._init(_keys(keys), hp)
+        return [self._init(_keys(keys[m]), {k: v[m] for k, v in hp.items()}) for m in range(len(keys))]
+
+    def diverged_at(self, state) -> np.ndarray:
+        if self.strategy.vmap_replicates:
+            return np.asarray(state.diverged_at)
+        return np.array([int(s.diverged_at) for s in state], dtype=np.int64)
+
+    # -- work --------------------------------------------------------------------------------
+    def evaluate(self, state) -> dict[str, np.ndarray]:
+        data = self.workload.data
+        if self.strategy.vmap_replicates:
+            return {k: np.asarray(v, np.float64) for k, v in self._eval(state, data).items()}
+        per = [self._eval(s, data) for s in state]
+        return {k: np.array([float(p[k]) for p in per]) for k in per[0]}
+
+    def advance(self, state, keys: np.ndarray, hparams: dict[str, np.ndarray], start: int, length: int):
+        """Run steps [start, start+length) for every member; returns (state, losses (members, length))."""
+        data = self.workload.data
+        hp = {k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()}
+        jkeys = _keys(keys)
+        if self.strategy.vmap_replicates:
+            return self._advance_one(state, hp, jkeys, start, length, data)
+        out_states, out_losses = [], []
+        for m, s in enumerate(state):
+            s, losses = self._advance_one(s, {k: v[m] for k, v in hp.items()}, jkeys[m], start, length, data)
+            out_states.append(s)
+            out_losses.append(losses)
+        return out_states, np.stack(out_losses)
+
+    def _advance_one(self, state, hp, key, start, length, data):
+        if self.strategy.scan:
+            state, losses = self._chunk(state, hp, key, jnp.int32(start), data, length)
+            return state, np.asarray(losses, np.float32)
+        losses = []
+        for step in range(start, start + length):
+            state, loss = self._step(state, hp, key, jnp.int32(step), data)
+            losses.append(loss)
+        return state, np.asarray(jnp.stack(losses, axis=-1), np.float32)
+
+
+def run_group(
+    runner: GroupRunner,
+    keys: np.ndarray,
+    hparams: dict[str, np.ndarray],
+    total_steps: int,
+    eval_points: int,
+    resume: tuple[int, Any] | None = None,
+) -> Iterator[tuple[ChunkOutput, Any]]:
+    """Yield (chunk output, state) after the initial eval and after every chunk.
+
+    resume = (index of the last finished chunk, its state): continues with the next chunk. Steps
+    draw their batches from fold_in(key, step), so a resumed run equals an uninterrupted one.
+    """
+    bounds = chunk_bounds(total_steps, eval_points)
+    chunks_total = len(bounds) - 1
+    n = len(keys)
+    if resume is None:
+        state = runner.init(keys, hparams)
+        first = 0
+        out = ChunkOutput(-1, 0, 0, np.zeros((n, 0), np.float32), runner.evaluate(state),
+                          runner.diverged_at(state), chunks_total)
+        yield out, state
+    else:
+        last, state = resume
+        first = last + 1
+    for i in range(first, chunks_total):
+        start, end = bounds[i], bounds[i + 1]
+        state, losses = runner.advance(state, keys, hparams, start, end - start)
+        yield ChunkOutput(i, start, end, losses, runner.evaluate(state), runner.diverged_at(state),
+                          chunks_total), state
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+def state_to_bytes(state: Any) -> bytes:
+    leaves = jax.tree.leaves(state)
+    buf = io.BytesIO()
+    np.savez(buf, *[np.asarray(x) for x in leaves])
+    return buf.getvalue()
+
+
+def state_from_bytes(template: Any, blob: bytes) -> Any:
+    """Refill a freshly initialised state (same structure) with checkpointed leaves."""
+    leaves, treedef = jax.tree.flatten(template)
+    with np.load(io.BytesIO(blob)) as z:
+        stored = [z[f"arr_{i}"] for i in range(len(z.files))]
+    if len(stored) != len(leaves):
+        raise ValueError("checkpoint does not match this run's state layout")
+    return jax.tree.unflatten(treedef, [jnp.asarray(s, dtype=l.dtype) for s, l in zip(stored, leaves)])
+
+
+def replicate_keys(seed: int, count: int) -> np.ndarray:
+    """Replicate r's key: split from PRNGKey(seed); independent of how many replicates run."""
+    base = jax.random.PRNGKey(seed)
+    return np.asarray(jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(count)))
