@@ -31,8 +31,6 @@ ENGINE_FIELDS = {
     "strategy": Field("str", "auto", choices=("auto", "scan-vmap", "scan-sequential",
                                                "step-vmap", "step-sequential")),
     "checkpoint_seconds": Field("float", 10.0, low=0.0, high=86_400.0),
-    "replicates_per_batch": Field("int", 0, low=0, high=100_000,
-                                  help="0 = all replicates of a config in one program"),
 }
 COMPARE_FIELDS = {
     "title": Field("str", ""),
@@ -97,6 +95,7 @@ class Study:
     path: str | None = None
     text: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
 
     @property
     def eval_points(self) -> int:
@@ -284,11 +283,15 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Study:
     raw = parse_toml(text, str(path))
     if overrides:
         raw = apply_overrides(raw, overrides)
-    return study_from_dict(raw, str(path), text)
+    study = study_from_dict(raw, str(path), text)
+    study.overrides = list(overrides or [])
+    return study
 
 
 def loads(text: str, file: str | None = None, overrides: list[str] | None = None) -> Study:
     raw = parse_toml(text, file)
     if overrides:
         raw = apply_overrides(raw, overrides)
-    return study_from_dict(raw, file, text)
+    study = study_from_dict(raw, file, text)
+    study.overrides = list(overrides or [])
+    return study

@@ -1,0 +1,49 @@
+"""The optui command line. `optui` alone opens the interactive session."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="optui",
+    help="Compare stochastic optimisers: presets, random search, seed replicates, loss bands, exports.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module exposes register(app); heavy imports stay inside the commands so --help is quick.
+COMMAND_MODULES = (
+    "optui.commands.run",
+    "optui.commands.runs",
+    "optui.commands.presets",
+    "optui.commands.search",
+    "optui.commands.export",
+    "optui.commands.ui",
+)
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context) -> None:
+    """With no command, open the interactive session on the current folder."""
+    if ctx.invoked_subcommand is None:
+        from .commands.ui import open_ui
+
+        open_ui(None)
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(_name)
+    except ModuleNotFoundError as exc:  # a command group not installed in this build
+        if exc.name != _name:
+            raise
+        continue
+    _mod.register(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

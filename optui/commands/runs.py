@@ -1,0 +1,90 @@
+"""`optui runs`: the history of runs in the store."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from .common import STORE_OPTION, user_errors
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+
+def register(app: typer.Typer) -> None:
+    runs_app = typer.Typer(help="List and inspect recorded runs.", invoke_without_command=True)
+    app.add_typer(runs_app, name="runs")
+
+    @runs_app.callback()
+    def runs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+             store: Path = STORE_OPTION) -> None:
+        """List runs: id, study, configs, status, replicates done and diverged, wall time."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        from ..store import Store
+
+        with user_errors():
+            rows = Store.open(store).list_runs()
+        if as_json:
+            keep = ("id", "study", "kind", "workload", "status", "created", "wall_time_s", "units",
+                    "replicates_done", "replicates_total", "diverged", "error")
+            print(json.dumps([{k: r.get(k) for k in keep} for r in rows], indent=2))
+            return
+        t = Table(title=f"runs in {store}/")
+        for col in ("id", "study", "kind", "configs", "status", "replicates", "diverged", "wall s", "started"):
+            t.add_column(col)
+        colours = {"done": "green", "interrupted": "yellow", "failed": "red", "running": "cyan"}
+        for r in rows:
+            t.add_row(r["id"], r["study"], r["kind"], ", ".join(r["units"][:6]) + (" ..." if len(r["units"]) > 6 else ""),
+                      f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
+                      f"{r['replicates_done']}/{r['replicates_total']}", str(r["diverged"]),
+                      f"{r['wall_time_s']:.1f}", _when(r["created"]))
+        Console().print(t)
+
+    @runs_app.command("show")
+    def show(run_id: str = typer.Argument(..., help="Run id, a unique prefix, or 'latest'."),
+             as_json: bool = typer.Option(False, "--json"), store: Path = STORE_OPTION) -> None:
+        """One run: its settings, device, versions and per-config results."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from ..export.tables import summary
+        from ..store import Store
+
+        with user_errors():
+            s = Store.open(store)
+            run = s.load_run(run_id)
+            info = s.run_info(run.run_id)
+        data = summary(run)
+        if as_json:
+            print(json.dumps({**data, "meta": info["meta"], "error": info["error"]}, indent=2, default=str))
+            return
+        console = Console()
+        meta = info["meta"]
+        console.print(f"[bold]{run.run_id}[/]  {run.study} ({run.workload}, {run.kind})  status "
+                      f"[bold]{run.status}[/]  started {_when(run.created)}  wall {run.wall_time_s:.1f} s")
+        if meta:
+            console.print(f"device {meta.get('device', '?')}  strategy {meta.get('strategy', '?')}  "
+                          f"budget {meta.get('budget', '?')}  eval points {meta.get('eval_points', '?')}")
+            if meta.get("versions"):
+                console.print("versions " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+        if info["error"]:
+            console.print(f"[red]error: {info['error']}[/]")
+        t = Table()
+        for col in ("config", "status", "spec", "replicates", "diverged", "steps", "final train", "final test"):
+            t.add_column(col)
+        for name, unit in run.units.items():
+            c = data["configs"][name]
+            spec = ", ".join(f"{k}={v}" for k, v in unit.spec.items() if k != "steps")
+            fmt = lambda d: "-" if not d or d.get("mean") is None else f"{d['mean']:.4f}"
+            t.add_row(name, unit.status, spec, str(unit.replicates), str(unit.diverged),
+                      f"{unit.minibatch_loss.shape[1]}/{unit.total_steps}",
+                      fmt(c.get("final_train_loss")), fmt(c.get("final_test_loss")))
+        console.print(t)

@@ -1,0 +1,157 @@
+"""Drive a study from the command line: rich progress, signals, summary table and exports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
+
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s)
+
+
+@contextmanager
+def stop_on_signals(cancel: threading.Event, console: Console) -> Iterator[None]:
+    """First SIGINT/SIGTERM/SIGHUP: stop after the current chunk. A second: exit at once.
+
+    Exiting at once still loses at most the chunk in flight: every finished chunk is committed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if cancel.is_set():
+            console.print("[red]second stop signal: exiting now[/]")
+            os._exit(128 + signum)
+        cancel.set()
+        console.print(f"[yellow]{signal.Signals(signum).name}: stopping after the current chunk "
+                      f"(send it again to exit at once)[/]")
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class ProgressPrinter:
+    """Turns engine events into a rich progress display: per config, steps done and ETA."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("steps"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.tasks: dict[str, int] = {}
+        self.started = time.perf_counter()
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        if isinstance(event, RunStarted):
+            verb = "resuming" if event.resumed else "running"
+            self.console.print(f"[bold]{verb}[/] {event.study} as run [cyan]{event.run_id}[/] on "
+                               f"{event.device} ({event.strategy})")
+            p.start()
+            for name, (steps, reps) in event.units.items():
+                self.tasks[name] = p.add_task(name, total=steps, status=f"{reps} replicates")
+        elif isinstance(event, UnitStarted):
+            p.reset(self.tasks[event.unit], total=event.total_steps, completed=event.steps_done,
+                    status=f"{event.replicates} replicates")
+        elif isinstance(event, ChunkDone):
+            diverged = int((event.diverged_at >= 0).sum()) if event.diverged_at is not None else 0
+            test = event.eval.get("test_loss")
+            status = f"test {float(_nanmean(test)):.4f}" if test is not None else ""
+            if diverged:
+                status += f" [red]{diverged} diverged[/]"
+            p.update(self.tasks[event.unit], completed=event.step_end, status=status)
+        elif isinstance(event, UnitFinished):
+            if event.status != "done":
+                p.update(self.tasks[event.unit], status=f"[yellow]{event.status}[/]")
+        elif isinstance(event, (RunFinished, RunFailed)):
+            p.stop()
+
+
+def _nanmean(values) -> float:
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+def summary_table(summary: dict) -> Table:
+    t = Table(title=f"{summary['study']} ({summary['workload']}) on {summary['device']}: "
+                    f"{summary['wall_time_s']:.1f} s")
+    for col in ("config", "replicates", "diverged", "final train loss (mean)", "final test loss (mean)",
+                "test median", "test min..max", "wall s"):
+        t.add_column(col, justify="left" if col == "config" else "right")
+    for name, c in summary["configs"].items():
+        tr, te = c.get("final_train_loss") or {}, c.get("final_test_loss") or {}
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"
+        t.add_row(name, str(c["replicates"]), str(c["diverged"]), fmt(tr.get("mean")), fmt(te.get("mean")),
+                  fmt(te.get("median")), f"{fmt(te.get('min'))}..{fmt(te.get('max'))}", f"{c['wall_time_s']:.1f}")
+    return t
+
+
+def run_study(preset: str, overrides: list[str], resume: str | None, store_root: Path,
+              exports_root: Path, configs: list[str] | None, replicates: int | None,
+              export: bool, console: Console) -> int:
+    """The headless study: returns the process exit code (0 done, 1 failed, 130 interrupted)."""
+    from . import presets
+    from .engine.runner import StudyRunner
+    from .export import export_run
+    from .export.atomic import ensure_writable_dir
+    from .export.tables import summary as run_summary
+    from .store import Store
+
+    store = Store.open(store_root)
+    if resume:
+        # Resume exactly what was started: the preset text and overrides recorded with the run.
+        resume = store.resolve(resume)
+        info = store.run_info(resume)
+        study = presets.loads(store.preset_text(resume), info["preset_path"] or preset,
+                              info["meta"].get("overrides", []))
+    else:
+        study = presets.load(preset, overrides)
+    out_dir = exports_root / study.name
+    if export:
+        ensure_writable_dir(out_dir)  # refuse before training, not after
+    cancel = threading.Event()
+    printer = ProgressPrinter(console)
+    runner = StudyRunner(study, store, printer, cancel)
+    with stop_on_signals(cancel, console):
+        try:
+            run_id = runner.run(resume=resume, configs=configs, replicates=replicates)
+        except KeyboardInterrupt:
+            printer.progress.stop()
+            _print_resume(console, preset, runner.run_id)
+            return 130
+    run = store.load_run(run_id)
+    if run.status != "done":
+        _print_resume(console, preset, run_id)
+        return 130
+    summary = run_summary(run)
+    console.print(summary_table(summary))
+    if export:
+        files = export_run(run, out_dir)
+        console.print(f"wrote {len(files)} files to {out_dir}/ (summary.json, figures, histories)")
+    return 0
+
+
+def _print_resume(console: Console, preset: str, run_id: str | None) -> None:
+    if run_id:
+        console.print(f"[yellow]interrupted: finished chunks are kept. Resume with:[/]\n"
+                      f"  optui run {preset} --headless --resume {run_id}")
