@@ -124,7 +124,7 @@ def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs")
     opt = raw.get("optimizer")
     if opt is None:
         raise PresetError(f"{where(file, key + '.optimizer')} is required (one of {optimizers.known()})")
-    if opt not in optimizers.OPTIMIZERS:
+    if not isinstance(opt, str) or opt not in optimizers.OPTIMIZERS:  # a list is unhashable
         raise PresetError(f"{where(file, key + '.optimizer')} must be one of {optimizers.known()}, got {opt!r}")
     spec = optimizers.OPTIMIZERS[opt]
     fields = {"optimizer": Field("str"), "batch_size": Field("int", low=1, high=10**9), **spec.hyperparams}

@@ -34,8 +34,9 @@ class Field:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         if self.low is None and self.high is None:
             return f"a{'n' if self.kind == 'int' else ''} {self.kind}"
-        lo = "(" if self.low_open else "["
-        hi = ")" if self.high_open else "]"
+        # An infinite end is never allowed (NaN and inf are refused), so its bracket is open.
+        lo = "(" if self.low_open or self.low is None else "["
+        hi = ")" if self.high_open or self.high is None else "]"
         lo_v = "-inf" if self.low is None else _fmt(self.low)
         hi_v = "inf" if self.high is None else _fmt(self.high)
         return f"{'an integer' if self.kind == 'int' else 'a number'} in {lo}{lo_v}, {hi_v}{hi}"
