@@ -287,7 +287,7 @@ class SearchRunner:
             status, error = self._execute(run_id, bool(resume), confirm_units=False)
             if status == "done" and confirm:
                 self._add_confirm_units(run_id, *confirm)
-                status, error = self._execute(run_id, True, confirm_units=True)
+                status, error = self._execute(run_id, bool(resume), confirm_units=True)
             return status, error
 
         return self._guarded(run_id, work, prior_wall)
@@ -303,7 +303,7 @@ class SearchRunner:
         self.store.claim_run(run_id)
         self.store.update_run_meta(run_id, confirm=[top, replicates])
         self._add_confirm_units(run_id, top, replicates)
-        return self._guarded(run_id, lambda: self._execute(run_id, True, confirm_units=True),
+        return self._guarded(run_id, lambda: self._execute(run_id, False, confirm_units=True),
                              info["wall_time_s"])
 
     # -- internals -----------------------------------------------------------------------------

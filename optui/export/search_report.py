@@ -1,0 +1,266 @@
+"""A search's results for people: the ranked trials, the report's section-1 table (default and
+optimal hyperparameters), Markdown, scatter plots of the objective against each hyperparameter,
+and the best trial written back into a preset as a new config.
+
+Figures use matplotlib's Figure + FigureCanvasAgg (no pyplot); every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ..errors import PresetError
+from ..presets import Study
+from ..search_space import SearchSpace
+from . import atomic
+from .figures import _RENDER_LOCK, save_figure
+
+# The report calls constant-step SGD "Constant" and names hyperparameters as in its section 1.
+OPTIMIZER_TITLES = {"sgd": "Constant", "adam": "Adam"}
+PARAM_LABELS = {"learning_rate": "Alpha", "batch_size": "Batch Size", "b1": "Beta1", "b2": "Beta2"}
+
+
+def label(param: str) -> str:
+    return PARAM_LABELS.get(param, param.replace("_", " ").capitalize())
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-"
+    if isinstance(value, (int, float)) and float(value).is_integer() and abs(value) < 1e9:
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def table_params(space: SearchSpace) -> list[str]:
+    """Columns: alpha and batch size, then every other hyperparameter the space sets."""
+    rest = [p for p in space.params if p not in ("batch_size", "learning_rate")
+            and (p in space.intervals or p in space.fixed)]
+    return ["learning_rate", "batch_size", *rest]
+
+
+def _config_named(study: Study, space: SearchSpace, suffix: str):
+    for name in (f"{space.name}-{suffix}", f"{space.optimizer}-{suffix}"):
+        cfg = study.configs.get(name)
+        if cfg is not None and cfg.optimizer == space.optimizer:
+            return cfg
+    return None
+
+
+def section1_rows(study: Study, space: SearchSpace, best: dict[str, Any] | None) -> list[tuple[str, list[str]]]:
+    """The report's section-1 rows for one optimiser: Default, the preset's Optimal, the search's."""
+    cols = table_params(space)
+    rows = []
+    for title, suffix in (("Default", "default"), ("Optimal (preset)", "optimal")):
+        cfg = _config_named(study, space, suffix)
+        if cfg is not None:
+            values = cfg.as_dict()
+            rows.append((title, [fmt(values.get(c)) for c in cols]))
+    if best is not None:
+        rows.append((f"Optimal (search, {best['name']})", [fmt(best["params"].get(c)) for c in cols]))
+    return rows
+
+
+def section1_header(space: SearchSpace) -> list[str]:
+    return [OPTIMIZER_TITLES.get(space.optimizer, space.optimizer), *map(label, table_params(space))]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def trial_header(space: SearchSpace) -> list[str]:
+    return ["Rank", "Trial", "Status", space.objective, *map(label, table_params(space)), "Steps", "Wall s"]
+
+
+def trial_cells(t: dict[str, Any], space: SearchSpace) -> list[str]:
+    return [fmt(t["rank"]), t["name"], t["status"], fmt(t["objective"]),
+            *[fmt(t["params"].get(c)) for c in table_params(space)], f"{t['steps']:,}", f"{t['wall_time_s']:.1f}"]
+
+
+def confirm_header() -> list[str]:
+    return ["Rank", "Trial", "Search objective", "Mean", "Std", "Min", "Max", "Replicates", "Status"]
+
+
+def confirm_cells(c: dict[str, Any], trials: dict[str, dict[str, Any]]) -> list[str]:
+    x = c["extra"]
+    source = trials.get(c["confirm_of"], {})
+    return [fmt(c["rank"]), c["confirm_of"], fmt(source.get("objective")), fmt(c["objective"]),
+            fmt(x.get("objective_std")), fmt(x.get("objective_min")), fmt(x.get("objective_max")),
+            str(c["replicates"]), c["status"] + (f" ({x.get('diverged')} diverged)" if x.get("diverged") else "")]
+
+
+def markdown(study: Study, space: SearchSpace, run_info: dict[str, Any], ranked: list[dict[str, Any]],
+             confirmations: list[dict[str, Any]]) -> str:
+    meta = run_info["meta"]
+    best = ranked[0] if ranked and ranked[0]["objective"] is not None else None
+    counts = {s: sum(t["status"] == s for t in ranked) for s in ("done", "diverged", "failed")}
+    parts = [
+        f"# Random search: {study.name} / {space.name}",
+        "",
+        f"Run `{run_info['id']}` ({run_info['status']}): {len(ranked)} trials of {space.optimizer} "
+        f"(seed {space.seed}), {counts['done']} done, {counts['diverged']} diverged, {counts['failed']} failed; "
+        f"objective `{space.objective}`"
+        + (f" (test loss over the last {space.last_percent:g}% of the run)" if space.objective == "mean_last" else "")
+        + f", lower is better; {space.replicates} replicate(s) per trial.",
+        "",
+        f"Budget: {meta.get('budget_note') or meta.get('budget')}.",
+        "",
+        f"Compiled training programs: {meta.get('compiles', '-')}; wall time {run_info['wall_time_s']:.1f} s "
+        f"on {meta.get('device', '?')}.",
+        "",
+        "## Default and optimal hyperparameters (the report's section 1)",
+        "",
+        _md_table(section1_header(space), [[t, *r] for t, r in section1_rows(study, space, best)]),
+        "",
+        "## Trials, best first",
+        "",
+        _md_table(trial_header(space), [trial_cells(t, space) for t in ranked]),
+        "",
+    ]
+    if confirmations:
+        by_name = {t["name"]: t for t in ranked}
+        parts += [
+            "## Confirmation: the best trials re-run with fresh seeds",
+            "",
+            "A trial that won by a lucky seed falls back here; ranks by the mean over replicates.",
+            "",
+            _md_table(confirm_header(), [confirm_cells(c, by_name) for c in confirmations]),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+def scatter_figure(study: Study, space: SearchSpace, ranked: list[dict[str, Any]], param: str) -> Any:
+    """Objective against one hyperparameter; diverged trials as red crosses along the top."""
+    from matplotlib.figure import Figure
+
+    done = [t for t in ranked if t["objective"] is not None]
+    diverged = [t for t in ranked if t["status"] == "diverged"]
+    with _RENDER_LOCK:
+        fig = Figure(figsize=(7.0, 4.5), dpi=120, layout="constrained")
+        ax = fig.add_subplot()
+        if done:
+            ax.scatter([t["params"][param] for t in done], [t["objective"] for t in done], s=28,
+                       color="#2e6fd9", label="trial", zorder=3)
+            best = done[0]
+            ax.scatter([best["params"][param]], [best["objective"]], s=160, marker="*", color="#ff9c24",
+                       edgecolor="black", linewidth=0.6, label=f"best ({best['name']})", zorder=4)
+        if diverged:
+            ys = [t["objective"] for t in done]
+            top = max(ys) + 0.05 * (max(ys) - min(ys) or abs(max(ys)) or 1.0) if ys else 1.0
+            ax.scatter([t["params"][param] for t in diverged], [top] * len(diverged), marker="x", s=40,
+                       color="#d62728", label="diverged", zorder=3)
+        interval = space.intervals[param]
+        if interval.scale == "log":
+            ax.set_xscale("log")
+        ax.set_xlim(*_padded(interval.low, interval.high, interval.scale == "log"))
+        ax.set_xlabel(f"{label(param)} ({param}, {interval.scale} scale)")
+        ax.set_ylabel(f"{space.objective} (lower is better)")
+        ax.set_title(f"{study.name}: {space.name} search, {len(ranked)} trials")
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize=9, framealpha=0.85)
+    return fig
+
+
+def _padded(low: float, high: float, log: bool) -> tuple[float, float]:
+    if log:
+        f = (high / low) ** 0.04 if high > low else 1.5
+        return low / f, high * f
+    pad = 0.04 * (high - low) or 0.5 * (abs(low) or 1.0)
+    return low - pad, high + pad
+
+
+def export_search(study: Study, space: SearchSpace, run_info: dict[str, Any], ranked: list[dict[str, Any]],
+                  confirmations: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+    """exports/<study>/search-<space>.md and one search-<space>-<param>.png per searched param."""
+    out = atomic.ensure_writable_dir(out_dir)
+    files = [atomic.write_text(out / f"search-{space.name}.md", markdown(study, space, run_info, ranked,
+                                                                      confirmations))]
+    for param in space.intervals:
+        files.append(save_figure(scatter_figure(study, space, ranked, param),
+                                 out / f"search-{space.name}-{param}.png"))
+    return files
+
+
+# -- the best trial as a preset config -----------------------------------------------------------
+
+def write_best_config(path: str | Path, config_name: str, optimizer: str, params: dict[str, Any],
+                      note: str) -> Path:
+    """Add (or replace) [configs.<config_name>] in a preset file, keeping its comments and layout.
+
+    The edited text is validated as a preset before it atomically replaces the file.
+    """
+    import tomlkit
+
+    from .. import optimizers, presets
+
+    path = Path(path)
+    text = presets.read_text(path)
+    try:
+        doc = tomlkit.parse(text)
+    except Exception as exc:  # tomlkit's parse errors carry line and column
+        raise PresetError(f"{path}: not valid TOML: {exc}") from None
+    if "." in config_name or not config_name:
+        raise PresetError(f"{path}: config name {config_name!r} may not be empty or contain '.'")
+    table = tomlkit.table()
+    table.add(tomlkit.comment(note))
+    table.add("optimizer", optimizer)
+    for name in optimizers.hyperparam_names(optimizer):
+        if name in params:
+            table.add(name, float(params[name]))
+    table.add("batch_size", int(params["batch_size"]))
+    configs = doc.get("configs")
+    if configs is None:
+        configs = tomlkit.table(is_super_table=True)
+        doc["configs"] = configs
+    if config_name in configs:  # replaced in place, keeping what followed the old table
+        trailing = _pop_trailing(configs[config_name])
+        configs[config_name] = table
+        configs[config_name].value.body.extend(trailing or [(None, _blank())])
+    else:
+        _insert_after_last_config(doc, configs, config_name, table)
+    new_text = tomlkit.dumps(doc)
+    presets.loads(new_text, str(path))  # never leave an invalid preset behind
+    atomic.write_text(path, new_text)
+    return path
+
+
+def _blank() -> Any:
+    from tomlkit.items import Whitespace
+
+    return Whitespace("\n")
+
+
+def _pop_trailing(table: Any) -> list:
+    """Remove and return the comments and blank lines at the end of a table's body: tomlkit keeps
+    the comments that introduce the next section there."""
+    from tomlkit.items import Comment, Whitespace
+
+    if not hasattr(table, "value"):
+        return []
+    body = table.value.body
+    trailing = []
+    while body and body[-1][0] is None and isinstance(body[-1][1], (Comment, Whitespace)):
+        trailing.insert(0, body.pop())
+    return trailing
+
+
+def _insert_after_last_config(doc: Any, configs: Any, name: str, table: Any) -> None:
+    """Put the new table right after the last config; what followed that config follows it."""
+    names = list(configs.keys())
+    trailing = _pop_trailing(configs[names[-1]]) if names else []
+    if names and hasattr(configs[names[-1]], "value"):
+        configs[names[-1]].value.body.append((None, _blank()))
+    configs.append(name, table)
+    configs[name].value.body.extend(trailing or [(None, _blank())])
