@@ -80,6 +80,19 @@ def test_batches_walk_one_permutation_per_epoch_and_drop_the_remainder():
     np.testing.assert_array_equal(np.asarray(batch["label"]), np.asarray(w.data["train_y"])[epoch0[0]])
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 40, 1000, 8000, 65537])
+def test_permuted_is_a_keyed_permutation(n):
+    f = jax.jit(mnist.permuted, static_argnums=2)
+    a = np.asarray(f(jax.random.PRNGKey(1), jnp.arange(n), n))
+    assert sorted(a.tolist()) == list(range(n))
+    if n >= 1000:
+        b = np.asarray(f(jax.random.PRNGKey(2), jnp.arange(n), n))
+        assert (a != b).mean() > 0.99
+        assert abs(np.corrcoef(np.arange(n), a)[0, 1]) < 0.05  # no trace of the input order
+        part = np.asarray(f(jax.random.PRNGKey(1), jnp.arange(10, 20), n))
+        np.testing.assert_array_equal(part, a[10:20])
+
+
 def test_sliced_eval_matches_a_direct_computation():
     w = tiny_workload(n_train=40, n_test=13, train_examples=17, slice_=5)
     params = w.init_params(jax.random.PRNGKey(0))

@@ -133,9 +133,11 @@ def from_arrays(arrays, model: dict[str, Any], ev: dict[str, Any], seed: int = 0
         if steps_per_epoch < 1:
             raise ValueError(f"batch size {batch_size} exceeds the {n_train} training images")
         step = jnp.asarray(step, jnp.int32)
-        # One permutation per epoch, drawn on the device; the incomplete last batch is dropped.
-        perm = jax.random.permutation(jax.random.fold_in(key, step // steps_per_epoch), n_train)
-        idx = jax.lax.dynamic_slice(perm, ((step % steps_per_epoch) * batch_size,), (batch_size,))
+        # One permutation per epoch, keyed by fold_in(key, epoch); the incomplete last batch is
+        # dropped. Only this batch's slots of the permutation are computed (see permuted).
+        epoch_key = jax.random.fold_in(key, step // steps_per_epoch)
+        slots = (step % steps_per_epoch) * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
+        idx = permuted(epoch_key, slots, n_train)
         return {"image": data["train_x"][idx], "label": data["train_y"][idx]}
 
     def _sums(params, x, y, idx, w):
@@ -172,6 +174,48 @@ def from_arrays(arrays, model: dict[str, Any], ev: dict[str, Any], seed: int = 0
         init_params=init_params, loss=loss, sample_batch=sample_batch, evaluate=evaluate,
         choose_strategy=choose_strategy, info=info,
     )
+
+
+FEISTEL_ROUNDS = 6
+
+
+def _mix32(x):
+    """A 32-bit integer hash (lowbias32): every input bit affects every output bit."""
+    import jax.numpy as jnp
+
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def permuted(key, slots, n: int):
+    """Entries `slots` (each in range(n)) of a random permutation of range(n) keyed by `key`.
+
+    jax.random.permutation sorts all n items: 27 ms per step for n = 60,000 on a 2-core CPU,
+    a third of a training step when called every step. This keyed bijection (a Feistel network
+    on the smallest even-bit domain >= n, cycle-walked back into range(n)) costs O(batch) instead.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    half = max(1, -(-max(n - 1, 1).bit_length() // 2))
+    mask = jnp.uint32((1 << half) - 1)
+    round_keys = jax.random.bits(key, (FEISTEL_ROUNDS,), jnp.uint32)
+
+    def feistel(x):
+        left, right = x >> half, x & mask
+        for i in range(FEISTEL_ROUNDS):
+            left, right = right, left ^ (_mix32(right ^ round_keys[i]) & mask)
+        return (left << half) | right
+
+    # The domain holds fewer than 4n values, so few walks are needed; each ends inside range(n)
+    # because the start is, and a bijection's cycles close.
+    first = feistel(slots.astype(jnp.uint32))
+    out = jax.lax.while_loop(lambda y: jnp.any(y >= n),
+                             lambda y: jnp.where(y >= n, feistel(y), y), first)
+    return out.astype(jnp.int32)
 
 
 def choose_strategy(backend: str):
