@@ -1,0 +1,1 @@
+"""The interactive session (Textual). The only package that imports textual and plotext."""

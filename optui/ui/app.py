@@ -1,0 +1,633 @@
+"""The optui session: panels for presets, replicates, search, compare, runs and export.
+
+Work (training, validation, device probing, exports) runs in thread workers that only post
+Messages; every widget changes in a handler on the UI thread. One run at a time; stopping sets
+the runner's cancel Event, so the run ends after its current chunk with everything kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+from typing import Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Label, ListView, SelectionList, TabbedContent, TabPane
+
+from .. import presets
+from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
+from ..errors import OptuiError
+from ..results import RunResult
+from .live import LiveUnit
+from .messages import DeviceProbed, EngineEvent, JobFailed, PresetChecked
+from .panels.compare import METRIC_OPTIONS, ComparePanel
+from .panels.export import ExportPanel
+from .panels.presets import PresetsPanel
+from .panels.replicates import ReplicatesPanel
+from .panels.runs import RunsPanel
+from .panels.search import SearchPanel, trial_objective
+from .presetdoc import PresetDocument, error_key, workload_fields
+from .widgets import FieldForm, StatusLine
+
+PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Search"),
+          ("compare", "Compare"), ("runs", "Runs"), ("export", "Export"))
+FIRST_FOCUS = {"presets": "#preset-list", "replicates": "#rep-configs", "search": "#search-trials",
+               "compare": "#cmp-units", "runs": "#runs-table", "export": "#exp-go"}
+
+
+class RunDone(Message):
+    """The run worker has returned (whatever happened): a new run may start."""
+
+
+class ExportDone(Message):
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__()
+        self.paths = paths
+
+
+class QuitScreen(ModalScreen[bool]):
+    """Asked when quitting during a run: stop it (keeping finished chunks) and quit, or go back."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Stop and quit"), Binding("n,escape", "answer(False)", "Back")]
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="quit-dialog"):
+            yield Label("A run is in progress. Stop it after the current chunk (finished chunks are "
+                        "kept) and quit?", id="quit-question")
+            yield Button("Stop and quit (y)", variant="error", id="quit-yes")
+            yield Button("Back (n)", variant="primary", id="quit-no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "quit-yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class OptuiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "optui"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+s", "save_preset", "Save"),
+        Binding("ctrl+r", "start", "Run"),
+        Binding("ctrl+t", "stop", "Stop"),
+        Binding("ctrl+o", "export", "Export"),
+        Binding("escape", "focus_tabs", "Tabs", show=False),
+        *[Binding(str(i + 1), f"show_panel('{pid}')", name, show=False) for i, (pid, name) in enumerate(PANELS)],
+    ]
+
+    def __init__(self, preset: str | None = None, root: Path | None = None, probe_device: bool = True,
+                 hide_volatile: bool = False) -> None:
+        super().__init__()
+        self.root = Path(root) if root else Path.cwd()
+        self.initial_preset = preset
+        self.probe_device = probe_device
+        self.hide_volatile = hide_volatile  # tests: no timestamps, run ids or timings on screen
+        self.store = None
+        self.doc: PresetDocument | None = None
+        self.study: presets.Study | None = None
+        self.preset_error: str | None = None
+        self.parse_errors: dict[str, str] = {}
+        self.edit_generation = 0
+        self.checked_generation = -1
+        self.last_edited: str | None = None
+        self.fields: dict = {}
+        self.running: str | None = None
+        self.cancel_event: threading.Event | None = None
+        self.current_run_id: str | None = None
+        self.last_run_status: str | None = None
+        self.live: dict[str, LiveUnit] = {}
+        self.runs: list[dict] = []
+        self._run_cache: dict[str, RunResult] = {}
+        self._quit_after_run = False
+        self.last_export: list[Path] = []
+
+    # -- layout -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="panels", initial="presets"):
+            with TabPane(f"1 {PANELS[0][1]}", id="presets"):
+                yield PresetsPanel(self.root, id="presets-panel")
+            with TabPane(f"2 {PANELS[1][1]}", id="replicates"):
+                yield ReplicatesPanel(id="replicates-panel")
+            with TabPane(f"3 {PANELS[2][1]}", id="search"):
+                yield SearchPanel(id="search-panel")
+            with TabPane(f"4 {PANELS[3][1]}", id="compare"):
+                yield ComparePanel(id="compare-panel")
+            with TabPane(f"5 {PANELS[4][1]}", id="runs"):
+                yield RunsPanel(id="runs-panel")
+            with TabPane(f"6 {PANELS[5][1]}", id="export"):
+                yield ExportPanel(id="export-panel")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one(ComparePanel).loader = self.load_run
+        self.query_one(SearchPanel).set_note(self._search_note())
+        if self.probe_device:
+            self._probe_device()
+        else:
+            self.query_one(StatusLine).set_device("jax: not probed")
+        try:
+            from ..store import Store
+
+            self.store = Store.open(self.root / "runs")
+        except OptuiError as exc:
+            self.notify(str(exc), title="run store", severity="error")
+        self.refresh_runs()
+        self._describe_export()
+        if self.initial_preset:
+            await self.open_preset(Path(self.initial_preset))
+        else:
+            self.query_one("#preset-list", ListView).focus()
+
+    # -- workers (threads): they only post messages ------------------------------------------
+    @work(thread=True, group="probe", exit_on_error=False)
+    def _probe_device(self) -> None:
+        try:
+            from ..engine.device import describe  # imports jax: seconds, so never on the UI thread
+
+            info = describe()
+            self.post_message(DeviceProbed(info["backend"], info["device"]))
+        except Exception as exc:  # a broken JAX install should not take the session down
+            self.post_message(JobFailed("JAX", f"{type(exc).__name__}: {exc}"))
+
+    @work(thread=True, exclusive=True, group="check", exit_on_error=False)
+    def _check_preset(self, generation: int, text: str, file: str, workload: object) -> None:
+        fields: dict = {}
+        try:
+            fields = workload_fields(workload)
+        except Exception:
+            pass  # the validation below reports an unknown workload
+        study, error = None, None
+        try:
+            study = presets.loads(text, file)
+        except OptuiError as exc:
+            error = str(exc)
+        except Exception as exc:
+            error = f"{file}: {type(exc).__name__}: {exc}"
+        self.post_message(PresetChecked(generation, study, error, fields))
+
+    @work(thread=True, exclusive=True, group="run", exit_on_error=False)
+    def _run_replicates(self, study: presets.Study, configs: list[str], replicates: int,
+                        cancel: threading.Event) -> None:
+        store = None
+        try:
+            from ..engine.runner import StudyRunner
+            from ..store import Store
+
+            store = Store.open(self.root / "runs")  # its own connection: this thread writes
+            StudyRunner(study, store, lambda e: self.post_message(EngineEvent(e)), cancel).run(
+                configs=configs, replicates=replicates)
+        except OptuiError as exc:
+            self.post_message(JobFailed("run", str(exc)))
+        except Exception as exc:
+            self.post_message(JobFailed("run", f"{type(exc).__name__}: {exc}"))
+        finally:
+            if store is not None:
+                store.close()
+            self.post_message(RunDone())
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def _export(self, run: RunResult, names: list[str], metric: str, band: str, formats: list[str],
+                out_dir: Path) -> None:
+        try:
+            from ..export import FigureStyle, export_run, slug
+            from ..export.atomic import ensure_writable_dir
+            from ..export.figures import compare_figure, save_figure
+
+            written: list[Path] = []
+            style = FigureStyle(band=band)
+            out = ensure_writable_dir(out_dir)
+            if "png" in formats:
+                label = dict((v, k) for k, v in METRIC_OPTIONS)[metric]
+                compare = presets.Compare(f"{run.study}: {label}", tuple(names), metric)
+                fig = compare_figure(run, compare, style)
+                written.append(save_figure(fig, out / f"compare-{slug('-'.join(names))}-{metric}-{band}.png"))
+            rest = [f for f in formats if f != "png"]
+            if rest:
+                written += export_run(run, out, rest, style)
+            self.post_message(ExportDone(written))
+        except OptuiError as exc:
+            self.post_message(JobFailed("export", str(exc)))
+        except Exception as exc:
+            self.post_message(JobFailed("export", f"{type(exc).__name__}: {exc}"))
+
+    # -- presets --------------------------------------------------------------------------------
+    async def on_presets_panel_open(self, message: PresetsPanel.Open) -> None:
+        await self.open_preset(message.path)
+
+    async def open_preset(self, path: Path) -> None:
+        if self.doc is not None and self.doc.dirty and self.doc.path != path:
+            self.notify(f"unsaved edits to {self.doc.path.name} were left behind", severity="warning")
+        full = path if path.is_absolute() else self.root / path
+        try:
+            display = str(full.relative_to(self.root))  # messages name presets/x.toml, as the CLI does
+        except ValueError:
+            display = str(full)
+        try:
+            doc = PresetDocument.read(full, display)
+        except OptuiError as exc:
+            self.notify(str(exc), title="preset", severity="error")
+            return
+        self.doc = doc
+        self.parse_errors = {}
+        self.study = None
+        self.preset_error = None
+        self.fields = {}
+        await self._show_rows()
+        self._request_check()
+        self.action_show_panel("presets")
+        self.query_one("#preset-form", FieldForm).focus_first = True
+
+    async def _show_rows(self) -> None:
+        rows = self.doc.rows(self.fields) if self.doc else []
+        for form in self.query(FieldForm):
+            await form.show(self.doc, rows)
+        self._update_header()
+
+    def _request_check(self) -> None:
+        if self.doc is None:
+            return
+        self.edit_generation += 1
+        raw = self.doc.plain()
+        self._check_preset(self.edit_generation, self.doc.text(), self.doc.file, raw.get("workload"))
+
+    def on_field_form_edited(self, message: FieldForm.Edited) -> None:
+        label = message.row.label
+        self.last_edited = label
+        if message.parse_error:
+            self.parse_errors[label] = message.parse_error
+        else:
+            self.parse_errors.pop(label, None)
+        for form in self.query(FieldForm):
+            if form is not message.form:
+                form.sync_values()
+        self._request_check()
+        self._show_errors()
+
+    async def on_preset_checked(self, message: PresetChecked) -> None:
+        if message.generation != self.edit_generation or self.doc is None:
+            return  # an older edit's result
+        self.checked_generation = message.generation
+        self.study = message.study
+        self.preset_error = message.error
+        new_rows = [r.label for r in self.doc.rows(message.fields)]
+        form = self.query_one("#preset-form", FieldForm)
+        if message.fields != self.fields or new_rows != [r.label for r in form.rows]:
+            self.fields = message.fields
+            await self._show_rows()
+        self._show_errors()
+        if self.study is not None:
+            self.query_one(ReplicatesPanel).set_study(self.study)
+        if getattr(form, "focus_first", False):
+            form.focus_first = False
+            self.call_after_refresh(self._focus_first_field)
+
+    def _focus_first_field(self) -> None:
+        form = self.query_one("#preset-form", FieldForm)
+        if form.rows:
+            form.focus_label(form.rows[0].label)
+
+    def _show_errors(self) -> None:
+        if self.doc is None:
+            return
+        err = self.preset_error if self.checked_generation == self.edit_generation else None
+        key = error_key(err, self.doc.file) if err else None
+        placed = False
+        for form in self.query(FieldForm):
+            placed |= form.show_errors(err, key, self.last_edited, self.parse_errors)
+        self._update_header(None if placed else err)
+
+    def _update_header(self, error: str | None = None) -> None:
+        panel = self.query_one(PresetsPanel)
+        if self.doc is None:
+            panel.set_header("no preset open: pick one on the left (enter)")
+            return
+        state = "edited, not saved" if self.doc.dirty else "saved"
+        valid = "invalid" if (self.preset_error or self.parse_errors) else "valid"
+        panel.set_header(f"{self.doc.file}: {state}, {valid}   ctrl+s save · ctrl+r run", error or "")
+
+    def action_save_preset(self) -> None:
+        if self.doc is None:
+            self.notify("open a preset first (Presets panel)", severity="error")
+            return
+        if self.parse_errors:
+            self.notify(next(iter(self.parse_errors.values())), title="not saved", severity="error")
+            return
+        try:
+            self.study = self.doc.save()
+        except OptuiError as exc:
+            self.notify(str(exc), title="not saved", severity="error")
+            return
+        except Exception as exc:
+            self.notify(f"{type(exc).__name__}: {exc}", title="not saved", severity="error")
+            return
+        self.notify(f"saved {self.doc.file}")
+        self._update_header()
+        self.query_one(PresetsPanel).refresh_files()
+
+    # -- runs -----------------------------------------------------------------------------------
+    def action_start(self) -> None:
+        if self.query_one(TabbedContent).active == "search":
+            self.action_start_search()
+        else:
+            self.action_start_replicates()
+
+    def _current_study(self) -> presets.Study | None:
+        if self.doc is None:
+            self.notify("open a preset first (Presets panel, enter on a file)", severity="error")
+            return None
+        if self.parse_errors:
+            self.notify(next(iter(self.parse_errors.values())), title="fix the preset", severity="error")
+            return None
+        try:
+            return self.doc.validate()
+        except OptuiError as exc:
+            self.notify(str(exc), title="fix the preset", severity="error")
+            return None
+
+    def action_start_replicates(self) -> None:
+        if self.running:
+            self.notify("a run is in progress: one at a time (ctrl+t stops it)", severity="warning")
+            return
+        study = self._current_study()
+        if study is None:
+            return
+        panel = self.query_one(ReplicatesPanel)
+        configs = [c for c in panel.chosen() if c in study.configs]
+        if not configs:
+            self.notify("choose at least one config (space in the list)", severity="error")
+            return
+        text = panel.replicate_count() or str(study.replicates_count)
+        try:
+            replicates = int(text)
+        except ValueError:
+            replicates = 0
+        if not 1 <= replicates <= 100_000:
+            self.notify(f"replicates must be an integer in [1, 100000], got {text!r}", severity="error")
+            return
+        self.running = "replicates"
+        self.current_run_id = None
+        self.last_run_status = None
+        self.cancel_event = threading.Event()
+        self.live = {}
+        panel.start(study.name, self.live)
+        self.query_one(StatusLine).set_activity(f"running {study.name}: building and compiling…")
+        self.action_show_panel("replicates")
+        self._run_replicates(study, configs, replicates, self.cancel_event)
+
+    def action_start_search(self) -> None:
+        self.notify("starting a search from here needs the search runner (optui.search), which this "
+                    "build lacks; stored search runs are listed here", severity="warning")
+
+    def action_stop(self) -> None:
+        if not self.running or self.cancel_event is None:
+            self.notify("nothing is running", severity="warning")
+            return
+        self.cancel_event.set()
+        self.query_one(StatusLine).set_activity("stopping after the current chunk…")
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        e = message.event
+        panel = self.query_one(ReplicatesPanel)
+        status = self.query_one(StatusLine)
+        if isinstance(e, RunStarted):
+            self.current_run_id = e.run_id
+            spec = {n: c.as_dict() for n, c in self.study.configs.items()} if self.study else {}
+            for name, (steps, reps) in e.units.items():
+                self.live[name] = LiveUnit(name, steps, reps, spec.get(name, {}))
+            panel.start(e.study, self.live)
+            status.set_activity(f"running {e.study} on {e.device} ({e.strategy})")
+        elif isinstance(e, UnitStarted):
+            unit = self.live.setdefault(e.unit, LiveUnit(e.unit, e.total_steps, e.replicates))
+            unit.total_steps, unit.steps_done, unit.status = e.total_steps, e.steps_done, "compiling"
+            panel.refresh_table()
+        elif isinstance(e, ChunkDone):
+            unit = self.live.get(e.unit)
+            if unit is not None:
+                unit.add_chunk(e)
+                panel.dirty = True
+                panel.refresh_table()
+            stopping = " (stopping)" if self.cancel_event and self.cancel_event.is_set() else ""
+            status.set_activity(f"running: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
+        elif isinstance(e, UnitFinished):
+            unit = self.live.get(e.unit)
+            if unit is not None:
+                unit.status = e.status
+                panel.refresh_table()
+        elif isinstance(e, RunFinished):
+            self.last_run_status = e.status
+            when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
+            severity = "information" if e.status == "done" else "warning"
+            self.notify(f"run {self.run_label(e.run_id)} {e.status}{when}", severity=severity)
+            self._after_run(e.run_id)
+        elif isinstance(e, RunFailed):
+            self.last_run_status = "failed"
+            status.set_activity("failed")
+
+    def _after_run(self, run_id: str) -> None:
+        self._run_cache.pop(run_id, None)
+        self.refresh_runs()
+        self.query_one(ComparePanel).select_run(run_id)
+        self._describe_export()
+
+    def on_run_done(self, message: RunDone) -> None:
+        self.running = None
+        self.query_one(StatusLine).set_activity(
+            f"idle (last run: {self.last_run_status})" if self.last_run_status else "idle")
+        if self.current_run_id and self.last_run_status in (None, "failed"):
+            self._after_run(self.current_run_id)
+        if self._quit_after_run:
+            self.exit()
+
+    def on_job_failed(self, message: JobFailed) -> None:
+        self.notify(message.error, title=message.title, severity="error", timeout=10)
+
+    def on_device_probed(self, message: DeviceProbed) -> None:
+        self.query_one(StatusLine).set_device(f"jax {message.backend}: {message.device}")
+
+    # -- store, compare, export -----------------------------------------------------------------
+    def run_label(self, run_id: str) -> str:
+        if self.hide_volatile:
+            ids = [r["id"] for r in self.runs]
+            return f"run {ids.index(run_id) + 1}" if run_id in ids else "run"
+        return run_id
+
+    def refresh_runs(self) -> None:
+        if self.store is None:
+            return
+        try:
+            self.runs = self.store.list_runs()
+        except OptuiError as exc:
+            self.notify(str(exc), title="run store", severity="error")
+            return
+        self.query_one(RunsPanel).show_runs(self.runs, self.run_label, self.hide_volatile)
+        self.query_one(ComparePanel).set_entries(self.runs, self.run_label)
+        self._show_search_runs()
+
+    def load_run(self, run_id: str) -> RunResult | None:
+        if run_id not in self._run_cache:
+            if self.store is None:
+                return None
+            try:
+                self._run_cache[run_id] = self.store.load_run(run_id)
+            except OptuiError as exc:
+                self.notify(str(exc), title="run store", severity="error")
+                return None
+        return self._run_cache[run_id]
+
+    def on_runs_panel_open_run(self, message: RunsPanel.OpenRun) -> None:
+        info = next((r for r in self.runs if r["id"] == message.run_id), None)
+        if info is not None and info["kind"] == "search":
+            self.action_show_panel("search")
+            return
+        self.query_one(ComparePanel).select_run(message.run_id)
+        self.action_show_panel("compare")
+
+    def _shown(self) -> tuple[RunResult, list[str]] | None:
+        """What Compare shows, as one run (units renamed config@run when runs are mixed)."""
+        selection = self.query_one(ComparePanel).selection()
+        if not selection:
+            return None
+        run_ids = list(dict.fromkeys(rid for rid, _, _ in selection))
+        units, names = {}, []
+        loaded = {rid: self.load_run(rid) for rid in run_ids}
+        for rid, unit, _ in selection:
+            run = loaded[rid]
+            if run is None or unit not in run.units:
+                continue
+            name = unit if len(run_ids) == 1 else f"{unit}@{rid[-6:]}"
+            units[name] = dataclasses.replace(run.units[unit], name=name)
+            names.append(name)
+        if not units:
+            return None
+        studies = {loaded[r].study for r in run_ids if loaded[r] is not None}
+        first = loaded[run_ids[0]]
+        combined = RunResult(
+            run_id="+".join(run_ids), study=studies.pop() if len(studies) == 1 else "compare",
+            workload=first.workload, kind="compare", status="done", device=first.device,
+            created=time.time(), wall_time_s=sum(u.wall_time_s for u in units.values()),
+            preset_text="", units=units, meta={"runs": run_ids})
+        return combined, names
+
+    def _describe_export(self) -> None:
+        compare = self.query_one(ComparePanel)
+        selection = compare.selection()
+        panel = self.query_one(ExportPanel)
+        if not selection:
+            panel.describe("Nothing to export: select configs in Compare (4) first.")
+            return
+        what = ", ".join(label for _, _, label in selection)
+        panel.describe(f"What Compare shows: {what}\nmetric {compare.metric}, band {compare.band_kind}")
+
+    def action_export(self) -> None:
+        shown = self._shown()
+        if shown is None:
+            self.notify("nothing to export: select configs in Compare (4) first", severity="error")
+            return
+        run, names = shown
+        formats = self.query_one(ExportPanel).formats()
+        if not formats:
+            self.notify("choose at least one format (PNG, pickle, CSV)", severity="error")
+            return
+        compare = self.query_one(ComparePanel)
+        from ..export import slug
+
+        out_dir = self.root / "exports" / slug(run.study)
+        self.query_one(ExportPanel).show_written(f"writing {', '.join(formats)} to exports/{slug(run.study)}/ …")
+        self._export(run, names, compare.metric, compare.band_kind, formats, out_dir)
+
+    def on_export_done(self, message: ExportDone) -> None:
+        self.last_export = message.paths
+        shown = []
+        for p in message.paths:
+            try:
+                shown.append(str(p.relative_to(self.root)))
+            except ValueError:
+                shown.append(str(p))
+        self.query_one(ExportPanel).show_written("wrote:\n" + "\n".join(shown))
+        self.notify(f"wrote {len(message.paths)} files to {Path(shown[0]).parent}/" if shown else "nothing written")
+
+    # -- search ---------------------------------------------------------------------------------
+    def _search_note(self) -> str:
+        return ("Search space from the preset's [search.*] (edit it here or in Presets). Starting a "
+                "search needs optui.search, not in this build: stored search runs are shown.")
+
+    def _show_search_runs(self) -> None:
+        trials = []
+        for info in self.runs:
+            if info["kind"] != "search":
+                continue
+            run = self.load_run(info["id"])
+            if run is None:
+                continue
+            for name, unit in run.units.items():
+                trials.append((name, unit.spec, trial_objective(unit), unit.status))
+        self.query_one(SearchPanel).show_trials(trials)
+
+    # -- navigation, quitting, commands ---------------------------------------------------------
+    def action_show_panel(self, panel: str) -> None:
+        self.query_one(TabbedContent).active = panel
+        self.call_after_refresh(self._focus_panel, panel)
+
+    def _focus_panel(self, panel: str) -> None:
+        try:
+            self.query_one(FIRST_FOCUS[panel]).focus()
+        except Exception:
+            pass
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane = event.pane.id
+        if pane == "export":
+            self._describe_export()
+        elif pane == "runs":
+            self.refresh_runs()
+        elif pane == "compare":
+            self.query_one(ComparePanel).dirty = True
+        elif pane == "replicates":
+            self.query_one(ReplicatesPanel).dirty = True
+
+    def action_focus_tabs(self) -> None:
+        from textual.widgets import Tabs
+
+        self.query_one(Tabs).focus()
+
+    async def action_quit(self) -> None:
+        if not self.running:
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes and self.running and self.cancel_event is not None:
+                self._quit_after_run = True
+                self.cancel_event.set()  # the worker ends after its chunk; RunDone then exits
+                self.query_one(StatusLine).set_activity("stopping after the current chunk, then quitting…")
+
+        self.push_screen(QuitScreen(), answer)
+
+    def on_unmount(self) -> None:
+        if self.cancel_event is not None:
+            self.cancel_event.set()  # never leave a training thread running behind a closed app
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Save preset", "Write the open preset (comments kept)", self.action_save_preset)
+        yield SystemCommand("Run replicates", "Start the chosen configs' replicates", self.action_start_replicates)
+        yield SystemCommand("Stop run", "Stop after the current chunk; finished chunks are kept", self.action_stop)
+        yield SystemCommand("Export what Compare shows", "PNG, pickle, CSV into exports/<study>/", self.action_export)
+        yield SystemCommand("Refresh runs", "Re-read the run store", self.refresh_runs)
+        for pid, name in PANELS:
+            yield SystemCommand(f"Show {name}", f"Go to the {name} panel", lambda p=pid: self.action_show_panel(p))
+
+
+def run_app(preset: str | None) -> None:
+    """Open the session on the current folder (presets/, runs/, exports/)."""
+    OptuiApp(preset=preset).run()

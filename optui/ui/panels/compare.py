@@ -1,0 +1,103 @@
+"""Compare: finished configs of any runs overlaid; minibatch, train or test loss; band type."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Select, SelectionList
+from textual_plotext import PlotextPlot
+
+from ...stats import BAND_KINDS
+from .. import plots
+
+METRIC_OPTIONS = (("minibatch loss", "minibatch_loss"), ("train loss", "train_loss"),
+                  ("test loss", "test_loss"), ("train vs test", "train_test"))
+_BAND_NAMES = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI"}
+BAND_OPTIONS = tuple((_BAND_NAMES[k], k) for k in BAND_KINDS)
+COMPARE_STATUSES = ("done", "interrupted")
+
+
+class ComparePanel(Vertical):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.dirty = False
+        self.entries: dict[str, tuple[str, str, str]] = {}  # value -> (run id, unit, label)
+        self.loader = None  # callable run_id -> RunResult (the app's cache)
+        self.drawn = 0  # series on the plot (the tests poll this)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="cmp-top"):
+            yield SelectionList[str](id="cmp-units", compact=True)
+            with Vertical(id="cmp-options"):
+                yield Select(METRIC_OPTIONS, value="minibatch_loss", allow_blank=False, id="cmp-metric",
+                             compact=True)
+                yield Select(BAND_OPTIONS, value="minmax", allow_blank=False, id="cmp-band", compact=True)
+        yield PlotextPlot(id="cmp-plot")
+
+    def on_mount(self) -> None:
+        self.set_interval(0.25, self._replot)
+        self.dirty = True
+
+    @property
+    def metric(self) -> str:
+        return str(self.query_one("#cmp-metric", Select).value)
+
+    @property
+    def band_kind(self) -> str:
+        return str(self.query_one("#cmp-band", Select).value)
+
+    def set_entries(self, runs: list[dict], run_label) -> None:
+        """Every config with data in the store (newest runs first), keeping the selection."""
+        sel = self.query_one("#cmp-units", SelectionList)
+        selected = set(sel.selected)
+        sel.clear_options()
+        self.entries = {}
+        for info in reversed(runs):
+            if info["kind"] != "study" and info["kind"] != "import":
+                continue
+            for unit, status in info["unit_status"].items():
+                if status not in COMPARE_STATUSES and info["status"] != "interrupted":
+                    continue
+                value = f"{info['id']}\t{unit}"
+                mark = "" if status == "done" else f" [{status}]"
+                label = f"{info['study']}/{unit}{mark} · {run_label(info['id'])}"
+                self.entries[value] = (info["id"], unit, label)
+                sel.add_option((label, value, value in selected))
+        self.dirty = True
+
+    def select_run(self, run_id: str) -> None:
+        sel = self.query_one("#cmp-units", SelectionList)
+        sel.deselect_all()
+        for value, (rid, _, _) in self.entries.items():
+            if rid == run_id:
+                sel.select(value)
+        self.dirty = True
+
+    def selection(self) -> list[tuple[str, str, str]]:
+        sel = self.query_one("#cmp-units", SelectionList)
+        return [self.entries[v] for v in sel.selected if v in self.entries]
+
+    def on_selection_list_selected_changed(self, event) -> None:
+        self.dirty = True
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.dirty = True
+
+    def _replot(self) -> None:
+        if not self.dirty or not self.display or self.loader is None:
+            return
+        self.dirty = False
+        plot = self.query_one("#cmp-plot", PlotextPlot)
+        width = max(plot.size.width - 12, 10)
+        groups = []
+        for run_id, unit, label in self.selection():
+            run = self.loader(run_id)
+            if run is not None and unit in run.units:
+                short = label.split(" · ")[0]
+                groups.append(plots.unit_series(run.units[unit], self.metric, short, self.band_kind, width))
+        name = dict((v, k) for k, v in METRIC_OPTIONS)[self.metric]
+        band = dict((v, k) for k, v in BAND_OPTIONS)[self.band_kind]
+        plots.draw(plot.plt, groups, f"{name}, mean and {band}",
+                   "select configs above (space)" if not groups else "nothing recorded for this metric")
+        plot.refresh()
+        self.drawn = sum(len(g) for g in groups)

@@ -1,0 +1,65 @@
+"""Presets: the preset files of ./presets and an editor for every field of the open one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Label, ListItem, ListView, Static
+
+from ..widgets import FieldForm
+
+
+def preset_files(root: Path) -> list[Path]:
+    folder = root / "presets"
+    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+
+
+class PresetsPanel(Vertical):
+    class Open(Message):
+        def __init__(self, path: Path) -> None:
+            super().__init__()
+            self.path = path
+
+    def __init__(self, root: Path, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.root = root
+        self.files: list[Path] = []
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="preset-side"):
+                yield Label("presets/", classes="heading")
+                yield ListView(id="preset-list")
+            with Vertical(id="preset-main"):
+                yield Static("no preset open: pick one on the left (enter)", id="preset-header", markup=False)
+                yield Static("", id="preset-error", classes="field-error", markup=False)
+                yield FieldForm(id="preset-form", empty_note="no preset open")
+
+    def on_mount(self) -> None:
+        self.refresh_files()
+
+    def refresh_files(self) -> None:
+        self.files = preset_files(self.root)
+        lst = self.query_one("#preset-list", ListView)
+        lst.clear()
+        if not self.files:
+            lst.append(ListItem(Label("(none in ./presets)")))
+        for p in self.files:
+            lst.append(ListItem(Label(p.name, markup=False)))
+        if self.files:
+            self.call_after_refresh(setattr, lst, "index", 0)  # enter opens at once
+
+    def on_list_view_selected(self, event: ListView.Selected) -> None:
+        event.stop()
+        index = event.list_view.index
+        if index is not None and 0 <= index < len(self.files):
+            self.post_message(self.Open(self.files[index]))
+
+    def set_header(self, text: str, error: str = "") -> None:
+        self.query_one("#preset-header", Static).update(text)
+        err = self.query_one("#preset-error", Static)
+        err.update(error)
+        err.display = bool(error)

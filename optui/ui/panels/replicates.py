@@ -1,0 +1,100 @@
+"""Replicates: pick configs and a replicate count, start and stop, progress and live loss bands."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Label, SelectionList
+from textual_plotext import PlotextPlot
+
+from .. import plots
+from ..live import LiveUnit
+
+LIVE_METRICS = ("minibatch_loss", "test_loss", "train_loss")
+
+
+class ReplicatesPanel(Vertical):
+    BINDINGS = [Binding("m", "cycle_metric", "Metric")]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.metric = LIVE_METRICS[0]
+        self.units: dict[str, LiveUnit] = {}
+        self.title = ""
+        self.dirty = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="rep-top"):
+            with Vertical(id="rep-choose"):
+                yield SelectionList[str](id="rep-configs", compact=True)
+                with Horizontal(id="rep-count-row"):
+                    yield Label("replicates ")
+                    yield Input("", id="rep-count", type="integer", compact=True)
+            yield DataTable(id="rep-progress", cursor_type="none", zebra_stripes=False)
+        yield PlotextPlot(id="rep-plot")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#rep-progress", DataTable)
+        table.add_columns("config", "steps", "%", "test", "div", "status")
+        self.set_interval(0.25, self._replot)  # 4 Hz at most, however fast chunks arrive
+        self.dirty = True
+
+    # -- study and selection ------------------------------------------------------------------
+    def set_study(self, study) -> None:
+        """Offer the study's configs; keeps the user's choice where the names still exist."""
+        sel = self.query_one("#rep-configs", SelectionList)
+        previous = set(sel.selected)
+        had_options = sel.option_count > 0
+        sel.clear_options()
+        names = list(study.configs) if study else []
+        for name in names:
+            cfg = study.configs[name]
+            chosen = name in previous if had_options and previous else True
+            sel.add_option((f"{name} ({cfg.optimizer})", name, chosen))
+        count = self.query_one("#rep-count", Input)
+        if study and not count.value:
+            count.value = str(study.replicates_count)
+
+    def chosen(self) -> list[str]:
+        return list(self.query_one("#rep-configs", SelectionList).selected)
+
+    def replicate_count(self) -> str:
+        return self.query_one("#rep-count", Input).value.strip()
+
+    # -- live run -------------------------------------------------------------------------------
+    def start(self, title: str, units: dict[str, LiveUnit]) -> None:
+        self.title = title
+        self.units = units
+        self.dirty = True
+        self.refresh_table()
+
+    def refresh_table(self) -> None:
+        table = self.query_one("#rep-progress", DataTable)
+        table.clear()
+        for u in self.units.values():
+            pct = 100.0 * u.steps_done / max(u.total_steps, 1)
+            test = "-" if u.last_test is None else f"{u.last_test:.4f}"
+            table.add_row(u.name, f"{u.steps_done}/{u.total_steps}", f"{pct:.0f}", test,
+                          str(u.diverged), u.status)
+
+    def action_cycle_metric(self) -> None:
+        self.metric = LIVE_METRICS[(LIVE_METRICS.index(self.metric) + 1) % len(LIVE_METRICS)]
+        self.dirty = True
+
+    def _replot(self) -> None:
+        if not self.dirty or not self.display:
+            return
+        self.dirty = False
+        plot = self.query_one("#rep-plot", PlotextPlot)
+        width = max(plot.size.width - 12, 10)
+        groups = [plots.unit_series(u.as_unit(), self.metric, u.name, "minmax", width)
+                  for u in self.units.values() if u.has_data]
+        name = plots.METRIC_NAMES.get(self.metric, self.metric)
+        title = f"{self.title}: {name} loss, mean and min-max" if self.title else f"{name} loss"
+        plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk")
+        plot.refresh()
+
+    def series_count(self) -> int:
+        """How many configs have band data (the tests poll this)."""
+        return sum(1 for u in self.units.values() if u.has_data)

@@ -1,0 +1,230 @@
+"""A preset being edited: a tomlkit document (comments kept), its editable fields, validation.
+
+No widgets here: the editor panels show FieldRows and call set_field/validate. Validation goes
+through optui.presets, so the editor reports exactly what `optui run` would refuse.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from .. import optimizers, presets
+from ..errors import OptuiError, PresetError
+from ..schema import Field
+
+Key = tuple[str | int, ...]
+
+# Sections whose fields come from the workload module (present keys are shown as well).
+WORKLOAD_SECTIONS = {"data": "DATA_FIELDS", "model": "MODEL_FIELDS", "eval": "EVAL_FIELDS"}
+FIXED_SECTIONS = {"replicates": presets.REPLICATE_FIELDS, "engine": presets.ENGINE_FIELDS}
+TOP_FIELDS = {"study": Field("str", ""), "workload": Field("str"), "description": Field("str", "")}
+
+
+@dataclass(frozen=True)
+class FieldRow:
+    key: Key
+    label: str  # the dotted key as validation messages name it: configs.sgd.learning_rate
+    text: str  # the value as the user edits it ("" when the key is absent)
+    is_str: bool  # edited as plain text, not as a TOML literal
+    placeholder: str  # the default, for absent keys
+    help: str = ""
+
+
+def label_of(key: Key) -> str:
+    out = ""
+    for part in key:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return tomlkit.item(value).as_string().strip()
+
+
+def _unwrap(value: Any) -> Any:
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+class PresetDocument:
+    """The text of one preset, parsed with tomlkit so saving keeps its comments and layout."""
+
+    def __init__(self, path: Path, text: str, display: str | None = None):
+        self.path = path
+        self.display = display or str(path)  # how messages name the file (presets/x.toml)
+        self.saved_text = text
+        try:
+            self.doc = tomlkit.parse(text)
+        except Exception as exc:  # tomlkit raises its own ParseError family
+            raise PresetError(f"{path}: not valid TOML: {exc}") from None
+
+    @classmethod
+    def read(cls, path: Path, display: str | None = None) -> "PresetDocument":
+        return cls(path, presets.read_text(path), display)
+
+    @property
+    def file(self) -> str:
+        return self.display
+
+    def text(self) -> str:
+        return tomlkit.dumps(self.doc)
+
+    @property
+    def dirty(self) -> bool:
+        return self.text() != self.saved_text
+
+    def plain(self) -> dict[str, Any]:
+        return _unwrap(self.doc)
+
+    # -- fields -------------------------------------------------------------------------------
+    def get(self, key: Key) -> Any:
+        node: Any = self.doc
+        for part in key:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return _unwrap(node)
+
+    def rows(self, workload_fields: dict[str, dict[str, Field]] | None = None) -> list[FieldRow]:
+        """Every editable field: keys present in the file plus the known keys with defaults."""
+        raw = self.plain()
+        wf = workload_fields or {}
+        out: list[FieldRow] = []
+        for name, field in TOP_FIELDS.items():
+            out.append(self._row((name,), field))
+        for section in ("data", "model", "eval"):
+            out += self._section_rows((section,), raw.get(section), wf.get(section, {}))
+        budget = raw.get("budget") if isinstance(raw.get("budget"), dict) else {}
+        for name in budget or {"iterations": None}:
+            out.append(self._row(("budget", name), None))
+        for section, fields in FIXED_SECTIONS.items():
+            out += self._section_rows((section,), raw.get(section), fields)
+        configs = raw.get("configs") if isinstance(raw.get("configs"), dict) else {}
+        for cname, craw in configs.items():
+            craw = craw if isinstance(craw, dict) else {}
+            spec = optimizers.OPTIMIZERS.get(craw.get("optimizer"))
+            fields = {"optimizer": Field("str", choices=tuple(optimizers.OPTIMIZERS)),
+                      "batch_size": Field("int")}
+            fields.update(spec.hyperparams if spec else {})
+            out += self._section_rows(("configs", cname), craw, fields)
+        search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
+        for sname, sraw in search.items():
+            out += self._flat_rows(("search", sname), sraw)
+        compare = raw.get("compare") if isinstance(raw.get("compare"), list) else []
+        for i, entry in enumerate(compare):
+            fields = {k: f for k, f in presets.COMPARE_FIELDS.items() if k != "labels"}
+            out += self._section_rows(("compare", i), entry if isinstance(entry, dict) else {}, fields)
+        return out
+
+    def _row(self, key: Key, field: Field | None) -> FieldRow:
+        value = self.get(key)
+        is_str = isinstance(value, str) or (value is None and field is not None
+                                            and field.kind in ("str", "path"))
+        default = "" if field is None or field.required else field.default
+        placeholder = "" if field is None or field.required else f"default {_literal(default)}"
+        if field is not None and field.choices:
+            placeholder = (placeholder + "; " if placeholder else "") + " | ".join(field.choices)
+        return FieldRow(key, label_of(key), "" if value is None else _literal(value), is_str,
+                        placeholder, field.help if field else "")
+
+    def _section_rows(self, prefix: Key, raw: Any, fields: dict[str, Field]) -> list[FieldRow]:
+        raw = raw if isinstance(raw, dict) else {}
+        names = list(fields) + [k for k in raw if k not in fields]
+        return [self._row(prefix + (n,), fields.get(n)) for n in names]
+
+    def _flat_rows(self, prefix: Key, raw: Any) -> list[FieldRow]:
+        """Search spaces: nested ranges like learning_rate = {low, high} become one row per bound."""
+        if not isinstance(raw, dict):
+            return [self._row(prefix, None)]
+        out = []
+        for k, v in raw.items():
+            out += self._flat_rows(prefix + (k,), v) if isinstance(v, dict) else [self._row(prefix + (k,), None)]
+        return out
+
+    def set_field(self, key: Key, text: str, is_str: bool) -> str | None:
+        """Put the user's text into the document. Returns a parse error, or None when applied."""
+        text = text.strip() if not is_str else text
+        remove = text.strip() == ""
+        value: Any = None
+        if not remove and not is_str:
+            try:
+                value = tomllib.loads(f"v = {text}")["v"]
+            except tomllib.TOMLDecodeError:
+                return (f"{label_of(key)}: not a value: write a number (0.01, 1e-3), true/false, "
+                        f"\"text\" or a list like [\"a\", \"b\"]")
+        elif not remove:
+            value = text
+        node: Any = self.doc
+        for part in key[:-1]:
+            try:
+                node = node[part]
+            except (KeyError, IndexError):
+                if remove:
+                    return None
+                node[part] = tomlkit.table()
+                node = node[part]
+        last = key[-1]
+        if remove:
+            try:
+                del node[last]
+            except (KeyError, IndexError):
+                pass
+        else:
+            node[last] = value
+        return None
+
+    # -- validation and saving ----------------------------------------------------------------
+    def validate(self) -> presets.Study:
+        """The study as optui.presets reads it; raises PresetError (file, key, what is allowed)."""
+        return presets.loads(self.text(), self.file)
+
+    def save(self) -> presets.Study:
+        """Validate, then write the file (comments and layout kept). Invalid text is never written."""
+        study = self.validate()
+        text = self.text()
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError as exc:
+            raise OptuiError(f"{self.path}: cannot save: {exc.strerror}") from None
+        self.saved_text = text
+        return study
+
+
+def error_key(message: str, file: str) -> str | None:
+    """The dotted key a PresetError message names ('<file>: configs.sgd.b1 must be ...')."""
+    m = re.match(re.escape(file) + r": ([A-Za-z0-9_.\[\]-]+)", message)
+    return m.group(1) if m else None
+
+
+def row_for_error(rows: list[FieldRow], key: str | None) -> FieldRow | None:
+    """The row an error belongs to: the exact key, else the closest row inside or above it."""
+    if not key:
+        return None
+    for row in rows:
+        if row.label == key:
+            return row
+    inside = [r for r in rows if r.label.startswith(key + ".") or r.label.startswith(key + "[")]
+    if inside:
+        return inside[0]
+    above = [r for r in rows if key.startswith(r.label + ".")]
+    return max(above, key=lambda r: len(r.label)) if above else None
+
+
+def workload_fields(workload: Any) -> dict[str, dict[str, Field]]:
+    """The workload's field specs (imports the workload module: call it off the UI thread)."""
+    from .. import workloads
+
+    if not isinstance(workload, str) or workload not in workloads.WORKLOADS:
+        return {}
+    mod = workloads.module(workload)
+    return {section: dict(getattr(mod, attr, {})) for section, attr in WORKLOAD_SECTIONS.items()}
