@@ -214,11 +214,31 @@ def search_space_of(study: Study, name: str | None) -> SearchSpace:
 
 # -- runner ----------------------------------------------------------------------------------
 
+class CompiledGroups:
+    """GroupRunners (and the programs they compiled) kept across searches on one workload, so a
+    session that searches again, confirms or extends does not recompile a shape it has run."""
+
+    def __init__(self) -> None:
+        self.workload: Any = None
+        self.runners: dict[tuple, Any] = {}
+        self.programs: set[tuple] = set()
+
+    def runner(self, workload: Any, optimizer: str, batch_size: int, strategy: Any) -> Any:
+        from .engine.core import GroupRunner
+
+        if workload is not self.workload:  # compiled code belongs to one workload's functions
+            self.workload, self.runners, self.programs = workload, {}, set()
+        key = (optimizer, batch_size, strategy)
+        if key not in self.runners:
+            self.runners[key] = GroupRunner(workload, optimizer, batch_size, strategy)
+        return self.runners[key]
+
+
 class SearchRunner:
     """Run (or resume, extend, confirm) one search space of a study as a store run."""
 
     def __init__(self, study: Study, space_name: str | None, store: Store, listener: Listener | None = None,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, compiled: CompiledGroups | None = None):
         self.study = study
         self.space = search_space_of(study, space_name)
         self.store = store
@@ -228,13 +248,12 @@ class SearchRunner:
         self.workload = None
         self.strategy = None
         self.budget_note = ""
-        # Compiled training programs this process used: (optimizer, batch, members, chunk length).
+        # Training programs this runner used, (optimizer, batch, members, chunk length), and how
+        # many of them it had to compile (the others were already in `compiled`).
         self.programs: set[tuple] = set()
-        self._runners: dict[tuple[str, int], Any] = {}
-
-    @property
-    def compiles(self) -> int:
-        return len(self.programs)
+        self.compiles = 0
+        self._recorded = 0
+        self.compiled = compiled or CompiledGroups()
 
     def emit(self, event: Any) -> None:
         self.listener(event)
@@ -369,7 +388,11 @@ class SearchRunner:
         return run_id
 
     def _record_programs(self, run_id: str) -> None:
-        self.store.update_run_meta(run_id, compiles=self.compiles, programs=sorted(map(list, self.programs)))
+        meta = self.store.run_info(run_id)["meta"]
+        # Summed over the sessions that ran this search (a resumed run compiles afresh).
+        self.store.update_run_meta(run_id, compiles=int(meta.get("compiles") or 0) + self.compiles - self._recorded,
+                                   programs=sorted(map(list, self.programs)))
+        self._recorded = self.compiles
 
     def _execute(self, run_id: str, resumed: bool, confirm_units: bool) -> tuple[str, str | None]:
         """Train every unfinished unit of the chosen kind; (run status, first error)."""
@@ -431,12 +454,13 @@ class SearchRunner:
         return [(groups[k], k[2]) for k in order]
 
     def _runner(self, batch_size: int):
-        from .engine.core import GroupRunner
+        return self.compiled.runner(self.workload, self.space.optimizer, batch_size, self.strategy)
 
-        key = (self.space.optimizer, batch_size)
-        if key not in self._runners:
-            self._runners[key] = GroupRunner(self.workload, self.space.optimizer, batch_size, self.strategy)
-        return self._runners[key]
+    def _used(self, program: tuple) -> None:
+        self.programs.add(program)
+        if program not in self.compiled.programs:
+            self.compiled.programs.add(program)
+            self.compiles += 1
 
     def _program(self, batch_size: int, members: int, length: int) -> tuple:
         s = self.strategy
@@ -485,7 +509,7 @@ class SearchRunner:
         every = self.study.engine["checkpoint_seconds"]
         for out, state in run_group(runner, keys, hparams, steps, self.study.eval_points, resume):
             if out.step_end > out.step_start:
-                self.programs.add(self._program(runner.batch_size, len(keys), out.step_end - out.step_start))
+                self._used(self._program(runner.batch_size, len(keys), out.step_end - out.step_start))
             cancelled = self.cancel.is_set()
             final = out.chunk_index == out.chunks_total - 1
             due = time.monotonic() - last_ckpt >= every
