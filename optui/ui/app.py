@@ -25,6 +25,7 @@ from .. import presets
 from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..errors import OptuiError
 from ..results import RunResult
+from ..search import TrialScored, TrialsPlanned
 from .live import LiveUnit
 from .messages import DeviceProbed, EngineEvent, JobFailed, PresetChecked
 from .panels.compare import METRIC_OPTIONS, ComparePanel
@@ -32,7 +33,7 @@ from .panels.export import ExportPanel
 from .panels.presets import PresetsPanel
 from .panels.replicates import ReplicatesPanel
 from .panels.runs import RunsPanel
-from .panels.search import SearchPanel, trial_objective
+from .panels.search import SearchPanel
 from .presetdoc import PresetDocument, error_key, workload_fields
 from .widgets import FieldForm, StatusLine
 
@@ -100,6 +101,7 @@ class OptuiApp(App):
         self.checked_generation = -1
         self.last_edited: str | None = None
         self.fields: dict = {}
+        self._fields_cache: dict[str, dict] = {}  # workload -> its field specs
         self.running: str | None = None
         self.cancel_event: threading.Event | None = None
         self.current_run_id: str | None = None
@@ -195,6 +197,25 @@ class OptuiApp(App):
                 store.close()
             self.post_message(RunDone())
 
+    @work(thread=True, exclusive=True, group="run", exit_on_error=False)
+    def _run_search(self, study: presets.Study, space: str, trials: int, cancel: threading.Event) -> None:
+        store = None
+        try:
+            from ..search import SearchRunner
+            from ..store import Store
+
+            store = Store.open(self.root / "runs")
+            SearchRunner(study, space, store, lambda e: self.post_message(EngineEvent(e)), cancel).run(
+                trials=trials)
+        except OptuiError as exc:
+            self.post_message(JobFailed("search", str(exc)))
+        except Exception as exc:
+            self.post_message(JobFailed("search", f"{type(exc).__name__}: {exc}"))
+        finally:
+            if store is not None:
+                store.close()
+            self.post_message(RunDone())
+
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def _export(self, run: RunResult, names: list[str], metric: str, band: str, formats: list[str],
                 out_dir: Path) -> None:
@@ -241,11 +262,11 @@ class OptuiApp(App):
         self.parse_errors = {}
         self.study = None
         self.preset_error = None
-        self.fields = {}
+        self.fields = self._fields_cache.get(str(doc.plain().get("workload")), {})
         await self._show_rows()
         self._request_check()
-        self.action_show_panel("presets")
-        self.query_one("#preset-form", FieldForm).focus_first = True
+        self.query_one(TabbedContent).active = "presets"
+        self._focus_first_field()
 
     async def _show_rows(self) -> None:
         rows = self.doc.rows(self.fields) if self.doc else []
@@ -276,20 +297,20 @@ class OptuiApp(App):
     async def on_preset_checked(self, message: PresetChecked) -> None:
         if message.generation != self.edit_generation or self.doc is None:
             return  # an older edit's result
-        self.checked_generation = message.generation
         self.study = message.study
         self.preset_error = message.error
-        new_rows = [r.label for r in self.doc.rows(message.fields)]
         form = self.query_one("#preset-form", FieldForm)
+        if message.fields:
+            self._fields_cache[str(self.doc.plain().get("workload"))] = message.fields
+        new_rows = [r.label for r in self.doc.rows(message.fields)]
         if message.fields != self.fields or new_rows != [r.label for r in form.rows]:
             self.fields = message.fields
-            await self._show_rows()
+            await self._show_rows()  # the field set changed (another optimizer, workload)
+        self.checked_generation = message.generation  # last: tests and callers wait on it
         self._show_errors()
         if self.study is not None:
             self.query_one(ReplicatesPanel).set_study(self.study)
-        if getattr(form, "focus_first", False):
-            form.focus_first = False
-            self.call_after_refresh(self._focus_first_field)
+            self.query_one(SearchPanel).set_spaces(self.study)
 
     def _focus_first_field(self) -> None:
         form = self.query_one("#preset-form", FieldForm)
@@ -385,8 +406,34 @@ class OptuiApp(App):
         self._run_replicates(study, configs, replicates, self.cancel_event)
 
     def action_start_search(self) -> None:
-        self.notify("starting a search from here needs the search runner (optui.search), which this "
-                    "build lacks; stored search runs are listed here", severity="warning")
+        if self.running:
+            self.notify("a run is in progress: one at a time (ctrl+t stops it)", severity="warning")
+            return
+        study = self._current_study()
+        if study is None:
+            return
+        panel = self.query_one(SearchPanel)
+        space = panel.chosen_space()
+        if not study.search or space not in study.search:
+            self.notify(f"{self.doc.file}: has no [search.*] space to run; add one in Presets",
+                        severity="error")
+            return
+        text = panel.trial_count() or str(study.search[space].trials)
+        try:
+            trials = int(text)
+        except ValueError:
+            trials = 0
+        if not 1 <= trials <= 100_000:
+            self.notify(f"trials must be an integer in [1, 100000], got {text!r}", severity="error")
+            return
+        self.running = "search"
+        self.current_run_id = None
+        self.last_run_status = None
+        self.cancel_event = threading.Event()
+        panel.show_trials([], "live", study.search[space].objective)
+        self.query_one(StatusLine).set_activity(f"searching {study.name}/{space}: building and compiling…")
+        self.action_show_panel("search")
+        self._run_search(study, space, trials, self.cancel_event)
 
     def action_stop(self) -> None:
         if not self.running or self.cancel_event is None:
@@ -397,6 +444,9 @@ class OptuiApp(App):
 
     def on_engine_event(self, message: EngineEvent) -> None:
         e = message.event
+        if self.running == "search":
+            self._on_search_event(e)
+            return
         panel = self.query_one(ReplicatesPanel)
         status = self.query_one(StatusLine)
         if isinstance(e, RunStarted):
@@ -432,6 +482,36 @@ class OptuiApp(App):
         elif isinstance(e, RunFailed):
             self.last_run_status = "failed"
             status.set_activity("failed")
+
+    def _on_search_event(self, e) -> None:
+        panel = self.query_one(SearchPanel)
+        status = self.query_one(StatusLine)
+        if isinstance(e, RunStarted):
+            self.current_run_id = e.run_id
+            status.set_activity(f"searching {e.study} on {e.device} ({e.strategy})")
+        elif isinstance(e, TrialsPlanned):
+            panel.show_trials([{"name": t["name"], "trial": t.get("trial", 0), "params": t.get("params", {}),
+                                "status": t.get("status", "pending"), "objective": t.get("objective")}
+                               for t in e.trials], "live", e.objective)
+        elif isinstance(e, UnitStarted):
+            panel.update_trial(e.unit, status="running")
+            panel.refresh_table()
+        elif isinstance(e, ChunkDone):
+            panel.update_trial(e.unit, status=f"{100 * e.step_end // max(e.total_steps, 1)}%")
+            panel.refresh_table()
+            stopping = " (stopping)" if self.cancel_event and self.cancel_event.is_set() else ""
+            status.set_activity(f"searching: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
+        elif isinstance(e, TrialScored):
+            panel.update_trial(e.unit, status=e.status, objective=e.objective, params=e.params)
+            panel.refresh_table()
+        elif isinstance(e, RunFinished):
+            self.last_run_status = e.status
+            when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
+            self.notify(f"search {self.run_label(e.run_id)} {e.status}{when}",
+                        severity="information" if e.status == "done" else "warning")
+            self.refresh_runs()
+        elif isinstance(e, RunFailed):
+            self.last_run_status = "failed"
 
     def _after_run(self, run_id: str) -> None:
         self._run_cache.pop(run_id, None)
@@ -558,20 +638,37 @@ class OptuiApp(App):
 
     # -- search ---------------------------------------------------------------------------------
     def _search_note(self) -> str:
-        return ("Search space from the preset's [search.*] (edit it here or in Presets). Starting a "
-                "search needs optui.search, not in this build: stored search runs are shown.")
+        return "ctrl+r runs the chosen space (edit its ranges on the left) · ctrl+t stops"
 
     def _show_search_runs(self) -> None:
-        trials = []
-        for info in self.runs:
-            if info["kind"] != "search":
-                continue
-            run = self.load_run(info["id"])
-            if run is None:
-                continue
-            for name, unit in run.units.items():
-                trials.append((name, unit.spec, trial_objective(unit), unit.status))
-        self.query_one(SearchPanel).show_trials(trials)
+        """Offer the stored search runs; show the chosen (else newest) one unless a search runs."""
+        panel = self.query_one(SearchPanel)
+        searches = [r for r in reversed(self.runs) if r["kind"] == "search"]
+        space = lambda r: r["meta"].get("space_name", "")
+        panel.set_stored_runs([(f"{self.run_label(r['id'])} {r['study']}/{space(r)} {r['status']}", r["id"])
+                               for r in searches])
+        if self.running == "search" or not searches:
+            return
+        chosen = panel.chosen_run() or searches[0]["id"]
+        self._show_stored_search(chosen)
+
+    def _show_stored_search(self, run_id: str) -> None:
+        from ..search import rank_trials
+
+        try:
+            rows = rank_trials(self.store, run_id)
+            info = self.store.run_info(run_id)
+        except OptuiError as exc:
+            self.notify(str(exc), title="run store", severity="error")
+            return
+        objective = (info["meta"].get("space") or {}).get("objective", "objective")
+        self.query_one(SearchPanel).show_trials(rows, run_id, objective)
+
+    def on_select_changed(self, event) -> None:
+        if event.select.id == "search-run" and isinstance(event.value, str) and self.running != "search":
+            self._show_stored_search(event.value)
+        elif event.select.id in ("cmp-metric", "cmp-band"):
+            self._describe_export()
 
     # -- navigation, quitting, commands ---------------------------------------------------------
     def action_show_panel(self, panel: str) -> None:
@@ -621,6 +718,7 @@ class OptuiApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Save preset", "Write the open preset (comments kept)", self.action_save_preset)
         yield SystemCommand("Run replicates", "Start the chosen configs' replicates", self.action_start_replicates)
+        yield SystemCommand("Run search", "Start a random search of the chosen space", self.action_start_search)
         yield SystemCommand("Stop run", "Stop after the current chunk; finished chunks are kept", self.action_stop)
         yield SystemCommand("Export what Compare shows", "PNG, pickle, CSV into exports/<study>/", self.action_export)
         yield SystemCommand("Refresh runs", "Re-read the run store", self.refresh_runs)

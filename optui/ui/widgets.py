@@ -35,7 +35,6 @@ class FieldForm(VerticalScroll):
         self.rows: list[FieldRow] = []
         self._by_input: dict[str, FieldRow] = {}
         self._syncing = False
-        self.focus_first = False  # focus the first field once the rows are built
         self._id_prefix = f"{self.id or 'form'}-"
 
     async def show(self, doc: PresetDocument | None, rows: list[FieldRow]) -> None:
@@ -65,7 +64,7 @@ class FieldForm(VerticalScroll):
             widgets.append(Static(self.empty_note, classes="note"))
         await self.mount_all(widgets)
         if focused:
-            self.call_after_refresh(self.focus_label, focused)
+            self.focus_label(focused)
 
     def focused_label(self) -> str | None:
         focused = self.app.focused if self.is_mounted else None

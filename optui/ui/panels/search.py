@@ -1,45 +1,51 @@
-"""Search: the preset's search spaces, stored search runs ranked by objective, and a scatter."""
+"""Search: the preset's search spaces (editable), start and stop a random search, the trials
+ranked live, and a scatter of the objective against a chosen hyperparameter."""
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Select, Static
+from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from ...stats import final_values
 from ..widgets import FieldForm
 
+PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of")
 
-def trial_objective(unit, objective: str = "final_train_loss") -> float:
-    """A trial's score: what the search recorded, else the mean final value of the metric."""
-    for key in ("objective", "score"):
-        value = unit.extra.get(key) if isinstance(unit.extra, dict) else None
-        if isinstance(value, (int, float)):
-            return float(value)
-    metric = objective.removeprefix("final_")
-    finals = final_values(unit, metric)
-    if finals is None:
-        return float("nan")
-    finals = finals[np.isfinite(finals)]
-    return float(finals.mean()) if finals.size else float("nan")
+
+def rank(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best objective first; unscored trials (running, diverged, pending) after, by trial order."""
+    def key(t):
+        obj = t.get("objective")
+        return (obj is None, obj if obj is not None else math.inf, t.get("trial", 0))
+    return sorted(trials, key=key)
 
 
 class SearchPanel(Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.trials: list[tuple[str, dict, float, str]] = []  # name, spec, objective, status
+        self.trials: dict[str, dict[str, Any]] = {}  # name -> name, trial, params, status, objective
+        self.objective_name = "objective"
         self.dirty = False
+        self.source = ""  # what the table shows: a stored run, or the live search
+        self._param_names: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="search-note", classes="note")
+        yield Static("", id="search-note", classes="note", markup=False)
         with Horizontal(id="search-top"):
             yield FieldForm(prefix="search", id="search-form",
                             empty_note="this preset has no [search.*] space")
             yield DataTable(id="search-trials", cursor_type="row")
-        with Horizontal(id="search-bottom"):
-            yield Select([], prompt="hyperparameter", id="search-param", compact=True)
+        with Horizontal(id="search-controls"):
+            yield Select([], prompt="space", id="search-space", compact=True)
+            yield Label(" trials ")
+            yield Input("", id="search-count", type="integer", compact=True)
+            yield Select([], prompt="stored search", id="search-run", compact=True)
+            yield Select([], prompt="x axis", id="search-param", compact=True)
         yield PlotextPlot(id="search-plot")
 
     def on_mount(self) -> None:
@@ -49,26 +55,84 @@ class SearchPanel(Vertical):
     def set_note(self, text: str) -> None:
         self.query_one("#search-note", Static).update(text)
 
-    def show_trials(self, trials: list[tuple[str, dict, float, str]]) -> None:
-        """Trials ranked best first; diverged or unfinished trials (NaN objective) go last."""
-        self.trials = sorted(trials, key=lambda t: (not np.isfinite(t[2]), t[2]))
+    # -- the space to run ---------------------------------------------------------------------
+    def set_spaces(self, study) -> None:
+        spaces = list(study.search) if study is not None and study.search else []
+        select = self.query_one("#search-space", Select)
+        current = select.value
+        select.set_options([(s, s) for s in spaces])
+        if spaces:
+            select.value = current if current in spaces else spaces[0]
+            count = self.query_one("#search-count", Input)
+            if not count.value:
+                count.value = str(study.search[select.value].trials)
+
+    def chosen_space(self) -> str | None:
+        value = self.query_one("#search-space", Select).value
+        return value if isinstance(value, str) else None
+
+    def trial_count(self) -> str:
+        return self.query_one("#search-count", Input).value.strip()
+
+    # -- stored runs --------------------------------------------------------------------------
+    def set_stored_runs(self, options: list[tuple[str, str]]) -> None:
+        select = self.query_one("#search-run", Select)
+        current = select.value
+        with self.prevent(Select.Changed):
+            select.set_options(options)
+            values = [v for _, v in options]
+            if current in values:
+                select.value = current
+
+    def chosen_run(self) -> str | None:
+        value = self.query_one("#search-run", Select).value
+        return value if isinstance(value, str) else None
+
+    # -- trials -------------------------------------------------------------------------------
+    def show_trials(self, rows: list[dict[str, Any]], source: str, objective_name: str = "objective") -> None:
+        self.trials = {r["name"]: dict(r) for r in rows}
+        self.source = source
+        self.objective_name = objective_name
+        self.refresh_table()
+
+    def update_trial(self, name: str, **changes: Any) -> None:
+        self.trials.setdefault(name, {"name": name, "params": {}, "trial": len(self.trials) + 1})
+        self.trials[name].update(changes)
+
+    def ranked(self) -> list[dict[str, Any]]:
+        return rank(list(self.trials.values()))
+
+    def refresh_table(self) -> None:
         table = self.query_one("#search-trials", DataTable)
         table.clear()
-        for rank, (name, spec, score, status) in enumerate(self.trials, start=1):
-            params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in spec.items() if k != "steps")
-            table.add_row(str(rank), name, f"{score:.4g}" if np.isfinite(score) else "-", status, params)
-        numeric = sorted({k for _, spec, _, _ in self.trials for k, v in spec.items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "steps"})
+        n = 0
+        for t in self.ranked():
+            obj = t.get("objective")
+            if obj is not None:
+                n += 1
+            params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in (t.get("params") or {}).items() if k not in PARAM_SKIP)
+            table.add_row(str(n) if obj is not None else "-", t["name"],
+                          f"{obj:.4g}" if obj is not None else "-", t.get("status", ""), params)
+        names = sorted({k for t in self.trials.values() for k, v in (t.get("params") or {}).items()
+                        if k not in PARAM_SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
         select = self.query_one("#search-param", Select)
         current = select.value
-        select.set_options([(k, k) for k in numeric])
-        if numeric:
-            select.value = current if current in numeric else numeric[0]
+        if names != self._param_names:
+            self._param_names = names
+            select.set_options([(k, k) for k in names])
+            if names:
+                select.value = current if current in names else names[0]
         self.dirty = True
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        self.dirty = True
+        if event.select.id == "search-param":
+            event.stop()
+            self.dirty = True
+
+    def scored_points(self, param: str) -> list[tuple[float, float]]:
+        return [(float(t["params"][param]), float(t["objective"])) for t in self.trials.values()
+                if t.get("objective") is not None and isinstance((t.get("params") or {}).get(param), (int, float))]
 
     def _replot(self) -> None:
         if not self.dirty or not self.display:
@@ -79,16 +143,17 @@ class SearchPanel(Vertical):
         plt.clear_data()
         plt.clear_figure()
         param = self.query_one("#search-param", Select).value
-        points = [(spec.get(param), score) for _, spec, score, _ in self.trials
-                  if isinstance(spec.get(param), (int, float)) and np.isfinite(score)]
-        if points and isinstance(param, str):
+        points = self.scored_points(param) if isinstance(param, str) else []
+        if points:
             xs, ys = zip(*points)
-            positive = all(x > 0 for x in xs)
-            xs = [float(np.log10(x)) for x in xs] if positive else list(map(float, xs))
+            log_x = all(x > 0 for x in xs) and max(xs) / min(xs) > 20  # spans decades: log axis
+            xs = [math.log10(x) for x in xs] if log_x else list(xs)
             plt.scatter(xs, list(ys), marker="dot", color="orange+")
-            plt.xlabel(f"log10 {param}" if positive else param)
-            plt.ylabel("objective")
-            plt.title(f"objective vs {param}")
+            plt.xlabel(f"log10 {param}" if log_x else param)
+            plt.ylabel(self.objective_name)
+            best = int(np.argmin(ys))
+            plt.scatter([xs[best]], [ys[best]], marker="x", color="green+", label="best")
+            plt.title(f"{self.objective_name} vs {param} ({len(points)} scored)")
         else:
-            plt.title("no scored trials to plot")
+            plt.title("no scored trials yet")
         plot.refresh()
