@@ -13,6 +13,19 @@ A space names one optimiser and, per hyperparameter, either a fixed number or an
     b1 = { low = 0.5, high = 0.99 }
     batch_size = { low = 12, high = 2049, int = true, scale = "log", buckets = 8 }
 
+Objectives (lower is better; a trial with any diverged replicate has none and never wins):
+final_train_loss / final_test_loss are the full-dataset loss after the last step, mean_last the
+full test loss averaged over the eval points in the last `last_percent` of the run (steadier than
+one point). With replicates > 1 a trial's objective is the mean over its replicates.
+
+Scales: "uniform" (or "linear") draws evenly between low and high, "log" evenly in log space.
+int = true rounds to whole numbers (batch sizes must be int). buckets = K snaps an int interval to
+K values spaced evenly in its scale from low to high, each equally likely: trials then share batch
+sizes, and trials sharing one train as one compiled, vmapped program instead of K compiles or more.
+
+Budget: when a space sets none, every trial gets the same number of training examples (see
+fair_budget); the output always says which budget it used.
+
 Draws are a pure function of (seed, trial index, hyperparameter name): the same seed gives the
 same trials, trial i does not depend on how many trials are requested (30 trials extend 20), and
 adding a hyperparameter to a space leaves the draws of the others unchanged.
