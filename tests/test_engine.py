@@ -278,3 +278,37 @@ def test_plan_units_epochs_budget_and_oversized_batch(tmp_path):
     study = presets.load(path, ["configs.sgd.batch_size=327"])
     with pytest.raises(PresetError, match="configs.sgd.batch_size must be at most the training set size"):
         plan_units(study, build_workload(study))
+
+
+# --- the study runner: cancelling --------------------------------------------------------------
+
+def test_cancel_at_the_end_of_a_config_starts_no_other(tmp_path, workload):
+    """A stop request during a config's last chunk must not start (and compile) the next config."""
+    import threading
+
+    from optui.engine.events import ChunkDone
+    from optui.engine.runner import StudyRunner
+    from optui.store import Store
+
+    path = tmp_path / "tiny.toml"
+    configs = {"sgd": {"optimizer": "sgd", "learning_rate": 0.5, "batch_size": BATCH},
+               "momentum": {"optimizer": "momentum", "learning_rate": 0.1, "batch_size": BATCH}}
+    path.write_text(tiny_preset_text(iterations=4, points=2, replicates=2, configs=configs))
+    study = presets.load(path)
+    cancel = threading.Event()
+
+    def listener(event):
+        if isinstance(event, ChunkDone) and event.unit == "sgd" and event.chunk_index == event.chunks_total - 1:
+            cancel.set()
+
+    store = Store.open(tmp_path / "runs")
+    try:
+        run_id = StudyRunner(study, store, listener, cancel).run(workload=workload)
+        units = {r["name"]: r["status"] for r in store.unit_rows(run_id)}
+        chunks = store.conn.execute("SELECT COUNT(*) FROM chunks WHERE run_id=? AND unit='momentum'",
+                                    (run_id,)).fetchone()[0]
+        assert store.run_info(run_id)["status"] == "interrupted"
+        assert units["sgd"] == "done"
+        assert units["momentum"] == "pending" and chunks == 0
+    finally:
+        store.close()

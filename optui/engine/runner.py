@@ -120,6 +120,9 @@ class StudyRunner:
                     self.emit(UnitStarted(run_id, u.name, u.steps, u.replicates, steps_done=u.steps))
                     self.emit(UnitFinished(run_id, u.name, "done", -1, 0.0))
                     continue
+                if self.cancel.is_set():  # stopped during the previous unit's last chunk
+                    status = "interrupted"
+                    break
                 key = (u.config.optimizer, u.config.batch_size)
                 if key not in runners:
                     runners[key] = GroupRunner(workload, u.config.optimizer, u.config.batch_size, strategy)
