@@ -8,7 +8,6 @@ first run of a given program pays for the compile.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -173,15 +172,3 @@ def wait_for_chunks(proc: subprocess.Popen, db: Path, unit: str, at_least: int, 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     pytest.fail(f"timed out waiting for {at_least} chunks of {unit}")
-
-
-@pytest.fixture
-def copy_preset() -> Callable[[str, Path], Path]:
-    """Copy a shipped preset into a folder (tests never write into the repository)."""
-
-    def copy(name: str, dest: Path) -> Path:
-        target = dest / name
-        shutil.copy(ROOT / "presets" / name, target)
-        return target
-
-    return copy

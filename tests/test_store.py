@@ -224,7 +224,7 @@ KILL_ARGS = dict(iterations=40, points=10, replicates=3)  # 10 chunks of 4 steps
 def test_sigkill_then_resume_equals_an_uninterrupted_run(cli, write_preset):
     preset = write_preset(**KILL_ARGS)
     db = cli.cwd / "runs" / DB_NAME
-    proc = cli.popen("run", preset, "--headless", "--no-export", throttle_s=0.08)
+    proc = cli.popen("run", preset, "--headless", "--no-export", throttle_s=0.1)
     wait_for_chunks(proc, db, "sgd", 4)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
@@ -276,7 +276,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(cli, write_preset):
 def test_sigint_stops_after_the_chunk_and_prints_the_resume_hint(cli, write_preset):
     preset = write_preset(**KILL_ARGS)
     db = cli.cwd / "runs" / DB_NAME
-    proc = cli.popen("run", preset, "--headless", "--no-export", throttle_s=0.08)
+    proc = cli.popen("run", preset, "--headless", "--no-export", throttle_s=0.1)
     wait_for_chunks(proc, db, "sgd", 3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
