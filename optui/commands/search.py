@@ -217,14 +217,15 @@ def _report(study, space, store, run_id, console, out_dir) -> dict[str, Any] | N
     info = store.run_info(run_id)
     ranked = rank_trials(store, run_id)
     confirmations = rank_confirmations(store, run_id)
+    # Compact enough for 80 columns: no vertical rules, and wall times only in the Markdown.
     t = Table(title=f"{study.name} / {space.name}: {len(ranked)} trials, best first by {space.objective}",
-              box=box.SIMPLE_HEAD, pad_edge=False)
-    for i, col in enumerate(sr.trial_header(space)):
-        t.add_column("objective" if i == 3 else col, justify="left" if i in (1, 2) else "right",
-                     no_wrap=i in (1, 2, 3))
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for i, col in enumerate(sr.trial_header(space)[:-1]):
+        t.add_column("objective" if i == 3 else col.replace("Batch Size", "Batch"),
+                     justify="left" if i in (1, 2) else "right", no_wrap=True)
     for row in ranked:
         style = {"diverged": "red", "failed": "red"}.get(row["status"])
-        t.add_row(*sr.trial_cells(row, space), style=style)
+        t.add_row(*sr.trial_cells(row, space)[:-1], style=style)
     console.print(t)
     if confirmations:
         by_name = {r["name"]: r for r in ranked}
