@@ -102,6 +102,7 @@ class OptuiApp(App):
         self.last_edited: str | None = None
         self.fields: dict = {}
         self._fields_cache: dict[str, dict] = {}  # workload -> its field specs
+        self._focus_first = False
         self.running: str | None = None
         self.cancel_event: threading.Event | None = None
         self.current_run_id: str | None = None
@@ -263,10 +264,14 @@ class OptuiApp(App):
         self.study = None
         self.preset_error = None
         self.fields = self._fields_cache.get(str(doc.plain().get("workload")), {})
-        await self._show_rows()
-        self._request_check()
         self.query_one(TabbedContent).active = "presets"
-        self._focus_first_field()
+        if self.fields:
+            await self._show_rows()
+            self._focus_first_field()
+        else:  # the first preset of a workload: build the form once its field specs are known
+            self._focus_first = True
+            self.query_one(PresetsPanel).set_header(f"{doc.file}: reading the workload's settings…")
+        self._request_check()
 
     async def _show_rows(self) -> None:
         rows = self.doc.rows(self.fields) if self.doc else []
@@ -303,9 +308,12 @@ class OptuiApp(App):
         if message.fields:
             self._fields_cache[str(self.doc.plain().get("workload"))] = message.fields
         new_rows = [r.label for r in self.doc.rows(message.fields)]
-        if message.fields != self.fields or new_rows != [r.label for r in form.rows]:
+        if message.fields != self.fields or new_rows != [r.label for r in form.rows] or form.doc is not self.doc:
             self.fields = message.fields
-            await self._show_rows()  # the field set changed (another optimizer, workload)
+            await self._show_rows()  # a new document, or the field set changed (another optimizer)
+        if self._focus_first:
+            self._focus_first = False
+            self._focus_first_field()
         self.checked_generation = message.generation  # last: tests and callers wait on it
         self._show_errors()
         if self.study is not None:
@@ -334,7 +342,7 @@ class OptuiApp(App):
             return
         state = "edited, not saved" if self.doc.dirty else "saved"
         valid = "invalid" if (self.preset_error or self.parse_errors) else "valid"
-        panel.set_header(f"{self.doc.file}: {state}, {valid}   ctrl+s save · ctrl+r run", error or "")
+        panel.set_header(f"{self.doc.file} · {state} · {valid}", error or "")
 
     def action_save_preset(self) -> None:
         if self.doc is None:
@@ -662,7 +670,9 @@ class OptuiApp(App):
             self.notify(str(exc), title="run store", severity="error")
             return
         objective = (info["meta"].get("space") or {}).get("objective", "objective")
-        self.query_one(SearchPanel).show_trials(rows, run_id, objective)
+        panel = self.query_one(SearchPanel)
+        panel.show_trials(rows, run_id, objective)
+        panel.show_choice(run_id)
 
     def on_select_changed(self, event) -> None:
         if event.select.id == "search-run" and isinstance(event.value, str) and self.running != "search":

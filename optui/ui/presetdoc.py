@@ -60,10 +60,17 @@ class PresetDocument:
         self.path = path
         self.display = display or str(path)  # how messages name the file (presets/x.toml)
         self.saved_text = text
+        self.doc = self._parse(text, self.display)
+        # Cleared fields stay in self.doc (position and comment kept while the user retypes) and
+        # are left out of the effective text.
+        self.cleared: set[Key] = set()
+
+    @staticmethod
+    def _parse(text: str, name: str):
         try:
-            self.doc = tomlkit.parse(text)
+            return tomlkit.parse(text)
         except Exception as exc:  # tomlkit raises its own ParseError family
-            raise PresetError(f"{path}: not valid TOML: {exc}") from None
+            raise PresetError(f"{name}: not valid TOML: {exc}") from None
 
     @classmethod
     def read(cls, path: Path, display: str | None = None) -> "PresetDocument":
@@ -73,18 +80,35 @@ class PresetDocument:
     def file(self) -> str:
         return self.display
 
+    def effective(self):
+        """The document as it would be saved: cleared fields removed."""
+        if not self.cleared:
+            return self.doc
+        doc = tomlkit.parse(tomlkit.dumps(self.doc))
+        for key in sorted(self.cleared, key=len, reverse=True):
+            node: Any = doc
+            try:
+                for part in key[:-1]:
+                    node = node[part]
+                del node[key[-1]]
+            except (KeyError, IndexError, TypeError):
+                pass
+        return doc
+
     def text(self) -> str:
-        return tomlkit.dumps(self.doc)
+        return tomlkit.dumps(self.effective())
 
     @property
     def dirty(self) -> bool:
         return self.text() != self.saved_text
 
     def plain(self) -> dict[str, Any]:
-        return _unwrap(self.doc)
+        return _unwrap(self.effective())
 
     # -- fields -------------------------------------------------------------------------------
     def get(self, key: Key) -> Any:
+        if key in self.cleared:
+            return None
         node: Any = self.doc
         for part in key:
             try:
@@ -129,7 +153,8 @@ class PresetDocument:
         is_str = isinstance(value, str) or (value is None and field is not None
                                             and field.kind in ("str", "path"))
         default = "" if field is None or field.required else field.default
-        placeholder = "" if field is None or field.required else f"default {_literal(default)}"
+        placeholder = "" if field is None or field.required else (
+            "optional" if default == "" else f"default {_literal(default)}")
         if field is not None and field.choices:
             placeholder = (placeholder + "; " if placeholder else "") + " | ".join(field.choices)
         return FieldRow(key, label_of(key), "" if value is None else _literal(value), is_str,
@@ -162,23 +187,18 @@ class PresetDocument:
                         f"\"text\" or a list like [\"a\", \"b\"]")
         elif not remove:
             value = text
+        if remove:
+            self.cleared.add(key)
+            return None
+        self.cleared.discard(key)
         node: Any = self.doc
         for part in key[:-1]:
             try:
                 node = node[part]
             except (KeyError, IndexError):
-                if remove:
-                    return None
                 node[part] = tomlkit.table()
                 node = node[part]
-        last = key[-1]
-        if remove:
-            try:
-                del node[last]
-            except (KeyError, IndexError):
-                pass
-        else:
-            node[last] = value
+        node[key[-1]] = value
         return None
 
     # -- validation and saving ----------------------------------------------------------------
@@ -197,6 +217,8 @@ class PresetDocument:
         except OSError as exc:
             raise OptuiError(f"{self.path}: cannot save: {exc.strerror}") from None
         self.saved_text = text
+        self.doc = self._parse(text, self.display)
+        self.cleared = set()
         return study
 
 

@@ -111,6 +111,8 @@ class FieldForm(VerticalScroll):
                     parse_errors: dict[str, str]) -> bool:
         """Put the validation error beside its field (or the edited one). True if a row shows it."""
         target = row_for_error(self.rows, error_key) if error else None
+        if error and self.doc is not None and error.startswith(self.doc.file + ": "):
+            error = error[len(self.doc.file) + 2:]  # beside the field the file name is noise
         placed = False
         for row in self.rows:
             text = parse_errors.get(row.label, "")

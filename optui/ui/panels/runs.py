@@ -26,7 +26,7 @@ class RunsPanel(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#runs-table", DataTable).add_columns(
-            "run", "study", "kind", "status", "configs", "reps", "wall s", "created")
+            "run", "study", "kind", "status", "reps", "wall s", "created", "configs")
 
     def show_runs(self, runs: list[dict], run_label, hide_volatile: bool) -> None:
         table = self.query_one("#runs-table", DataTable)
@@ -35,9 +35,10 @@ class RunsPanel(Vertical):
         for info in reversed(runs):  # newest first
             created = "-" if hide_volatile else time.strftime("%m-%d %H:%M", time.localtime(info["created"]))
             wall = "-" if hide_volatile else f"{info['wall_time_s']:.1f}"
+            units = (f"{len(info['units'])} trials" if info["kind"] == "search"
+                     else ",".join(info["units"]))
             table.add_row(run_label(info["id"]), info["study"], info["kind"], info["status"],
-                          ",".join(info["units"]), f"{info['replicates_done']}/{info['replicates_total']}",
-                          wall, created)
+                          f"{info['replicates_done']}/{info['replicates_total']}", wall, created, units)
             self.run_ids.append(info["id"])
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -84,6 +84,14 @@ class SearchPanel(Vertical):
             if current in values:
                 select.value = current
 
+    def show_choice(self, run_id: str) -> None:
+        select = self.query_one("#search-run", Select)
+        with self.prevent(Select.Changed):
+            try:
+                select.value = run_id
+            except Exception:  # not among the options (yet)
+                pass
+
     def chosen_run(self) -> str | None:
         value = self.query_one("#search-run", Select).value
         return value if isinstance(value, str) else None
@@ -122,8 +130,14 @@ class SearchPanel(Vertical):
             self._param_names = names
             select.set_options([(k, k) for k in names])
             if names:
-                select.value = current if current in names else names[0]
+                select.value = current if current in names else self._most_varied(names)
         self.dirty = True
+
+    def _most_varied(self, names: list[str]) -> str:
+        """The hyperparameter with the most distinct values: the one the search explored."""
+        def distinct(name):
+            return len({t["params"].get(name) for t in self.trials.values() if t.get("params")})
+        return max(names, key=distinct)
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "search-param":

@@ -1,0 +1,313 @@
+"""The interactive session driven with Textual's Pilot at 80x24: a real small TwNet study from the
+preset editor to live bands, compare and a PNG export; cancelling and quitting during a run; and
+the editor's document model (comments kept, errors placed beside their field)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from pathlib import Path
+
+import pytest
+
+from optui.store import Store
+from optui.ui.app import OptuiApp, QuitScreen
+from optui.ui.presetdoc import PresetDocument, error_key, row_for_error
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+PRESET = """\
+# A tiny TwNet study for the session tests.
+study = "tiny"
+workload = "twnet"
+
+[data]
+users = 30    # a small network
+vocab = 200
+
+[budget]
+iterations = {iterations}
+
+[eval]
+points = {points}
+
+[replicates]
+count = 2
+seed = 0
+
+[configs.sgd]
+optimizer = "sgd"
+learning_rate = 0.5
+batch_size = 16
+
+[configs.adam]
+optimizer = "adam"
+learning_rate = 0.01  # Adam's default step
+batch_size = 16
+
+[[compare]]
+title = "SGD vs Adam"
+configs = ["sgd", "adam"]
+metric = "test_loss"
+"""
+
+
+def run_async(test):
+    """Run an async test on a fresh event loop (no asyncio plugin needed)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch) -> Path:
+    """A working folder as the session expects it: presets/ here, runs/ and exports/ created."""
+    (tmp_path / "presets").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_preset(folder: Path, iterations: int = 40, points: int = 5) -> Path:
+    path = folder / "presets" / "tiny.toml"
+    path.write_text(PRESET.format(iterations=iterations, points=points), encoding="utf-8")
+    return path
+
+
+async def wait_for(pilot, condition, timeout: float = 90.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def checked(app: OptuiApp) -> bool:
+    return app.doc is not None and app.checked_generation == app.edit_generation
+
+
+async def type_into(pilot, app: OptuiApp, label: str, text: str) -> None:
+    """Focus a field, clear it with the keyboard and type text, as a user would."""
+    form = app.query_one("#preset-form")
+    form.input_for(label).focus()
+    await pilot.press("end", "ctrl+u")
+    keys = ["minus" if ch == "-" else ch for ch in text]
+    await pilot.press(*keys)
+    await wait_for(pilot, lambda: checked(app), 30, "validation")
+
+
+# -- end to end -------------------------------------------------------------------------------------
+
+@run_async
+async def test_edit_run_compare_export(folder: Path):
+    path = write_preset(folder)
+    original = path.read_text()
+    app = OptuiApp(probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        # Open the preset from the list with the keyboard.
+        await wait_for(pilot, lambda: app.query_one("#preset-list").index == 0, 10, "preset list")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        form = app.query_one("#preset-form")
+        assert form.input_for("configs.adam.learning_rate").value == "0.01"
+
+        # An invalid edit: the error appears beside the field and the file is not saved.
+        await type_into(pilot, app, "configs.adam.learning_rate", "-0.5")
+        error = form.error_text("configs.adam.learning_rate")
+        assert "configs.adam.learning_rate" in error and "(0, inf)" in error and "-0.5" in error
+        assert app.study is None
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        assert path.read_text() == original
+
+        # Text that is no value at all is caught before validation, beside the same field.
+        await type_into(pilot, app, "configs.adam.learning_rate", "fast")
+        assert "not a value" in form.error_text("configs.adam.learning_rate")
+
+        # A valid edit clears the error; saving keeps the comments.
+        await type_into(pilot, app, "configs.adam.learning_rate", "0.05")
+        assert form.error_text("configs.adam.learning_rate") == ""
+        assert app.study.configs["adam"].hyperparams["learning_rate"] == 0.05
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        saved = path.read_text()
+        assert "learning_rate = 0.05  # Adam's default step" in saved
+        assert "# A tiny TwNet study for the session tests." in saved and "users = 30    # a small network" in saved
+
+        # Run both configs, 2 replicates, and watch the bands fill in.
+        await pilot.press("ctrl+r")
+        replicates = app.query_one("#replicates-panel")
+        await wait_for(pilot, lambda: replicates.series_count() == 2, 120, "bands of both configs")
+        await wait_for(pilot, lambda: app.running is None, 120, "the run to finish")
+        assert app.last_run_status == "done"
+        for unit in app.live.values():
+            assert unit.steps_done == 40 and unit.as_unit().minibatch_loss.shape == (2, 40)
+
+        store = Store.open(folder / "runs")
+        (info,) = store.list_runs()
+        assert info["status"] == "done" and info["units"] == ["sgd", "adam"]
+        run = store.load_run(info["id"])
+        assert run.units["adam"].spec["learning_rate"] == 0.05  # the edited value was trained
+
+        # Compare shows the finished run (selected for us), with test loss and an IQR band.
+        await pilot.press("escape", "4")
+        compare = app.query_one("#compare-panel")
+        assert [u for _, u, _ in compare.selection()] == ["sgd", "adam"]
+        compare.query_one("#cmp-metric").value = "test_loss"
+        compare.query_one("#cmp-band").value = "iqr"
+        await wait_for(pilot, lambda: compare.drawn == 2 and not compare.dirty, 10, "compare plot")
+
+        # Export what is shown: a real PNG in exports/tiny/, and the paths on screen.
+        await pilot.press("escape", "6")
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: bool(app.last_export), 60, "the export")
+        pngs = [p for p in app.last_export if p.suffix == ".png"]
+        assert len(pngs) == 1 and pngs[0].parent == folder / "exports" / "tiny"
+        assert "test_loss" in pngs[0].name and "iqr" in pngs[0].name
+        assert pngs[0].read_bytes()[:8] == PNG_SIGNATURE and pngs[0].stat().st_size > 5000
+        assert {p.name for p in app.last_export} >= {"mlruns.p", "histories.csv"}
+        written = str(app.query_one("#exp-written").content)
+        assert "exports/tiny/" + pngs[0].name in written
+
+
+@run_async
+async def test_cancel_keeps_what_is_done_and_marks_interrupted(folder: Path):
+    write_preset(folder, iterations=4000, points=40)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.live.get("sgd") is not None and app.live["sgd"].steps_done > 0,
+                       120, "the first chunk")
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
+        assert app.last_run_status == "interrupted"
+        done = app.live["sgd"].steps_done
+        assert 0 < done < 4000
+    store = Store.open(folder / "runs")
+    (info,) = store.list_runs()
+    assert info["status"] == "interrupted"
+    assert info["unit_status"]["sgd"] == "interrupted"
+    run = store.load_run(info["id"])
+    assert run.units["sgd"].minibatch_loss.shape == (2, done)  # every finished chunk was kept
+
+
+@pytest.mark.slow
+@run_async
+async def test_quit_during_run_asks_then_cancels_and_waits(folder: Path):
+    write_preset(folder, iterations=4000, points=40)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.live.get("sgd") is not None and app.live["sgd"].steps_done > 0,
+                       120, "the first chunk")
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("n")  # back: the run goes on
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, QuitScreen) and app.running == "replicates"
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.1)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
+    assert app.return_code == 0
+    (info,) = Store.open(folder / "runs").list_runs()
+    assert info["status"] == "interrupted"
+
+
+# -- errors never crash the session ----------------------------------------------------------------
+
+@run_async
+async def test_actions_without_a_preset_or_selection_notify(folder: Path):
+    app = OptuiApp(probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ("ctrl+r", "ctrl+s", "ctrl+o", "ctrl+t"):
+            await pilot.press(key)
+            await pilot.pause(0.05)
+        messages = [n.message for n in app._notifications]
+        assert any("open a preset first" in m for m in messages)
+        assert any("nothing to export" in m for m in messages)
+        assert any("nothing is running" in m for m in messages)
+        assert app.running is None
+
+
+@run_async
+async def test_broken_preset_file_is_reported_not_raised(folder: Path):
+    (folder / "presets" / "broken.toml").write_text('study = "x"\n[data\n', encoding="utf-8")
+    app = OptuiApp(preset="presets/broken.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        errors = [n.message for n in app._notifications if n.severity == "error"]
+        assert errors and "presets/broken.toml" in errors[0] and "TOML" in errors[0]
+        assert app.doc is None
+
+
+@run_async
+async def test_unknown_key_error_sits_beside_the_section(folder: Path):
+    path = write_preset(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await type_into(pilot, app, "replicates.count", "0")
+        form = app.query_one("#preset-form")
+        assert "replicates.count must be an integer in [1, 100000], got 0" in form.error_text("replicates.count")
+        await pilot.press("ctrl+r")  # refused, with the same message
+        await pilot.pause(0.05)
+        assert app.running is None
+        assert any("replicates.count" in n.message for n in app._notifications if n.severity == "error")
+        assert "count = 2" in path.read_text()
+
+
+# -- the editor's document model -------------------------------------------------------------------
+
+def test_document_round_trip_keeps_comments_and_adds_defaults(tmp_path: Path):
+    path = tmp_path / "p.toml"
+    path.write_text(PRESET.format(iterations=40, points=5), encoding="utf-8")
+    doc = PresetDocument.read(path)
+    labels = [r.label for r in doc.rows()]
+    # Every hyperparameter of each config's optimiser is offered, present or not.
+    assert {"configs.adam.b1", "configs.adam.b2", "configs.adam.eps", "configs.sgd.learning_rate",
+            "replicates.count", "engine.strategy", "compare[0].metric", "budget.iterations"} <= set(labels)
+    b1 = next(r for r in doc.rows() if r.label == "configs.adam.b1")
+    assert b1.text == "" and "0.9" in b1.placeholder
+    assert doc.set_field(("configs", "adam", "b1"), "0.8", False) is None
+    assert doc.set_field(("description",), "two optimisers", True) is None
+    assert doc.set_field(("compare", 0, "configs"), '["adam", "sgd"]', False) is None
+    study = doc.save()
+    assert study.configs["adam"].hyperparams["b1"] == 0.8 and study.compare[0].configs == ("adam", "sgd")
+    text = path.read_text()
+    assert "learning_rate = 0.01  # Adam's default step" in text and "# A tiny TwNet study" in text
+    # Clearing a field removes the key (its default applies again).
+    doc.set_field(("configs", "adam", "b1"), "", False)
+    doc.save()
+    assert "b1" not in path.read_text()
+
+
+def test_invalid_document_is_never_written(tmp_path: Path):
+    path = tmp_path / "p.toml"
+    path.write_text(PRESET.format(iterations=40, points=5), encoding="utf-8")
+    before = path.read_text()
+    doc = PresetDocument.read(path)
+    doc.set_field(("configs", "adam", "b1"), "1.5", False)
+    with pytest.raises(Exception) as exc:
+        doc.save()
+    assert "configs.adam.b1" in str(exc.value) and "[0, 1)" in str(exc.value)
+    assert path.read_text() == before
+
+
+def test_errors_map_to_the_nearest_row(tmp_path: Path):
+    path = tmp_path / "p.toml"
+    path.write_text(PRESET.format(iterations=40, points=5), encoding="utf-8")
+    doc = PresetDocument(path, path.read_text(), "presets/p.toml")
+    rows = doc.rows()
+    msg = "presets/p.toml: configs.adam.b1 must be a number in [0, 1), got 1.5"
+    assert error_key(msg, doc.file) == "configs.adam.b1"
+    assert row_for_error(rows, "configs.adam.b1").label == "configs.adam.b1"
+    assert row_for_error(rows, "configs.adam").label.startswith("configs.adam.")  # inside the table
+    assert row_for_error(rows, "compare[0].configs").label == "compare[0].configs"
+    assert row_for_error(rows, "nowhere") is None

@@ -1,0 +1,173 @@
+"""Snapshots of every panel at 80x24 and 160x48, from a fixed folder: one preset, a finished study
+run and a finished search run written through the store (no training, so the content is exact).
+Volatile values (run ids, dates, timings) are hidden with the app's hide_volatile option.
+
+Regenerate after an intended change: pytest tests/test_ui_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optui.store import Store
+from optui.ui.app import OptuiApp
+
+PRESET = """\
+# Fixed preset for the snapshots.
+study = "snap"
+workload = "twnet"
+
+[data]
+users = 30
+vocab = 200
+
+[budget]
+iterations = 40
+
+[eval]
+points = 5
+
+[replicates]
+count = 3
+seed = 0
+
+[configs.sgd]
+optimizer = "sgd"
+learning_rate = 0.5
+batch_size = 16
+
+[configs.adam]
+optimizer = "adam"
+learning_rate = 0.01
+batch_size = 16
+
+[search.adam]
+optimizer = "adam"
+trials = 4
+objective = "final_test_loss"
+learning_rate = { low = 0.001, high = 1, scale = "log" }
+batch_size = 16
+
+[[compare]]
+title = "SGD vs Adam"
+configs = ["sgd", "adam"]
+metric = "test_loss"
+"""
+
+SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
+REPS, STEPS, CHUNKS = 3, 40, 5
+
+
+def _decay(scale: float, rng: np.random.Generator, start: int, n: int) -> np.ndarray:
+    steps = np.arange(start + 1, start + n + 1)
+    noise = 1.0 + 0.15 * rng.random((REPS, n))
+    return (scale * np.exp(-steps / 25.0)[None, :] * noise + 0.05).astype(np.float32)
+
+
+def _write_unit(store: Store, run_id: str, name: str, scale: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    per = STEPS // CHUNKS
+    for c in range(CHUNKS):
+        end = (c + 1) * per
+        final = scale * np.exp(-end / 25.0) + 0.05
+        evals = {"train_loss": final * (1 + 0.05 * rng.random(REPS)),
+                 "test_loss": final * (1.1 + 0.05 * rng.random(REPS))}
+        store.write_chunk(run_id, name, c, c * per, _decay(scale, rng, c * per, per), end, evals,
+                          np.full(REPS, -1))
+    store.finish_unit(run_id, name, "done", 1.0)
+
+
+def make_folder(root: Path) -> Path:
+    (root / "presets").mkdir(parents=True)
+    (root / "presets" / "snap.toml").write_text(PRESET, encoding="utf-8")
+    store = Store.open(root / "runs")
+    search = store.create_run("snap", "twnet", "search", PRESET, "presets/snap.toml",
+                              {"device": "cpu", "space_name": "adam",
+                               "space": {"objective": "final_test_loss"}})
+    for i, (lr, objective) in enumerate([(0.002, 0.71), (0.03, 0.62), (0.2, 0.58), (0.9, 0.66)]):
+        name = f"adam-t{i + 1:03d}"
+        store.add_unit(search, name, {"optimizer": "adam", "learning_rate": lr, "batch_size": 16,
+                                      "trial": i + 1, "space": "adam", "steps": STEPS}, 1, STEPS, CHUNKS)
+        store.finish_unit(search, name, "done", 1.0, {"objective": objective})
+    store.finish_run(search, "done", 4.0)
+    time.sleep(0.01)  # the study run is the newer one: listed first
+    study = store.create_run("snap", "twnet", "study", PRESET, "presets/snap.toml", {"device": "cpu"})
+    for name, scale, seed in (("sgd", 1.0, 1), ("adam", 0.6, 2)):
+        store.add_unit(study, name, {"optimizer": name, "learning_rate": 0.1, "batch_size": 16},
+                       REPS, STEPS, CHUNKS)
+        _write_unit(store, study, name, scale, seed)
+    store.finish_run(study, "done", 2.0)
+    store.close()
+    return root
+
+
+@pytest.fixture
+def snap_folder(tmp_path: Path, monkeypatch) -> Path:
+    folder = make_folder(tmp_path / "work")
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def make_app() -> OptuiApp:
+    return OptuiApp(preset="presets/snap.toml", probe_device=False, hide_volatile=True)
+
+
+async def _settle(pilot, app: OptuiApp) -> None:
+    """Wait for the preset's validation (a worker thread) and the 4 Hz plot timers."""
+    deadline = time.monotonic() + 30
+    while not (app.doc is not None and app.checked_generation == app.edit_generation):
+        assert time.monotonic() < deadline, "preset validation did not finish"
+        await pilot.pause(0.05)
+    await pilot.pause(0.4)
+
+
+def _goto(keys: tuple[str, ...]):
+    async def run_before(pilot) -> None:
+        await _settle(pilot, pilot.app)
+        await pilot.press(*keys)
+        await pilot.pause(0.6)  # a replot tick after the panel shows
+
+    return run_before
+
+
+PANEL_KEYS = {
+    "presets": (),
+    "replicates": ("escape", "2"),
+    "search": ("escape", "3"),
+    "compare": ("escape", "5", "enter"),  # open the newest run from Runs: it lands in Compare
+    "runs": ("escape", "5"),
+    "export": ("escape", "5", "enter", "escape", "6"),
+}
+
+
+# The editor and the compare plot at 80x24 run by default; the rest are slow-marked (each snapshot
+# starts the app: a few seconds on a busy 2-core machine).
+DEFAULT = {("presets", "80x24"), ("compare", "80x24")}
+CASES = [pytest.param(panel, size, id=f"{panel}-{size}",
+                      marks=() if (panel, size) in DEFAULT else pytest.mark.slow)
+         for panel in PANEL_KEYS for size in SIZES]
+
+
+@pytest.mark.parametrize(("panel", "size"), CASES)
+def test_panel_snapshot(snap_folder: Path, snap_compare, panel: str, size: str):
+    assert snap_compare(make_app(), terminal_size=SIZES[size], run_before=_goto(PANEL_KEYS[panel]))
+
+
+@pytest.mark.slow
+def test_invalid_field_snapshot(snap_folder: Path, snap_compare):
+    """An out-of-range value: the error sits right under the field, the header says invalid."""
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        await _settle(pilot, app)
+        app.query_one("#preset-form").input_for("replicates.count").focus()
+        await pilot.press("end", "ctrl+u", "0")
+        await _settle(pilot, app)
+        app.query_one("#preset-form").scroll_to_widget(app.query_one("#preset-form").input_for("replicates.count"))
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
