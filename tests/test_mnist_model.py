@@ -149,3 +149,26 @@ def test_batch_larger_than_the_training_set_is_refused():
     w = tiny_workload(n_train=40)
     with pytest.raises(ValueError, match="exceeds the 40 training images"):
         w.sample_batch(w.data, jax.random.PRNGKey(0), 0, 41)
+
+
+@pytest.mark.slow
+def test_every_engine_strategy_gives_the_same_run():
+    from optui.engine import core
+
+    w = tiny_workload(n_train=40, n_test=13)
+    hp = {"learning_rate": np.array([0.03, 0.01, 0.02]), "b1": np.full(3, 0.9),
+          "b2": np.full(3, 0.999), "eps": np.full(3, 1e-8)}
+    keys = core.replicate_keys(0, 3)
+    runs = {}
+    for scan in (False, True):
+        for vmap in (False, True):
+            runner = core.GroupRunner(w, "adam", 10, Strategy(scan, vmap))
+            outs = [out for out, _ in core.run_group(runner, keys, hp, 12, 3)]
+            runs[(scan, vmap)] = (np.concatenate([o.minibatch_loss for o in outs], axis=1),
+                                  outs[-1].eval["test_loss"])
+    ref_losses, ref_eval = runs[(False, False)]
+    assert ref_losses.shape == (3, 12) and np.isfinite(ref_losses).all()
+    assert not np.allclose(ref_losses[0], ref_losses[1])  # members really differ
+    for losses, test_loss in runs.values():
+        np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(test_loss, ref_eval, rtol=1e-5)
