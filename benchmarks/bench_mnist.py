@@ -319,7 +319,7 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="peak RSS at full MNIST sizes instead")
     ap.add_argument("--mem-train", type=int, default=60_000)
     ap.add_argument("--mem-test", type=int, default=10_000)
-    ap.add_argument("--slice", type=int, default=1000)
+    ap.add_argument("--slice", type=int, default=250)
     ap.add_argument("--worker", choices=("optui", "report", "memory"), help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args()
     args.passthrough = [a for a in sys.argv[1:]]

@@ -178,7 +178,7 @@ def test_tfds_failed_download_is_a_data_error(tmp_path, monkeypatch):
 def test_settings_defaults_and_errors():
     out = mnist.validate_settings({}, "p.toml")
     assert out["data"]["source"] == "tfds" and out["data"]["drop_remainder"] is True
-    assert out["eval"] == {"points": 100, "train_examples": 10_000, "test_examples": 0, "slice": 1000}
+    assert out["eval"] == {"points": 100, "train_examples": 10_000, "test_examples": 0, "slice": 250}
     assert out["model"] == {"conv1": 32, "conv2": 64, "dense": 256}
     cases = [
         ({"data": {"sorce": "idx"}}, r"p.toml: data.sorce: unknown key"),
