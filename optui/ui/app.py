@@ -7,19 +7,15 @@ the runner's cancel Event, so the run ends after its current chunk with everythi
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-import time
 from pathlib import Path
 from typing import Iterable
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Grid
-from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Label, ListView, SelectionList, TabbedContent, TabPane
+from textual.screen import Screen
+from textual.widgets import Footer, Input, ListView, TabbedContent, TabPane
 
 from .. import presets
 from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
@@ -27,7 +23,9 @@ from ..errors import OptuiError
 from ..results import RunResult
 from ..search import TrialScored, TrialsPlanned
 from .live import LiveUnit
-from .messages import DeviceProbed, EngineEvent, JobFailed, PresetChecked
+from .messages import DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone
+from .screens import FieldCommands, QuitScreen
+from .shown import combine
 from .panels.compare import METRIC_OPTIONS, ComparePanel
 from .panels.export import ExportPanel
 from .panels.presets import PresetsPanel
@@ -43,38 +41,10 @@ FIRST_FOCUS = {"presets": "#preset-list", "replicates": "#rep-configs", "search"
                "compare": "#cmp-units", "runs": "#runs-table", "export": "#exp-go"}
 
 
-class RunDone(Message):
-    """The run worker has returned (whatever happened): a new run may start."""
-
-
-class ExportDone(Message):
-    def __init__(self, paths: list[Path]) -> None:
-        super().__init__()
-        self.paths = paths
-
-
-class QuitScreen(ModalScreen[bool]):
-    """Asked when quitting during a run: stop it (keeping finished chunks) and quit, or go back."""
-
-    BINDINGS = [Binding("y", "answer(True)", "Stop and quit"), Binding("n,escape", "answer(False)", "Back")]
-
-    def compose(self) -> ComposeResult:
-        with Grid(id="quit-dialog"):
-            yield Label("A run is in progress. Stop it after the current chunk (finished chunks are "
-                        "kept) and quit?", id="quit-question")
-            yield Button("Stop and quit (y)", variant="error", id="quit-yes")
-            yield Button("Back (n)", variant="primary", id="quit-no")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "quit-yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
-
-
 class OptuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "optui"
+    COMMANDS = App.COMMANDS | {FieldCommands}
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+s", "save_preset", "Save"),
@@ -92,6 +62,7 @@ class OptuiApp(App):
         self.initial_preset = preset
         self.probe_device = probe_device
         self.hide_volatile = hide_volatile  # tests: no timestamps, run ids or timings on screen
+        self.cursor_blink = not hide_volatile  # a blinking cursor is volatile too
         self.store = None
         self.doc: PresetDocument | None = None
         self.study: presets.Study | None = None
@@ -132,6 +103,10 @@ class OptuiApp(App):
         yield Footer()
 
     async def on_mount(self) -> None:
+        if not self.cursor_blink:
+            for inp in self.query(Input):
+                inp.cursor_blink = False
+        self.preset_form = self.query_one("#preset-form", FieldForm)  # the palette runs on its own screen
         self.query_one(ComparePanel).loader = self.load_run
         self.query_one(SearchPanel).set_note(self._search_note())
         if self.probe_device:
@@ -319,6 +294,10 @@ class OptuiApp(App):
         if self.study is not None:
             self.query_one(ReplicatesPanel).set_study(self.study)
             self.query_one(SearchPanel).set_spaces(self.study)
+
+    def edit_field(self, label: str) -> None:
+        self.query_one(TabbedContent).active = "presets"
+        self.call_after_refresh(self.preset_form.focus_label, label)
 
     def _focus_first_field(self) -> None:
         form = self.query_one("#preset-form", FieldForm)
@@ -581,30 +560,12 @@ class OptuiApp(App):
         self.action_show_panel("compare")
 
     def _shown(self) -> tuple[RunResult, list[str]] | None:
-        """What Compare shows, as one run (units renamed config@run when runs are mixed)."""
-        selection = self.query_one(ComparePanel).selection()
+        """What Compare shows, as one run."""
+        selection = [(rid, unit) for rid, unit, _ in self.query_one(ComparePanel).selection()]
         if not selection:
             return None
-        run_ids = list(dict.fromkeys(rid for rid, _, _ in selection))
-        units, names = {}, []
-        loaded = {rid: self.load_run(rid) for rid in run_ids}
-        for rid, unit, _ in selection:
-            run = loaded[rid]
-            if run is None or unit not in run.units:
-                continue
-            name = unit if len(run_ids) == 1 else f"{unit}@{rid[-6:]}"
-            units[name] = dataclasses.replace(run.units[unit], name=name)
-            names.append(name)
-        if not units:
-            return None
-        studies = {loaded[r].study for r in run_ids if loaded[r] is not None}
-        first = loaded[run_ids[0]]
-        combined = RunResult(
-            run_id="+".join(run_ids), study=studies.pop() if len(studies) == 1 else "compare",
-            workload=first.workload, kind="compare", status="done", device=first.device,
-            created=time.time(), wall_time_s=sum(u.wall_time_s for u in units.values()),
-            preset_text="", units=units, meta={"runs": run_ids})
-        return combined, names
+        loaded = {rid: self.load_run(rid) for rid, _ in selection}
+        return combine(selection, loaded)
 
     def _describe_export(self) -> None:
         compare = self.query_one(ComparePanel)

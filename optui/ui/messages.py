@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual.message import Message
@@ -40,3 +41,13 @@ class PresetChecked(Message):
         self.study = study
         self.error = error
         self.fields = fields
+
+
+class RunDone(Message):
+    """The run worker has returned (whatever happened): a new run may start."""
+
+
+class ExportDone(Message):
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__()
+        self.paths = paths

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Static
@@ -17,6 +18,9 @@ def _dom_id(prefix: str, label: str) -> str:
 
 class FieldForm(VerticalScroll):
     """One row per preset field: the key, an input, and the field's error right under the input."""
+
+    BINDINGS = [Binding("down", "field(1)", "Next field", show=False),
+                Binding("up", "field(-1)", "Previous field", show=False)]
 
     class Edited(Message):
         """The user changed a field; the document already holds the new value."""
@@ -55,6 +59,7 @@ class FieldForm(VerticalScroll):
             self._by_input[input_id] = row
             inp = Input(row.text, placeholder=row.placeholder, id=input_id, compact=True,
                         tooltip=row.help or None)
+            inp.cursor_blink = getattr(self.app, "cursor_blink", True)
             widgets.append(Horizontal(
                 Label(str(row.key[-1]), classes="field-key", markup=False),
                 Vertical(inp, Static("", id=_dom_id(self._id_prefix + "err-", row.label),
@@ -66,6 +71,16 @@ class FieldForm(VerticalScroll):
         if focused:
             self.focus_label(focused)
 
+    def action_field(self, step: int) -> None:
+        """Up and down move between fields (Input itself has no use for them)."""
+        label = self.focused_label()
+        labels = [r.label for r in self.rows]
+        if label in labels:
+            i = min(max(labels.index(label) + step, 0), len(labels) - 1)
+            self.focus_label(labels[i])
+        elif labels:
+            self.focus_label(labels[0])
+
     def focused_label(self) -> str | None:
         focused = self.app.focused if self.is_mounted else None
         row = self._by_input.get(focused.id) if isinstance(focused, Input) and focused.id else None
@@ -73,7 +88,9 @@ class FieldForm(VerticalScroll):
 
     def focus_label(self, label: str) -> bool:
         try:
-            self.query_one("#" + _dom_id(self._id_prefix + "in-", label), Input).focus()
+            inp = self.query_one("#" + _dom_id(self._id_prefix + "in-", label), Input)
+            inp.focus()
+            self.scroll_to_widget(inp.parent.parent, animate=False)
             return True
         except Exception:
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Select, SelectionList
@@ -56,13 +57,13 @@ class ComparePanel(Vertical):
             if info["kind"] != "study" and info["kind"] != "import":
                 continue
             for unit, status in info["unit_status"].items():
-                if status not in COMPARE_STATUSES and info["status"] != "interrupted":
+                if status not in COMPARE_STATUSES:  # pending units have nothing to draw
                     continue
                 value = f"{info['id']}\t{unit}"
                 mark = "" if status == "done" else f" [{status}]"
                 label = f"{info['study']}/{unit}{mark} · {run_label(info['id'])}"
                 self.entries[value] = (info["id"], unit, label)
-                sel.add_option((label, value, value in selected))
+                sel.add_option((Text(label), value, value in selected))  # Text: no markup in names
         self.dirty = True
 
     def select_run(self, run_id: str) -> None:

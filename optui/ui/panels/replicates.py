@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -51,7 +52,9 @@ class ReplicatesPanel(Vertical):
         for name in names:
             cfg = study.configs[name]
             chosen = name in previous if had_options and previous else True
-            sel.add_option((f"{name} ({cfg.optimizer})", name, chosen))
+            sel.add_option((Text(f"{name} ({cfg.optimizer})"), name, chosen))
+        if names and sel.highlighted is None:
+            sel.highlighted = 0  # the first down/space acts on the first config
         count = self.query_one("#rep-count", Input)
         if study and not count.value:
             count.value = str(study.replicates_count)

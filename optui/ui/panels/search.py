@@ -51,6 +51,7 @@ class SearchPanel(Vertical):
     def on_mount(self) -> None:
         self.query_one("#search-trials", DataTable).add_columns("#", "trial", "objective", "status", "params")
         self.set_interval(0.25, self._replot)
+        self.dirty = True
 
     def set_note(self, text: str) -> None:
         self.query_one("#search-note", Static).update(text)

@@ -1,0 +1,45 @@
+"""The quit confirmation and the palette's field finder."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.containers import Grid
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label
+
+
+class QuitScreen(ModalScreen[bool]):
+    """Asked when quitting during a run: stop it (keeping finished chunks) and quit, or go back."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Stop and quit"), Binding("n,escape", "answer(False)", "Back")]
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="quit-dialog"):
+            yield Label("A run is in progress. Stop it after the current chunk (finished chunks are "
+                        "kept) and quit?", id="quit-question")
+            yield Button("Stop and quit (y)", variant="error", id="quit-yes")
+            yield Button("Back (n)", variant="primary", id="quit-no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "quit-yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class FieldCommands(Provider):
+    """The palette finds any field of the open preset: 'adam learning' jumps to it."""
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        app = self.app
+        for row in app.preset_form.rows:
+            text = "Edit " + row.label.replace(".", " ")  # spaces, so 'adam learn' matches
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), partial(app.edit_field, row.label),
+                          help=row.help or f"now: {row.text or row.placeholder or 'unset'}")
