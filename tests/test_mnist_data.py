@@ -172,6 +172,17 @@ def test_tfds_failed_download_is_a_data_error(tmp_path, monkeypatch):
         mnist_data.load_tfds("mnist", str(tmp_path / "tfds"), download=True)
 
 
+def test_tfds_preparation_without_tensorflow_names_the_packages(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def no_tensorflow(self, *args, **kwargs):
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_tensorflow)
+    with pytest.raises(DataError, match=r"needs the Python packages tensorflow .*missing: tensorflow"):
+        mnist_data.load_tfds("mnist", str(tmp_path / "tfds"), download=True)
+
+
 # ---------------------------------------------------------------- settings
 
 

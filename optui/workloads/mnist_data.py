@@ -230,6 +230,10 @@ def load_tfds(name: str = "mnist", data_dir: str = "", download: bool = True) ->
     try:
         builder = tfds.builder(name, file_format="array_record", **kwargs)
         builder.download_and_prepare(file_format="array_record")
+    except ImportError as exc:  # TFDS's MNIST builder needs TensorFlow to prepare the data
+        raise DataError(f"TFDS {name} is not prepared under {where}, and preparing it needs the "
+                        f"Python packages tensorflow and importlib_resources (missing: "
+                        f"{getattr(exc, 'name', None) or exc}). " + _ways_out(where)) from None
     except Exception as exc:
         raise DataError(f"TFDS {name} is not prepared under {where}, and downloading it failed "
                         f"({_short(exc)}); downloading needs internet access to the MNIST "
