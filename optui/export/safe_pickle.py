@@ -13,12 +13,12 @@ import pickle
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import OptuiError
+from ..errors import DataError
 
 MAX_PICKLE_BYTES = 512 * 1024 * 1024
 
 
-class UnsafePickleError(OptuiError):
+class UnsafePickleError(DataError):
     """A pickle names a global outside the allow-list, or cannot be read."""
 
 
