@@ -311,3 +311,22 @@ def test_errors_map_to_the_nearest_row(tmp_path: Path):
     assert row_for_error(rows, "configs.adam").label.startswith("configs.adam.")  # inside the table
     assert row_for_error(rows, "compare[0].configs").label == "compare[0].configs"
     assert row_for_error(rows, "nowhere") is None
+
+
+@run_async
+async def test_palette_finds_a_field_and_typing_edits_it(folder: Path):
+    write_preset(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await pilot.press("escape", "3")  # start from another panel
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"budget iter")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        await pilot.press("end", "ctrl+u", *"400")
+        await wait_for(pilot, lambda: checked(app), 30, "validation")
+        assert app.query_one("#panels").active == "presets"
+        assert app.study is not None and app.study.budget.value == 400

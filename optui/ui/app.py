@@ -28,7 +28,7 @@ from .screens import FieldCommands, QuitScreen
 from .shown import combine
 from .panels.compare import METRIC_OPTIONS, ComparePanel
 from .panels.export import ExportPanel
-from .panels.presets import PresetsPanel
+from .panels.presets import PresetsPanel, preset_files
 from .panels.replicates import ReplicatesPanel
 from .panels.runs import RunsPanel
 from .panels.search import SearchPanel
@@ -297,7 +297,8 @@ class OptuiApp(App):
 
     def edit_field(self, label: str) -> None:
         self.query_one(TabbedContent).active = "presets"
-        self.call_after_refresh(self.preset_form.focus_label, label)
+        # After the palette has closed and the tab is laid out: focus, and scroll it into view.
+        self.set_timer(0.05, lambda: self.preset_form.focus_label(label))
 
     def _focus_first_field(self) -> None:
         form = self.query_one("#preset-form", FieldForm)
@@ -554,6 +555,8 @@ class OptuiApp(App):
     def on_runs_panel_open_run(self, message: RunsPanel.OpenRun) -> None:
         info = next((r for r in self.runs if r["id"] == message.run_id), None)
         if info is not None and info["kind"] == "search":
+            if self.running != "search":
+                self._show_stored_search(message.run_id)
             self.action_show_panel("search")
             return
         self.query_one(ComparePanel).select_run(message.run_id)
@@ -654,7 +657,11 @@ class OptuiApp(App):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         pane = event.pane.id
-        if pane == "export":
+        if pane == "presets":
+            panel = self.query_one(PresetsPanel)
+            if preset_files(self.root) != panel.files:  # files added or removed meanwhile
+                panel.refresh_files()
+        elif pane == "export":
             self._describe_export()
         elif pane == "runs":
             self.refresh_runs()

@@ -119,8 +119,9 @@ class SearchPanel(Vertical):
             obj = t.get("objective")
             if obj is not None:
                 n += 1
+            items = sorted((t.get("params") or {}).items(), key=lambda kv: kv[0] == "batch_size")
             params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in (t.get("params") or {}).items() if k not in PARAM_SKIP)
+                              for k, v in items if k not in PARAM_SKIP)  # batch size last: often fixed
             table.add_row(str(n) if obj is not None else "-", t["name"],
                           f"{obj:.4g}" if obj is not None else "-", t.get("status", ""), params)
         names = sorted({k for t in self.trials.values() for k, v in (t.get("params") or {}).items()
