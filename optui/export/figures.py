@@ -40,7 +40,7 @@ class FigureStyle:
     width: float = 8.0  # inches
     height: float = 5.0
     dpi: int = 120
-    max_points: int = 800  # longer curves are binned for drawing (band keeps bin min/max)
+    max_points: int = 2000  # longer curves are binned for drawing (band keeps bin min/max)
     band_alpha: float = 0.3
 
     def __post_init__(self) -> None:
