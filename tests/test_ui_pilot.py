@@ -175,7 +175,7 @@ async def test_edit_run_compare_export(folder: Path):
 
 @run_async
 async def test_cancel_keeps_what_is_done_and_marks_interrupted(folder: Path):
-    write_preset(folder, iterations=4000, points=40)
+    write_preset(folder, iterations=400_000, points=200)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
@@ -186,7 +186,7 @@ async def test_cancel_keeps_what_is_done_and_marks_interrupted(folder: Path):
         await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
         assert app.last_run_status == "interrupted"
         done = app.live["sgd"].steps_done
-        assert 0 < done < 4000
+        assert 0 < done < 400_000
     store = Store.open(folder / "runs")
     (info,) = store.list_runs()
     assert info["status"] == "interrupted"
@@ -198,7 +198,7 @@ async def test_cancel_keeps_what_is_done_and_marks_interrupted(folder: Path):
 @pytest.mark.slow
 @run_async
 async def test_quit_during_run_asks_then_cancels_and_waits(folder: Path):
-    write_preset(folder, iterations=4000, points=40)
+    write_preset(folder, iterations=400_000, points=200)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
