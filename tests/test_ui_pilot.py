@@ -330,3 +330,22 @@ async def test_palette_finds_a_field_and_typing_edits_it(folder: Path):
         await wait_for(pilot, lambda: checked(app), 30, "validation")
         assert app.query_one("#panels").active == "presets"
         assert app.study is not None and app.study.budget.value == 400
+
+
+@run_async
+async def test_quit_with_unsaved_edits_asks_first(folder: Path):
+    path = write_preset(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await type_into(pilot, app, "replicates.count", "3")
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, QuitScreen) and "unsaved edits" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, QuitScreen) and app.is_running
+        await pilot.press("ctrl+s", "ctrl+q")  # saved: quits without asking
+        await pilot.pause(0.2)
+        assert not app.is_running
+    assert "count = 3" in path.read_text()

@@ -74,7 +74,8 @@ class OptuiApp(App):
         self.fields: dict = {}
         self._fields_cache: dict[str, dict] = {}  # workload -> its field specs
         self._focus_first = False
-        self.running: str | None = None
+        self.running: str | None = None  # "replicates" | "search" while the run worker works
+        self.run_study: presets.Study | None = None
         self.cancel_event: threading.Event | None = None
         self.current_run_id: str | None = None
         self.last_run_status: str | None = None
@@ -384,6 +385,7 @@ class OptuiApp(App):
             self.notify(f"replicates must be an integer in [1, 100000], got {text!r}", severity="error")
             return
         self.running = "replicates"
+        self.run_study = study
         self.current_run_id = None
         self.last_run_status = None
         self.cancel_event = threading.Event()
@@ -415,6 +417,7 @@ class OptuiApp(App):
             self.notify(f"trials must be an integer in [1, 100000], got {text!r}", severity="error")
             return
         self.running = "search"
+        self.run_study = study
         self.current_run_id = None
         self.last_run_status = None
         self.cancel_event = threading.Event()
@@ -439,7 +442,8 @@ class OptuiApp(App):
         status = self.query_one(StatusLine)
         if isinstance(e, RunStarted):
             self.current_run_id = e.run_id
-            spec = {n: c.as_dict() for n, c in self.study.configs.items()} if self.study else {}
+            study = self.run_study
+            spec = {n: c.as_dict() for n, c in study.configs.items()} if study else {}
             for name, (steps, reps) in e.units.items():
                 self.live[name] = LiveUnit(name, steps, reps, spec.get(name, {}))
             panel.start(e.study, self.live)
@@ -526,7 +530,7 @@ class OptuiApp(App):
     def run_label(self, run_id: str) -> str:
         if self.hide_volatile:
             ids = [r["id"] for r in self.runs]
-            return f"run {ids.index(run_id) + 1}" if run_id in ids else "run"
+            return f"#{ids.index(run_id) + 1}" if run_id in ids else "#"
         return run_id
 
     def refresh_runs(self) -> None:
@@ -677,6 +681,14 @@ class OptuiApp(App):
 
     async def action_quit(self) -> None:
         if not self.running:
+            if self.doc is not None and self.doc.dirty:
+                def leave(yes: bool | None) -> None:
+                    if yes:
+                        self.exit()
+
+                self.push_screen(QuitScreen(f"{self.doc.file} has unsaved edits. Quit without saving them?",
+                                            "Quit (y)"), leave)
+                return
             self.exit()
             return
 

@@ -13,15 +13,20 @@ from textual.widgets import Button, Label
 
 
 class QuitScreen(ModalScreen[bool]):
-    """Asked when quitting during a run: stop it (keeping finished chunks) and quit, or go back."""
+    """Asked when quitting during a run (stop it, keeping finished chunks) or with unsaved edits."""
 
     BINDINGS = [Binding("y", "answer(True)", "Stop and quit"), Binding("n,escape", "answer(False)", "Back")]
 
+    def __init__(self, question: str = "A run is in progress. Stop it after the current chunk "
+                 "(finished chunks are kept) and quit?", yes: str = "Stop and quit (y)") -> None:
+        super().__init__()
+        self.question = question
+        self.yes = yes
+
     def compose(self) -> ComposeResult:
         with Grid(id="quit-dialog"):
-            yield Label("A run is in progress. Stop it after the current chunk (finished chunks are "
-                        "kept) and quit?", id="quit-question")
-            yield Button("Stop and quit (y)", variant="error", id="quit-yes")
+            yield Label(self.question, id="quit-question", markup=False)
+            yield Button(self.yes, variant="error", id="quit-yes")
             yield Button("Back (n)", variant="primary", id="quit-no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
