@@ -135,10 +135,16 @@ def test_long_curves_are_binned_but_keep_extremes():
     assert bands(fig)[0].get_paths()[0].vertices[:, 1].max() == pytest.approx(50.0)
 
 
-def test_bin_for_drawing_is_identity_for_short_curves():
+def test_bin_for_drawing_keeps_short_curves_and_bins_long_ones():
     x = np.arange(5.0)
     out = bin_for_drawing(x, x, x - 1, x + 1, 10)
-    assert all(a is b for a, b in zip(out, (x, x, x - 1, x + 1))) or np.array_equal(out[0], x)
+    for got, want in zip(out, (x, x, x - 1, x + 1)):
+        np.testing.assert_array_equal(got, want)
+    x = np.arange(100.0)
+    xb, cb, lb, hb = bin_for_drawing(x, x, x - 1, x + 1, 10)
+    np.testing.assert_allclose(xb, np.arange(10) * 10 + 4.5)
+    np.testing.assert_allclose(lb, np.arange(10) * 10 - 1)
+    np.testing.assert_allclose(hb, np.arange(10) * 10 + 10)
 
 
 def test_config_figure_shows_minibatch_and_eval_losses():
@@ -193,3 +199,34 @@ def test_export_run_writes_one_png_per_compare_and_config(tmp_path):
     names = sorted(p.name for p in files)
     assert names == ["compare-01-a-vs-b.png", "config-a.png", "config-b.png"]
     assert all(p.stat().st_size > 1000 for p in files)
+
+
+PRESET = """workload = "twnet"
+[data]
+source = "synthetic"
+[budget]
+iterations = 300
+[configs.a]
+optimizer = "sgd"
+learning_rate = 0.1
+batch_size = 8
+[configs.b]
+optimizer = "adam"
+learning_rate = 0.01
+batch_size = 8
+[[compare]]
+configs = ["b", "a"]
+title = "B against A"
+metric = "train_test"
+labels = ["Bee", "Ay"]
+"""
+
+
+def test_study_runs_use_their_preset_compare_entries(tmp_path):
+    run = make_run([make_unit("a"), make_unit("b", seed=1)], preset_text=PRESET)
+    (compare,) = comparisons_for(run)
+    assert compare.title == "B against A" and compare.configs == ("b", "a") and compare.metric == "train_test"
+    files = export_run(run, tmp_path, {"png"}, FigureStyle(dpi=40))
+    assert files[0].name == "compare-01-b-against-a.png"
+    fig = compare_figure(run, compare)
+    assert legend_labels(fig) == ["Bee train", "Bee test", "Ay train", "Ay test"]
