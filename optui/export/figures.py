@@ -141,7 +141,7 @@ def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[st
 
 
 def _centre_band_caption(style: FigureStyle) -> str:
-    return f"{style.centre} and {BAND_LABELS[style.band]} band over replicates"
+    return f"line: {style.centre} over replicates; band: {BAND_LABELS[style.band]}"
 
 
 def compare_figure(run: RunResult, compare: Compare, style: FigureStyle = FigureStyle()) -> Any:
