@@ -323,7 +323,17 @@ async def test_palette_finds_a_field_and_typing_edits_it(folder: Path):
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
         await pilot.press(*"budget iter")
-        await pilot.pause(0.5)
+
+        def top_hit() -> str:  # the palette searches asynchronously: wait for this query's hits
+            from textual.widgets import OptionList
+
+            results = app.screen.query(OptionList)
+            if not results or results.first().option_count == 0:
+                return ""
+            return str(results.first().get_option_at_index(0).prompt)
+
+        await wait_for(pilot, lambda: "budget" in top_hit(), 10, "the palette's hits")
+        await pilot.pause(0.1)
         await pilot.press("enter")
         await pilot.pause(0.3)
         await pilot.press("end", "ctrl+u", *"400")

@@ -298,8 +298,10 @@ class OptuiApp(App):
 
     def edit_field(self, label: str) -> None:
         self.query_one(TabbedContent).active = "presets"
-        # After the palette has closed and the tab is laid out: focus, and scroll it into view.
-        self.set_timer(0.05, lambda: self.preset_form.focus_label(label))
+        # Focus as soon as the palette has closed, and again once the tab is laid out: only
+        # then can the form scroll the field into view.
+        self.call_after_refresh(self.preset_form.focus_label, label)
+        self.set_timer(0.1, lambda: self.preset_form.focus_label(label))
 
     def _focus_first_field(self) -> None:
         form = self.query_one("#preset-form", FieldForm)

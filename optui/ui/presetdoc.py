@@ -169,9 +169,10 @@ class PresetDocument:
         """Search spaces: nested ranges like learning_rate = {low, high} become one row per bound."""
         if not isinstance(raw, dict):
             return [self._row(prefix, None)]
-        out = []
-        for k, v in raw.items():
-            out += self._flat_rows(prefix + (k,), v) if isinstance(v, dict) else [self._row(prefix + (k,), None)]
+        out = [self._row(prefix + (k,), None) for k, v in raw.items() if not isinstance(v, dict)]
+        for k, v in raw.items():  # ranges after the plain keys: one heading per table
+            if isinstance(v, dict):
+                out += self._flat_rows(prefix + (k,), v)
         return out
 
     def set_field(self, key: Key, text: str, is_str: bool) -> str | None:
