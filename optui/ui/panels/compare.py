@@ -85,10 +85,13 @@ class ComparePanel(Vertical):
         self.dirty = True
 
     def _replot(self) -> None:
+        plot = self.query_one("#cmp-plot", PlotextPlot)
+        if plot.size != getattr(self, "_drawn_size", None):
+            self.dirty = True  # resized: the curves are binned to the width
         if not self.dirty or not self.display or self.loader is None:
             return
         self.dirty = False
-        plot = self.query_one("#cmp-plot", PlotextPlot)
+        self._drawn_size = plot.size
         width = max(plot.size.width - 12, 10)
         groups = []
         for run_id, unit, label in self.selection():

@@ -86,10 +86,13 @@ class ReplicatesPanel(Vertical):
         self.dirty = True
 
     def _replot(self) -> None:
+        plot = self.query_one("#rep-plot", PlotextPlot)
+        if plot.size != getattr(self, "_drawn_size", None):
+            self.dirty = True  # resized: the curves are binned to the width
         if not self.dirty or not self.display:
             return
         self.dirty = False
-        plot = self.query_one("#rep-plot", PlotextPlot)
+        self._drawn_size = plot.size
         width = max(plot.size.width - 12, 10)
         groups = [plots.unit_series(u.as_unit(), self.metric, u.name, "minmax", width)
                   for u in self.units.values() if u.has_data]
