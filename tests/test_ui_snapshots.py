@@ -1,17 +1,22 @@
 """Snapshots of every panel at 80x24 and 160x48, from a fixed folder: one preset, a finished study
 run and a finished search run written through the store (no training, so the content is exact).
-Volatile values (run ids, dates, timings) are hidden with the app's hide_volatile option.
+Volatile values (run ids, dates, timings, the cursor blink) are hidden with the app's
+hide_volatile option. Every snapshot test runs by default: a deselected one would leave its SVG
+"unused", which syrupy reports as a failure.
 
 Regenerate after an intended change: pytest tests/test_ui_snapshots.py --snapshot-update
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from pytest_textual_snapshot import SVGImageExtension
 
 from optui.store import Store
 from optui.ui.app import OptuiApp
@@ -125,39 +130,44 @@ async def _settle(pilot, app: OptuiApp) -> None:
     await pilot.pause(0.4)
 
 
-def _goto(keys: tuple[str, ...]):
-    async def run_before(pilot) -> None:
-        await _settle(pilot, pilot.app)
-        await pilot.press(*keys)
-        await pilot.pause(0.6)  # a replot tick after the panel shows
-
-    return run_before
-
-
-PANEL_KEYS = {
+PANEL_KEYS = {  # in the order visited; each starts from the tab bar (escape)
     "presets": (),
     "replicates": ("escape", "2"),
     "search": ("escape", "3"),
-    "compare": ("escape", "5", "enter"),  # open the newest run from Runs: it lands in Compare
     "runs": ("escape", "5"),
-    "export": ("escape", "5", "enter", "escape", "6"),
+    "compare": ("escape", "5", "enter"),  # open the newest run from Runs: it lands in Compare
+    "export": ("escape", "6"),
 }
 
 
-# The editor and the compare plot at 80x24 run by default; the rest are slow-marked (each snapshot
-# starts the app: a few seconds on a busy 2-core machine).
-DEFAULT = {("presets", "80x24"), ("compare", "80x24")}
-CASES = [pytest.param(panel, size, id=f"{panel}-{size}",
-                      marks=() if (panel, size) in DEFAULT else pytest.mark.slow)
-         for panel in PANEL_KEYS for size in SIZES]
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_panel_snapshot(snap_folder: Path, snapshot, size: str):
+    """One session visits every panel; each screen is compared with its stored SVG.
+
+    (One app run per size instead of one per panel: every start costs seconds here.)
+    """
+    snapshot = snapshot.use_extension(SVGImageExtension)
+    shots: dict[str, str] = {}
+
+    async def visit(pilot) -> None:
+        app = pilot.app
+        await _settle(pilot, app)
+        for panel, keys in PANEL_KEYS.items():
+            await pilot.press(*keys)
+            await pilot.pause(0.6)  # a replot tick (4 Hz) after the panel shows
+            await pilot.wait_for_scheduled_animations()
+            shots[panel] = app.export_screenshot(title=app.title)
+
+    async def main() -> None:
+        app = make_app()
+        async with app.run_test(size=SIZES[size]) as pilot:
+            await visit(pilot)
+
+    asyncio.run(main())
+    for panel, svg in shots.items():
+        assert snapshot(name=panel) == svg, f"{panel} at {size} differs from its snapshot"
 
 
-@pytest.mark.parametrize(("panel", "size"), CASES)
-def test_panel_snapshot(snap_folder: Path, snap_compare, panel: str, size: str):
-    assert snap_compare(make_app(), terminal_size=SIZES[size], run_before=_goto(PANEL_KEYS[panel]))
-
-
-@pytest.mark.slow
 def test_invalid_field_snapshot(snap_folder: Path, snap_compare):
     """An out-of-range value: the error sits right under the field, the header says invalid."""
 

@@ -23,6 +23,7 @@ from ..errors import OptuiError
 from ..results import RunResult
 from ..search import TrialScored, TrialsPlanned
 from .live import LiveUnit
+from . import jobs
 from .messages import DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone
 from .screens import FieldCommands, QuitScreen
 from .shown import combine
@@ -32,7 +33,7 @@ from .panels.presets import PresetsPanel, preset_files
 from .panels.replicates import ReplicatesPanel
 from .panels.runs import RunsPanel
 from .panels.search import SearchPanel
-from .presetdoc import PresetDocument, error_key, workload_fields
+from .presetdoc import PresetDocument, error_key
 from .widgets import FieldForm, StatusLine
 
 PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Search"),
@@ -140,83 +141,24 @@ class OptuiApp(App):
 
     @work(thread=True, exclusive=True, group="check", exit_on_error=False)
     def _check_preset(self, generation: int, text: str, file: str, workload: object) -> None:
-        fields: dict = {}
-        try:
-            fields = workload_fields(workload)
-        except Exception:
-            pass  # the validation below reports an unknown workload
-        study, error = None, None
-        try:
-            study = presets.loads(text, file)
-        except OptuiError as exc:
-            error = str(exc)
-        except Exception as exc:
-            error = f"{file}: {type(exc).__name__}: {exc}"
+        study, error, fields = jobs.check_preset(text, file, workload)
         self.post_message(PresetChecked(generation, study, error, fields))
 
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _run_replicates(self, study: presets.Study, configs: list[str], replicates: int,
                         cancel: threading.Event) -> None:
-        store = None
-        try:
-            from ..engine.runner import StudyRunner
-            from ..store import Store
-
-            store = Store.open(self.root / "runs")  # its own connection: this thread writes
-            StudyRunner(study, store, lambda e: self.post_message(EngineEvent(e)), cancel).run(
-                configs=configs, replicates=replicates)
-        except OptuiError as exc:
-            self.post_message(JobFailed("run", str(exc)))
-        except Exception as exc:
-            self.post_message(JobFailed("run", f"{type(exc).__name__}: {exc}"))
-        finally:
-            if store is not None:
-                store.close()
-            self.post_message(RunDone())
+        jobs.run_replicates(self.post_message, self.root, study, configs, replicates, cancel)
 
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _run_search(self, study: presets.Study, space: str, trials: int, cancel: threading.Event) -> None:
-        store = None
-        try:
-            from ..search import SearchRunner
-            from ..store import Store
-
-            store = Store.open(self.root / "runs")
-            SearchRunner(study, space, store, lambda e: self.post_message(EngineEvent(e)), cancel).run(
-                trials=trials)
-        except OptuiError as exc:
-            self.post_message(JobFailed("search", str(exc)))
-        except Exception as exc:
-            self.post_message(JobFailed("search", f"{type(exc).__name__}: {exc}"))
-        finally:
-            if store is not None:
-                store.close()
-            self.post_message(RunDone())
+        jobs.run_search(self.post_message, self.root, study, space, trials, cancel)
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def _export(self, run: RunResult, names: list[str], metric: str, band: str, formats: list[str],
                 out_dir: Path) -> None:
-        try:
-            from ..export import FigureStyle, export_run, slug
-            from ..export.atomic import ensure_writable_dir
-            from ..export.figures import compare_figure, save_figure
-
-            written: list[Path] = []
-            style = FigureStyle(band=band)
-            out = ensure_writable_dir(out_dir)
-            if "png" in formats:
-                label = dict((v, k) for k, v in METRIC_OPTIONS)[metric]
-                compare = presets.Compare(f"{run.study}: {label}", tuple(names), metric)
-                fig = compare_figure(run, compare, style)
-                written.append(save_figure(fig, out / f"compare-{slug('-'.join(names))}-{metric}-{band}.png"))
-            rest = [f for f in formats if f != "png"]
-            if rest:
-                written += export_run(run, out, rest, style)
-            self.post_message(ExportDone(written))
-        except OptuiError as exc:
-            self.post_message(JobFailed("export", str(exc)))
-        except Exception as exc:
-            self.post_message(JobFailed("export", f"{type(exc).__name__}: {exc}"))
+        with jobs.reported(self.post_message, "export"):
+            label = dict((v, k) for k, v in METRIC_OPTIONS)[metric]
+            self.post_message(ExportDone(jobs.export_shown(run, names, metric, label, band, formats, out_dir)))
 
     # -- presets --------------------------------------------------------------------------------
     async def on_presets_panel_open(self, message: PresetsPanel.Open) -> None:
