@@ -280,17 +280,11 @@ def test_synthetic_weights_are_learnable_at_the_reports_size():
     assert np.all(after["train_loss"] < 0.85 * before["train_loss"]), (before, after)
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError, reason=(
-    "load_json reads a folder given as data.path and raises IsADirectoryError (a traceback in the "
-    "CLI); fix: check p.is_file() before reading"))
 def test_folder_as_data_path(tmp_path):
     with pytest.raises(DataError, match="data.path"):
         load_json(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "two users make one edge, which cannot be split into train and test; the DataError then "
-    "names neither the file nor the real cause; fix: require at least 3 users in load_json"))
 @pytest.mark.filterwarnings("ignore:.*not in the data set")
 def test_two_users_are_refused_naming_the_file(tmp_path):
     path = write_json(tmp_path, {"dataset": SMALL["dataset"][:2]})

@@ -65,8 +65,12 @@ def load_data(settings: dict[str, Any]) -> TwNetData:
 # --- numerics ---------------------------------------------------------------------------------
 
 def _safe_cosine(dot: jax.Array, sq_a: jax.Array, sq_b: jax.Array) -> jax.Array:
-    """dot / (|a| |b|), defined as 0 where either vector is zero, with a finite gradient there."""
-    ok = (sq_a > 0) & (sq_b > 0)
+    """dot / (|a| |b|), defined as 0 where either vector is zero, with a finite gradient there.
+
+    Only an exact zero is special: a NaN or inf norm (overflowed weights) must stay non-finite
+    so that the engine sees the divergence.
+    """
+    ok = (sq_a != 0) & (sq_b != 0)
     # Square roots taken separately: their product cannot overflow where sq_a * sq_b would.
     norm = jnp.sqrt(jnp.where(ok, sq_a, 1.0)) * jnp.sqrt(jnp.where(ok, sq_b, 1.0))
     return jnp.where(ok, dot / norm, 0.0)

@@ -138,6 +138,8 @@ def load_json(path: str | Path, min_count: int = 3, train_fraction: float = 0.75
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: no such TwNet data file (data.path)")
+    if not p.is_file():
+        raise DataError(f"{p}: data.path must be a JSON file, not a folder")
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -168,8 +170,10 @@ def load_json(path: str | Path, min_count: int = 3, train_fraction: float = 0.75
         users.append(user)
         corpora.append(corpus)
         links.append(([str(u) for u in entry["followers"]], [str(u) for u in entry["followings"]]))
-    if len(users) < 2:
-        raise DataError(f"{p}: needs at least 2 users to form an edge, found {len(users)}")
+    # Three users make three edges: the fewest that split into a train and a test set.
+    if len(users) < 3:
+        raise DataError(f"{p}: needs at least 3 users (their pairs are split into train and test "
+                        f"edges), found {len(users)}")
 
     tokenize = _tokenizer().tokenize
     user_counts = [Counter(tokenize(c)) for c in corpora]
