@@ -218,7 +218,10 @@ def _report(study, space, store, run_id, console, out_dir) -> dict[str, Any] | N
     ranked = rank_trials(store, run_id)
     confirmations = rank_confirmations(store, run_id)
     # Compact enough for 80 columns: no vertical rules, and wall times only in the Markdown.
-    t = Table(title=f"{study.name} / {space.name}: {len(ranked)} trials, best first by {space.objective}",
+    counts = ", ".join(f"{n} {status}" for status in ("done", "diverged", "failed")
+                       if (n := sum(r["status"] == status for r in ranked)))
+    t = Table(title=f"{study.name} / {space.name}: {len(ranked)} trials ({counts}), "
+                    f"best first by {space.objective}",
               box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
     for i, col in enumerate(sr.trial_header(space)[:-1]):
         t.add_column("objective" if i == 3 else col.replace("Batch Size", "Batch"),
