@@ -31,6 +31,9 @@ ENGINE_FIELDS = {
     "strategy": Field("str", "auto", choices=("auto", "scan-vmap", "scan-sequential",
                                                "step-vmap", "step-sequential")),
     "checkpoint_seconds": Field("float", 10.0, low=0.0, high=86_400.0),
+    "replicates_per_batch": Field("int", 0, low=0, high=1_000_000,
+                                  help="replicates (or trials) trained together in one vmapped call; "
+                                       "0 = all. Lower it if the device runs out of memory"),
 }
 COMPARE_FIELDS = {
     "title": Field("str", ""),

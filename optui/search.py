@@ -18,6 +18,7 @@ stream 0 is the search, stream 1 the confirmation re-runs. A resumed trial there
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -361,23 +362,20 @@ class SearchRunner:
 
     def _guarded(self, run_id: str, work: Callable[[], tuple[str, str | None]], prior_wall: float) -> str:
         """Run work(); record how the run ended (done, interrupted, failed) whatever happens."""
+        from .engine import failures
         from .engine.events import RunFailed, RunFinished
-        from .engine.runner import _describe_failure
 
         started = time.perf_counter()
         try:
             status, error = work()
         except BaseException as exc:
-            wall = prior_wall + time.perf_counter() - started
-            self._record_programs(run_id)
-            if isinstance(exc, KeyboardInterrupt):
-                self.store.finish_run(run_id, "interrupted", wall)
-                self.emit(RunFinished(run_id, "interrupted", wall))
-            else:
-                message = _describe_failure(exc)
-                self.store.finish_run(run_id, "failed", wall, message)
-                self.emit(RunFailed(run_id, message))
-            raise
+            with contextlib.suppress(StoreError):
+                self._record_programs(run_id)
+            failures.end_run(self.store, run_id, prior_wall + time.perf_counter() - started, exc, self.emit)
+            user_exc = failures.for_user(exc, run_id)
+            if user_exc is exc:
+                raise
+            raise user_exc from None
         wall = prior_wall + time.perf_counter() - started
         self._record_programs(run_id)
         self.store.finish_run(run_id, status, wall, error)
@@ -430,9 +428,9 @@ class SearchRunner:
             except (KeyboardInterrupt, StoreError, OptuiError):
                 raise
             except Exception as exc:  # one group failing (e.g. out of memory) spares the others
-                from .engine.runner import _describe_failure
+                from .engine.failures import describe
 
-                message = _describe_failure(exc)
+                message = describe(exc)
                 errors.append(message)
                 for p in members:
                     self.store.finish_unit(run_id, p.name, "failed", 0.0, {"error": message})

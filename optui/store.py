@@ -242,6 +242,8 @@ class Store:
         with self.tx() as c:
             c.execute("UPDATE runs SET status=?, wall_time_s=?, finished=?, error=?, pid=NULL WHERE id=?",
                       (status, wall_time_s, time.time(), error, run_id))
+            if status in ("failed", "interrupted"):  # a unit cut short ends the way its run did
+                c.execute("UPDATE units SET status=? WHERE run_id=? AND status='running'", (status, run_id))
 
     def update_run_meta(self, run_id: str, **updates: Any) -> None:
         with self.tx() as c:

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
             rows = Store.open(store).list_runs()
         if as_json:
             keep = ("id", "study", "kind", "workload", "status", "created", "wall_time_s", "units",
-                    "replicates_done", "replicates_total", "diverged", "error")
+                    "unit_status", "replicates_done", "replicates_total", "diverged", "error")
             print(json.dumps([{k: r.get(k) for k in keep} for r in rows], indent=2))
             return
         t = Table(title=f"runs in {store}/")

@@ -116,11 +116,23 @@ class GroupRunner:
             self._step = jax.jit(step_one)
             self._eval = jax.jit(eval_one)
 
+    def _in_blocks(self, fn, members: tuple, *shared) -> Any:
+        """fn(*members, *shared) over blocks of at most strategy.max_members members, joined.
+
+        members are pytrees with a leading member axis; one block (the default) is one call.
+        """
+        n = len(jax.tree.leaves(members[0])[0])
+        size = self.strategy.max_members or n
+        if size >= n:
+            return fn(*members, *shared)
+        outs = [fn(*jax.tree.map(lambda x: x[i:i + size], members), *shared) for i in range(0, n, size)]
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+
     # -- state -------------------------------------------------------------------------------
     def init(self, keys: np.ndarray, hparams: dict[str, np.ndarray]) -> Any:
         hp = {k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()}
         if self.strategy.vmap_replicates:
-            return self._init(_keys(keys), hp)
+            return self._in_blocks(self._init, (_keys(keys), hp))
         return [self._init(_keys(keys[m]), {k: v[m] for k, v in hp.items()}) for m in range(len(keys))]
 
     def diverged_at(self, state) -> np.ndarray:
@@ -132,7 +144,8 @@ class GroupRunner:
     def evaluate(self, state) -> dict[str, np.ndarray]:
         data = self.workload.data
         if self.strategy.vmap_replicates:
-            return {k: np.asarray(v, np.float64) for k, v in self._eval(state, data).items()}
+            metrics = self._in_blocks(self._eval, (state,), data)
+            return {k: np.asarray(v, np.float64) for k, v in metrics.items()}
         per = [self._eval(s, data) for s in state]
         return {k: np.array([float(p[k]) for p in per]) for k in per[0]}
 
@@ -142,7 +155,9 @@ class GroupRunner:
         hp = {k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()}
         jkeys = _keys(keys)
         if self.strategy.vmap_replicates:
-            return self._advance_one(state, hp, jkeys, start, length, data)
+            state, losses = self._in_blocks(
+                lambda s, h, k: self._advance_one(s, h, k, start, length, data), (state, hp, jkeys))
+            return state, np.asarray(losses, np.float32)
         out_states, out_losses = [], []
         for m, s in enumerate(state):
             s, losses = self._advance_one(s, {k: v[m] for k, v in hp.items()}, jkeys[m], start, length, data)

@@ -6,6 +6,7 @@ and checks a threading.Event between chunks, so cancelling loses nothing already
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ from ..presets import Config, Study
 from ..store import Store
 from ..workloads import module as workload_module
 from ..workloads.base import Strategy, Workload
-from . import device
+from . import device, failures
 from .core import GroupRunner, chunk_bounds, replicate_keys, run_group, state_from_bytes, state_to_bytes
-from .events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
+from .events import ChunkDone, Event, RunFinished, RunStarted, UnitFinished, UnitStarted
+from .failures import end_run
 
 # States up to this size are checkpointed after every chunk; larger ones every checkpoint_seconds.
 SMALL_STATE_BYTES = 16 * 2**20
@@ -39,9 +41,11 @@ class UnitPlan:
 def resolve_strategy(study: Study, workload: Workload) -> Strategy:
     setting = study.engine["strategy"]
     if setting == "auto":
-        return workload.choose_strategy(device.describe()["backend"])
-    how, members = setting.split("-")
-    return Strategy(scan=how == "scan", vmap_replicates=members == "vmap")
+        strategy = workload.choose_strategy(device.describe()["backend"])
+    else:
+        how, members = setting.split("-")
+        strategy = Strategy(scan=how == "scan", vmap_replicates=members == "vmap")
+    return dataclasses.replace(strategy, max_members=study.engine["replicates_per_batch"])
 
 
 def plan_units(study: Study, workload: Workload, configs: list[str] | None = None,
@@ -130,15 +134,11 @@ class StudyRunner:
                     status = "interrupted"
                     break
         except BaseException as exc:
-            wall = prior_wall + time.perf_counter() - started
-            if isinstance(exc, KeyboardInterrupt):
-                self.store.finish_run(run_id, "interrupted", wall)
-                self.emit(RunFinished(run_id, "interrupted", wall))
+            end_run(self.store, run_id, prior_wall + time.perf_counter() - started, exc, self.emit)
+            user_exc = failures.for_user(exc, run_id)
+            if user_exc is exc:
                 raise
-            message = _describe_failure(exc)
-            self.store.finish_run(run_id, "failed", wall, message)
-            self.emit(RunFailed(run_id, message))
-            raise
+            raise user_exc from None
         wall = prior_wall + time.perf_counter() - started
         self.store.finish_run(run_id, status, wall)
         self.emit(RunFinished(run_id, status, wall))
@@ -198,10 +198,3 @@ class StudyRunner:
     def _unit_wall(self, run_id: str, name: str) -> float:
         return next(r["wall_time_s"] for r in self.store.unit_rows(run_id) if r["name"] == name)
 
-
-def _describe_failure(exc: BaseException) -> str:
-    text = str(exc)
-    if "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or isinstance(exc, MemoryError):
-        return ("the device ran out of memory; reduce replicates.count (run fewer replicates at once), "
-                "or the eval set size and eval.slice where the workload has them; finished configs are kept")
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, OptuiError) else text

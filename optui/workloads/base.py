@@ -24,14 +24,19 @@ class Strategy:
       per call from Python (faster for conv nets on XLA's CPU runtime, see the benchmarks).
     vmap_replicates: True runs all replicates (or trials) of a shape as one vmapped program;
       False runs them one after another.
+    max_members: see below.
     """
 
     scan: bool = True
     vmap_replicates: bool = True
+    # With vmap: at most this many members per compiled call (0 = all). Fewer members per call
+    # need less device memory for activations; state and results are the same.
+    max_members: int = 0
 
     @property
     def label(self) -> str:
-        return f"{'scan' if self.scan else 'step'}+{'vmap' if self.vmap_replicates else 'sequential'}"
+        label = f"{'scan' if self.scan else 'step'}+{'vmap' if self.vmap_replicates else 'sequential'}"
+        return label + (f" x{self.max_members}" if self.vmap_replicates and self.max_members else "")
 
 
 @dataclass(frozen=True)
