@@ -6,6 +6,7 @@ replicates, named optimiser configs, optional search spaces and the comparisons 
 
 from __future__ import annotations
 
+import copy
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from .errors import PresetError
 from .schema import Field, check_section, check_value, where
 
 MAX_PRESET_BYTES = 1_000_000
+MAX_EPOCHS = 1_000_000  # keeps a run's step count (epochs x batches per epoch) a sane integer
 BUDGET_KINDS = ("iterations", "epochs", "examples")
 METRICS = ("minibatch_loss", "train_loss", "test_loss", "train_test")
 
@@ -116,7 +118,8 @@ def parse_budget(raw: Any, file: str | None, prefix: str = "budget") -> Budget:
         raise PresetError(f"{where(file, prefix)} must set exactly one of {', '.join(BUDGET_KINDS)}, "
                           f"got {', '.join(sorted(raw))}")
     (kind, value), = raw.items()
-    spec = Field("float", low=0.0, low_open=True) if kind == "epochs" else Field("int", low=1, high=10**12)
+    spec = (Field("float", low=0.0, high=MAX_EPOCHS, low_open=True) if kind == "epochs"
+            else Field("int", low=1, high=10**12))
     return Budget(kind, check_value(value, spec, file, f"{prefix}.{kind}"))
 
 
@@ -162,8 +165,10 @@ def _parse_compare(raw: Any, configs: dict[str, Config], file: str | None) -> li
                 raise PresetError(f"{where(file, key + '.configs')} names unknown config {n!r}; "
                                   f"known: {', '.join(configs)}")
         labels = entry.get("labels", [])
-        if labels and (not isinstance(labels, list) or len(labels) != len(names)):
-            raise PresetError(f"{where(file, key + '.labels')} must list one label per config")
+        if labels and (not isinstance(labels, list) or len(labels) != len(names)
+                       or not all(isinstance(x, str) for x in labels)):
+            raise PresetError(f"{where(file, key + '.labels')} must list one label (a string) per "
+                              f"config, got {labels!r}")
         metric = check_value(entry.get("metric", "minibatch_loss"), COMPARE_FIELDS["metric"], file,
                              key + ".metric")
         title = check_value(entry.get("title", " vs. ".join(names)), Field("str"), file, key + ".title")
@@ -194,7 +199,10 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
     if "workload" not in raw:
         raise PresetError(f"{where(file, 'workload')} is required (one of {', '.join(workloads.WORKLOADS)})")
     workload = raw["workload"]
-    mod = workloads.module(workload if isinstance(workload, str) else repr(workload), file)
+    if not isinstance(workload, str):
+        raise PresetError(f"{where(file, 'workload')} must be one of "
+                          f"{', '.join(repr(w) for w in workloads.WORKLOADS)}, got {workload!r}")
+    mod = workloads.module(workload, file)
     default_name = Path(file).stem if file else workload
     name = check_value(raw.get("study", default_name), Field("str"), file, "study")
     if not name or any(c in name for c in "/\\:") or name.startswith("."):
@@ -245,8 +253,16 @@ def read_text(path: str | Path) -> str:
     size = p.stat().st_size
     if size > MAX_PRESET_BYTES:
         raise PresetError(f"{p}: preset is {size:,} bytes; the limit is {MAX_PRESET_BYTES:,}")
+    # Read at most one byte past the limit: a pipe or device reports size 0 and may never end.
     try:
-        return p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            data = f.read(MAX_PRESET_BYTES + 1)
+    except OSError as exc:
+        raise PresetError(f"{p}: cannot read the preset: {exc.strerror or exc}") from None
+    if len(data) > MAX_PRESET_BYTES:
+        raise PresetError(f"{p}: preset is over {MAX_PRESET_BYTES:,} bytes, the limit")
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise PresetError(f"{p}: not a UTF-8 text file") from None
 
@@ -280,21 +296,37 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def _validate(raw: dict[str, Any], file: str | None, text: str, overrides: list[str] | None) -> Study:
+    if not overrides:
+        return study_from_dict(raw, file, text)
+    merged = apply_overrides(copy.deepcopy(raw), overrides)
+    try:
+        study = study_from_dict(merged, file, text)
+    except PresetError as exc:
+        _blame_overrides(exc, raw, file, text, overrides)
+        raise
+    study.overrides = list(overrides)
+    return study
+
+
+def _blame_overrides(exc: PresetError, raw: dict[str, Any], file: str | None, text: str,
+                     overrides: list[str]) -> None:
+    """When the file alone is valid, the error came from --set: say so, or the user searches the
+    file for a value that is not there."""
+    try:
+        study_from_dict(raw, file, text)
+    except PresetError:
+        return  # the file has an error of its own; the message names the file already
+    msg = str(exc)
+    named = [o for o in overrides if o.split("=", 1)[0].strip() in msg] or overrides
+    raise PresetError(f"{msg} (from --set {', --set '.join(named)})") from None
+
+
 def load(path: str | Path, overrides: list[str] | None = None) -> Study:
     """Read, override and validate a preset file."""
     text = read_text(path)
-    raw = parse_toml(text, str(path))
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-    study = study_from_dict(raw, str(path), text)
-    study.overrides = list(overrides or [])
-    return study
+    return _validate(parse_toml(text, str(path)), str(path), text, overrides)
 
 
 def loads(text: str, file: str | None = None, overrides: list[str] | None = None) -> Study:
-    raw = parse_toml(text, file)
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-    study = study_from_dict(raw, file, text)
-    study.overrides = list(overrides or [])
-    return study
+    return _validate(parse_toml(text, file), file, text, overrides)

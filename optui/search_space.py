@@ -245,7 +245,7 @@ def parse_space(name: str, raw: Any, file: str | None) -> SearchSpace:
     opt = raw.get("optimizer")
     if opt is None:
         raise PresetError(f"{where(file, key + '.optimizer')} is required (one of {optimizers.known()})")
-    if opt not in optimizers.OPTIMIZERS:
+    if not isinstance(opt, str) or opt not in optimizers.OPTIMIZERS:  # a list is unhashable
         raise PresetError(f"{where(file, key + '.optimizer')} must be one of {optimizers.known()}, got {opt!r}")
     hyper_fields = optimizers.OPTIMIZERS[opt].hyperparams
     for k in raw:

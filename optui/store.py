@@ -6,8 +6,10 @@ chunk in flight, and several optui processes can share one store. Arrays are sto
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -78,7 +80,25 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 """
 
+# The statements of _SCHEMA, to run one by one inside a transaction (executescript commits).
+_SCHEMA_STATEMENTS = [stmt.strip() for stmt in _SCHEMA.split(";") if stmt.strip()]
+
+
+def _add_run_owner(conn: sqlite3.Connection) -> None:
+    """0 -> 1: runs record the process and host running them, so a dead run shows interrupted."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind in (("pid", "INTEGER"), ("host", "TEXT")):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+
+
+# MIGRATIONS[v] brings a store from schema v to v + 1. Steps leave existing rows as they are.
+MIGRATIONS = {0: _add_run_owner}
+OLDEST_MIGRATABLE = min(MIGRATIONS)
+
 ACTIVE = "running"
+
+log = logging.getLogger(__name__)  # unconfigured, warnings print their message on stderr
 
 
 def _npy(a: np.ndarray) -> bytes:
@@ -130,24 +150,56 @@ class Store:
             conn.execute("PRAGMA foreign_keys=ON")
             store = cls(path, conn)
             store._migrate()
+        except sqlite3.OperationalError as exc:  # locked, full, or an I/O error: the file may be fine
+            raise StoreError(f"{path}: cannot open the run store: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable optui store: {exc}") from None
         return store
 
-    def _migrate(self) -> None:
-        # executescript commits on its own, so it runs outside an explicit transaction.
-        self.conn.executescript(_SCHEMA)
+    def _schema_version(self) -> int | None:
+        """The store's schema version; None for a new (empty) store."""
+        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+            return None
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            return
-        version = int(row[0])
+            return None
+        try:
+            version = int(row[0])
+        except ValueError:
+            raise StoreError(f"{self.path}: its schema version {row[0]!r} is not a number, so this "
+                             f"is no optui store; use another --store") from None
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer optui (store schema {version}, this "
                              f"optui reads up to {SCHEMA_VERSION}); upgrade optui or use another --store")
-        if version < SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: store schema {version} is older than {SCHEMA_VERSION} and "
-                             f"has no migration; move it aside to start a new store")
+        if version < OLDEST_MIGRATABLE:
+            raise StoreError(f"{self.path}: store schema {version} is older than this optui can "
+                             f"migrate (schema {OLDEST_MIGRATABLE} and later); open it with the optui "
+                             f"that wrote it, or move it aside and use a new --store")
+        return version
+
+    def _migrate(self) -> None:
+        """Create a new store, or bring an older one to SCHEMA_VERSION, in one transaction: a
+        failure or a kill part-way leaves the store exactly as it was."""
+        if self._schema_version() == SCHEMA_VERSION:
+            return  # the usual case takes no write lock
+        with self.tx() as c:
+            # Read again under the lock: another process may have migrated it meanwhile.
+            version = self._schema_version()
+            if version == SCHEMA_VERSION:
+                return
+            try:
+                # New tables first (IF NOT EXISTS), then the steps that change existing ones; a new
+                # store runs the steps too, which find nothing to do.
+                for stmt in _SCHEMA_STATEMENTS:
+                    c.execute(stmt)
+                for v in range(OLDEST_MIGRATABLE if version is None else version, SCHEMA_VERSION):
+                    MIGRATIONS[v](c)
+                c.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            except sqlite3.Error as exc:
+                if version is None:
+                    raise
+                raise StoreError(f"{self.path}: could not migrate store schema {version} to "
+                                 f"{SCHEMA_VERSION} ({exc}); the store is unchanged") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -161,15 +213,15 @@ class Store:
             raise StoreError(f"{self.path}: cannot write the run store: {exc}") from None
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            # SQLite rolls back by itself on some errors (a full disk, an I/O error).
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"{self.path}: cannot write the run store: {exc}") from None
+            raise
 
     # -- writing ---------------------------------------------------------------------------
     def create_run(self, study: str, workload: str, kind: str, preset_text: str,
@@ -185,15 +237,26 @@ class Store:
         return run_id
 
     def claim_run(self, run_id: str) -> None:
-        """Mark an interrupted run as running again in this process (for --resume)."""
-        info = self.run_info(run_id)
-        if info["status"] == ACTIVE and info["pid"] != os.getpid() and _pid_alive(info["pid"]) \
-                and info["host"] == os.uname().nodename:
-            raise StoreError(f"run {run_id} is being run by process {info['pid']}; "
-                             f"wait for it or stop it first")
+        """Mark an interrupted run as running again in this process (for --resume).
+
+        The holder is checked inside the claiming transaction: of two processes resuming one
+        run, exactly one wins and the other is told who holds it.
+        """
+        host = os.uname().nodename
         with self.tx() as c:
+            row = c.execute("SELECT status, pid, host FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id!r} in {self.path}")
+            status, pid, holder_host = row
+            held = status == ACTIVE and pid is not None and pid != os.getpid()
+            if held and holder_host == host and _pid_alive(pid):
+                raise StoreError(f"run {run_id} is being run by process {pid}; "
+                                 f"wait for it or stop it first")
             c.execute("UPDATE runs SET status=?, pid=?, host=?, error=NULL, finished=NULL WHERE id=?",
-                      (ACTIVE, os.getpid(), os.uname().nodename, run_id))
+                      (ACTIVE, os.getpid(), host, run_id))
+        if held:  # its process ended without recording how the run ended (killed, or a crash)
+            gone = ", which is gone" if holder_host == host else f" on {holder_host}, assumed gone"
+            log.warning(f"warning: run {run_id} was left running by process {pid}{gone}; taking it over")
 
     def add_unit(self, run_id: str, name: str, spec: dict[str, Any], replicates: int,
                  total_steps: int, eval_points: int) -> None:

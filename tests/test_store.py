@@ -187,7 +187,7 @@ def test_older_schema_is_refused(tmp_path):
     root = tmp_path / "runs"
     Store.open(root).close()
     with sqlite3.connect(root / DB_NAME) as conn:
-        conn.execute("UPDATE meta SET value='0' WHERE key='schema_version'")
+        conn.execute("UPDATE meta SET value='-1' WHERE key='schema_version'")  # before any migration
     with pytest.raises(StoreError, match="older"):
         Store.open(root)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -15,14 +16,21 @@ STORE_OPTION = typer.Option(Path("runs"), "--store", help="Run store folder.")
 EXPORTS_OPTION = typer.Option(Path("exports"), "--exports", help="Exports folder.")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # Warnings here are for the user (skipped data, ...): one line, without Python's source line.
+    print(f"warning: {message}", file=sys.stderr)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Exit 2 for bad input (presets, data, arguments), 1 for other failures."""
-    try:
-        yield
-    except (PresetError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise typer.Exit(2) from None
-    except (StoreError, OptuiError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            yield
+        except (PresetError, DataError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except (StoreError, OptuiError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,8 @@ def _read_bytes(path: Path) -> bytes:
     if path.suffix == ".gz":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: not a complete gzip file ({exc})") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{path}: not a complete gzip file, or a damaged one ({exc})") from None
     return raw
 
 

@@ -125,6 +125,15 @@ def synthetic(users: int = 296, vocab: int = 3900, topics: int = 8, seed: int = 
     )
 
 
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
 def _tokenizer():
     # TweetTokenizer is rule-based: it needs no downloaded NLTK data, so it works offline.
     from nltk.tokenize import TweetTokenizer
@@ -142,8 +151,9 @@ def load_json(path: str | Path, min_count: int = 3, train_fraction: float = 0.75
         raise DataError(f"{p}: data.path must be a JSON file, not a folder")
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{p}: not valid JSON: {exc}") from None
+    # ValueError covers bad syntax, bad UTF-8 and over-long numbers; deep nesting overflows.
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{p}: not valid JSON: {_first_line(exc)}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("dataset"), list):
         raise DataError(f'{p}: expected an object {{"dataset": [...]}} holding a list of users')
     entries = doc["dataset"]
@@ -161,9 +171,12 @@ def load_json(path: str | Path, min_count: int = 3, train_fraction: float = 0.75
             corpus = " ".join(str(t) for t in corpus)
         if not isinstance(corpus, str):
             raise DataError(f"{p}: dataset[{i}].corpus must be a string or a list of tokens")
+        if not _is_id(user):
+            raise DataError(f"{p}: dataset[{i}].user must be a string (or an integer) id, got {user!r}")
         for key in ("followers", "followings"):
-            if not isinstance(entry[key], list):
-                raise DataError(f"{p}: dataset[{i}].{key} must be a list of user ids")
+            if not isinstance(entry[key], list) or not all(_is_id(u) for u in entry[key]):
+                raise DataError(f"{p}: dataset[{i}].{key} must be a list of user ids (strings or "
+                                f"integers)")
         user = str(user)
         if user in users:
             raise DataError(f"{p}: dataset[{i}]: user {user!r} appears twice")
@@ -212,10 +225,11 @@ def load_json(path: str | Path, min_count: int = 3, train_fraction: float = 0.75
         sample = ", ".join(sorted(unknown)[:5])
         notes.append(f"{p}: skipped follows of {len(unknown)} user(s) not in the data set ({sample}"
                      f"{', ...' if len(unknown) > 5 else ''})")
-        warnings.warn(notes[-1], stacklevel=2)
     empty = int((counts.sum(axis=1) == 0).sum())
     if empty:
         notes.append(f"{p}: {empty} user(s) have no token left after pruning; their similarity is 0")
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     pairs = all_pairs(len(users))
     train, test = split_edges(len(pairs), train_fraction, seed)
     return TwNetData(counts=counts, edges=pairs, strength=strengths(follows, pairs), train=train,
