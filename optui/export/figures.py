@@ -124,7 +124,7 @@ def _new_figure(style: FigureStyle) -> tuple[Any, Any]:
 
 
 def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[str]) -> None:
-    ax.set_title(title)
+    ax.set_title(_wrap(title, style, 12))
     ax.set_xlabel("% of run")
     ax.set_ylabel(ylabel)
     # A lone point at 100% (an imported final test loss) needs room to show its marker.
@@ -132,12 +132,34 @@ def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[st
     ax.set_xlim(0, 102 if lone else 100)
     if style.log_y:
         ax.set_yscale("log")
+        _plain_log_ticks(ax)
     ax.grid(True, which="major", alpha=0.3)
     if notes:
         ax.text(0.01, 0.01, "; ".join(notes), transform=ax.transAxes, fontsize=8, color="0.3",
                 va="bottom", ha="left")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize=9, framealpha=0.85)
+
+
+def _plain_log_ticks(ax: Any) -> None:
+    """Log-y ticks as plain numbers (0.7, not 7x10^-1); within a decade, label the minor ticks too."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    plain = FuncFormatter(lambda v, _: f"{v:.3g}")
+    lo, hi = ax.get_ylim()
+    ax.yaxis.set_major_formatter(plain)
+    if lo > 0 and hi / lo < 20:  # too few decades for major ticks alone
+        ax.yaxis.set_minor_locator(LogLocator(subs=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)))
+        ax.yaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="y", which="minor", labelsize=8)
+
+
+def _wrap(text: str, style: FigureStyle, font_pt: float) -> str:
+    """Break a long title line at commas so it fits the figure's width."""
+    import textwrap
+
+    chars = max(20, int(style.width * 72 / (font_pt * 0.6)))  # ~0.6 em per character
+    return "\n".join(textwrap.fill(line, chars, break_on_hyphens=False) for line in text.split("\n"))
 
 
 def _centre_band_caption(style: FigureStyle) -> str:
