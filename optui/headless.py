@@ -15,8 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
+from .terminal import detach_if_hung_up
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s)
+INTERRUPTED = 130  # the exit code of a run stopped by any of STOP_SIGNALS: it can be resumed
 
 
 @contextmanager
@@ -30,9 +32,11 @@ def stop_on_signals(cancel: threading.Event, console: Console) -> Iterator[None]
         return
 
     def handler(signum, frame):
+        if signum == getattr(signal, "SIGHUP", None):
+            detach_if_hung_up()  # an SSH drop: printing to the lost terminal would fail the run
         if cancel.is_set():
             console.print("[red]second stop signal: exiting now[/]")
-            os._exit(128 + signum)
+            os._exit(INTERRUPTED)
         cancel.set()
         console.print(f"[yellow]{signal.Signals(signum).name}: stopping after the current chunk "
                       f"(send it again to exit at once)[/]")
@@ -138,11 +142,11 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
         except KeyboardInterrupt:
             printer.progress.stop()
             _print_resume(console, preset, runner.run_id)
-            return 130
+            return INTERRUPTED
     run = store.load_run(run_id)
     if run.status != "done":
         _print_resume(console, preset, run_id)
-        return 130
+        return INTERRUPTED
     summary = run_summary(run)
     console.print(summary_table(summary))
     if export:

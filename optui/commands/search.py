@@ -136,7 +136,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..engine.runner import build_workload
     from ..errors import OptuiError, PresetError
     from ..export.atomic import ensure_writable_dir
-    from ..headless import stop_on_signals
+    from ..headless import INTERRUPTED, stop_on_signals
     from ..search import SearchRunner, search_space_of
     from ..store import Store
 
@@ -181,11 +181,11 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
                 if printer.progress is not None:
                     printer.progress.stop()
                 _print_resume(console, preset, name, runner.run_id)
-                return 130
+                return INTERRUPTED
         info = store.run_info(run_id)
         if info["status"] == "interrupted":
             _print_resume(console, preset, name, run_id)
-            return 130
+            return INTERRUPTED
         console.print(f"search {name}: {time.perf_counter() - started:.1f} s here "
                       f"({info['wall_time_s']:.1f} s in all); compiled training programs: {runner.compiles}")
         best = _report(study, runner.space, store, run_id, console, out_dir if export else None)
