@@ -10,7 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from textual import events
 
+from optui.export import FigureStyle
 from optui.store import Store
 from optui.ui.app import OptuiApp, QuitScreen
 from optui.ui.presetdoc import PresetDocument, error_key, row_for_error
@@ -44,6 +47,11 @@ batch_size = 16
 [configs.adam]
 optimizer = "adam"
 learning_rate = 0.01  # Adam's default step
+batch_size = 16
+
+[configs.momentum]
+optimizer = "momentum"
+learning_rate = 0.1
 batch_size = 16
 
 [[compare]]
@@ -87,6 +95,12 @@ async def wait_for(pilot, condition, timeout: float = 90.0, what: str = "conditi
 
 def checked(app: OptuiApp) -> bool:
     return app.doc is not None and app.checked_generation == app.edit_generation
+
+
+def burst(app: OptuiApp, keys: list[str]) -> None:
+    """Keys that arrive together, as from a fast typist, a busy machine or a slow SSH link."""
+    for key in keys:
+        app.post_message(events.Key(key, " " if key == "space" else key if len(key) == 1 else None))
 
 
 async def type_into(pilot, app: OptuiApp, label: str, text: str) -> None:
@@ -137,18 +151,29 @@ async def test_edit_run_compare_export(folder: Path):
         assert "learning_rate = 0.05  # Adam's default step" in saved
         assert "# A tiny TwNet study for the session tests." in saved and "users = 30    # a small network" in saved
 
-        # Run both configs, 2 replicates, and watch the bands fill in.
-        await pilot.press("ctrl+r")
+        # In Replicates: leave momentum out and ask for 5 replicates instead of the preset's 2,
+        # typed quickly (keys arriving together must still land where they were meant to).
+        await pilot.press("escape", "2")
+        await wait_for(pilot, lambda: app.focused is app.query_one("#rep-configs"), 10, "the config list")
+        burst(app, ["down", "down", "space", "tab"])
+        await wait_for(pilot, lambda: app.focused is app.query_one("#rep-count"), 10, "the count field")
+        burst(app, ["5"])
+        await pilot.pause(0.1)
         replicates = app.query_one("#replicates-panel")
+        assert replicates.chosen() == ["sgd", "adam"] and replicates.replicate_count() == "5"
+
+        # Run them and watch the bands fill in.
+        await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: replicates.series_count() == 2, 120, "bands of both configs")
         await wait_for(pilot, lambda: app.running is None, 120, "the run to finish")
         assert app.last_run_status == "done"
         for unit in app.live.values():
-            assert unit.steps_done == 40 and unit.as_unit().minibatch_loss.shape == (2, 40)
+            assert unit.steps_done == 40 and unit.as_unit().minibatch_loss.shape == (5, 40)
 
         store = Store.open(folder / "runs")
         (info,) = store.list_runs()
         assert info["status"] == "done" and info["units"] == ["sgd", "adam"]
+        assert info["replicates_done"] == 10
         run = store.load_run(info["id"])
         assert run.units["adam"].spec["learning_rate"] == 0.05  # the edited value was trained
 
@@ -168,6 +193,10 @@ async def test_edit_run_compare_export(folder: Path):
         assert len(pngs) == 1 and pngs[0].parent == folder / "exports" / "tiny"
         assert "test_loss" in pngs[0].name and "iqr" in pngs[0].name
         assert pngs[0].read_bytes()[:8] == PNG_SIGNATURE and pngs[0].stat().st_size > 5000
+        style = FigureStyle()
+        with Image.open(pngs[0]) as image:  # a whole image of the figure's size
+            image.load()
+            assert image.size == (round(style.width * style.dpi), round(style.height * style.dpi))
         assert {p.name for p in app.last_export} >= {"mlruns.p", "histories.csv"}
         written = str(app.query_one("#exp-written").content)
         assert "exports/tiny/" + pngs[0].name in written
@@ -340,6 +369,33 @@ async def test_palette_finds_a_field_and_typing_edits_it(folder: Path):
         await wait_for(pilot, lambda: checked(app), 30, "validation")
         assert app.query_one("#panels").active == "presets"
         assert app.study is not None and app.study.budget.value == 400
+
+
+def adam(app: OptuiApp) -> tuple[str, float] | None:
+    """The validated study's adam config: (optimizer, learning rate)."""
+    config = app.study.configs["adam"] if app.study is not None else None
+    return (config.optimizer, config.hyperparams["learning_rate"]) if config else None
+
+
+@run_async
+async def test_keys_typed_together_land_in_their_fields(folder: Path):
+    """A burst of keys: edits are applied in order, and keys after an arrow go to the next field,
+    even while the field set changes under them (another optimizer has other fields)."""
+    write_preset(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        form = app.query_one("#preset-form")
+        app.edit_field("configs.adam.optimizer")
+        await wait_for(pilot, lambda: app.focused is form.input_for("configs.adam.optimizer"), 10, "the field")
+        burst(app, list("sgd"))  # the text was selected on focus: typing replaces it
+        await wait_for(pilot, lambda: checked(app) and adam(app) == ("sgd", 0.01), 30, "validation")
+        assert "configs.adam.b1" not in [r.label for r in form.rows]  # sgd has no b1
+        burst(app, ["backspace"] * 3 + list("adam") + ["down", "down"] + list("0.05") + ["backspace", "2"])
+        await wait_for(pilot, lambda: checked(app) and adam(app) == ("adam", 0.02), 30, "validation")
+        assert form.input_for("configs.adam.optimizer").value == "adam"
+        assert form.input_for("configs.adam.learning_rate").value == "0.02"
+        assert "configs.adam.b1" in [r.label for r in form.rows]
 
 
 @run_async

@@ -7,7 +7,11 @@ the runner's cancel Event, so the run ends after its current chunk with everythi
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Iterable
 
@@ -22,6 +26,7 @@ from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitF
 from ..errors import OptuiError
 from ..results import RunResult
 from ..search import TrialScored, TrialsPlanned
+from ..terminal import detach_if_hung_up
 from .live import LiveUnit
 from . import jobs
 from .messages import DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone
@@ -38,6 +43,8 @@ from .widgets import FieldForm, StatusLine
 
 PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Search"),
           ("compare", "Compare"), ("runs", "Runs"), ("export", "Export"))
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+INTERRUPTED = 130  # the exit code after a stop signal, as for a headless run
 FIRST_FOCUS = {"presets": "#preset-list", "replicates": "#rep-configs", "search": "#search-trials",
                "compare": "#cmp-units", "runs": "#runs-table", "export": "#exp-go"}
 
@@ -52,7 +59,7 @@ class OptuiApp(App):
         Binding("ctrl+r", "start", "Run"),
         Binding("ctrl+t", "stop", "Stop"),
         Binding("ctrl+o", "export", "Export"),
-        Binding("escape", "focus_tabs", "Tabs", show=False),
+        Binding("escape", "focus_tabs", "Panels"),  # then 1-6 (digits typed in a field are values)
         *[Binding(str(i + 1), f"show_panel('{pid}')", name, show=False) for i, (pid, name) in enumerate(PANELS)],
     ]
 
@@ -84,6 +91,7 @@ class OptuiApp(App):
         self.runs: list[dict] = []
         self._run_cache: dict[str, RunResult] = {}
         self._quit_after_run = False
+        self.stop_signals = 0  # SIGINT/SIGTERM/SIGHUP received (run_app installs the handlers)
         self.last_export: list[Path] = []
 
     # -- layout -------------------------------------------------------------------------------
@@ -411,6 +419,10 @@ class OptuiApp(App):
                 panel.refresh_table()
         elif isinstance(e, RunFinished):
             self.last_run_status = e.status
+            for unit in self.live.values():
+                if unit.status == "waiting":  # stopped before its turn came
+                    unit.status = "not run"
+            panel.refresh_table()
             when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
             severity = "information" if e.status == "done" else "warning"
             self.notify(f"run {self.run_label(e.run_id)} {e.status}{when}", severity=severity)
@@ -462,7 +474,7 @@ class OptuiApp(App):
         if self.current_run_id and self.last_run_status in (None, "failed"):
             self._after_run(self.current_run_id)
         if self._quit_after_run:
-            self.exit()
+            self.exit(return_code=INTERRUPTED if self.stop_signals else 0)
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.notify(message.error, title=message.title, severity="error", timeout=10)
@@ -526,7 +538,7 @@ class OptuiApp(App):
             panel.describe("Nothing to export: select configs in Compare (4) first.")
             return
         what = ", ".join(label for _, _, label in selection)
-        panel.describe(f"What Compare shows: {what}\nmetric {compare.metric}, band {compare.band_kind}")
+        panel.describe(f"What Compare shows: {what}\n{compare.describe()}")
 
     def action_export(self) -> None:
         shown = self._shown()
@@ -644,6 +656,16 @@ class OptuiApp(App):
 
         self.push_screen(QuitScreen(), answer)
 
+    def stop_on_signal(self) -> None:
+        """A stop signal: no questions (there may be no one at the terminal). A run ends after
+        its current chunk, recorded as interrupted, then the session quits."""
+        if self.running and self.cancel_event is not None:
+            self._quit_after_run = True
+            self.cancel_event.set()
+            self.query_one(StatusLine).set_activity("stop signal: stopping after the current chunk, then quitting…")
+        else:
+            self.exit(return_code=INTERRUPTED)
+
     def on_unmount(self) -> None:
         if self.cancel_event is not None:
             self.cancel_event.set()  # never leave a training thread running behind a closed app
@@ -661,5 +683,37 @@ class OptuiApp(App):
 
 
 def run_app(preset: str | None) -> None:
-    """Open the session on the current folder (presets/, runs/, exports/)."""
-    OptuiApp(preset=preset).run()
+    """Open the session on the current folder (presets/, runs/, exports/).
+
+    SIGINT, SIGTERM or SIGHUP (an SSH drop) stop a run after its current chunk and quit; a second
+    one quits at once, losing at most the chunk in flight. Either way the exit code is 130.
+    """
+    app = OptuiApp(preset=preset)
+    asyncio.run(_session(app))
+    if app.stop_signals:
+        raise SystemExit(INTERRUPTED)
+
+
+async def _session(app: OptuiApp) -> None:
+    loop = asyncio.get_running_loop()
+    previous = {s: signal.signal(s, partial(_on_stop_signal, app, loop)) for s in STOP_SIGNALS}
+    try:
+        await app.run_async()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if app.stop_signals > 1:  # the terminal is restored; do not wait for the chunk in flight
+        os._exit(INTERRUPTED)
+
+
+def _on_stop_signal(app: OptuiApp, loop: asyncio.AbstractEventLoop, signum: int, frame) -> None:
+    # Python runs this on the main thread between bytecodes: the loop does the work.
+    if signum == signal.SIGHUP and detach_if_hung_up():  # an SSH drop: writes to it would fail
+        # The SIGCONT that comes with a hangup would make Textual restart its terminal mode on
+        # the dead terminal, with a second input thread that can outlive the session.
+        signal.signal(signal.SIGCONT, signal.SIG_DFL)
+    app.stop_signals += 1
+    if app.stop_signals == 1:
+        loop.call_soon_threadsafe(app.stop_on_signal)
+    else:
+        loop.call_soon_threadsafe(partial(app.exit, return_code=INTERRUPTED))

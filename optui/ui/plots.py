@@ -51,15 +51,17 @@ def unit_series(unit, metric: str, label: str, band_kind: str, points: int) -> l
     return [s] if s is not None else []
 
 
-def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data yet") -> None:
-    """Replot everything: series grouped per config (one colour per group)."""
+def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data yet",
+         height: int = 0) -> None:
+    """Replot everything: series grouped per config (one colour per group). With the plot's
+    height, the top rows are kept free for plotext's legend (always drawn top left)."""
     plt.clear_data()
     plt.clear_figure()
     plt.title(title)
     plt.xlabel("% of run")
     plt.ylabel("log10 loss")
     plt.xlim(0, 100)
-    drawn = 0
+    drawn, top, bottom = 0, -np.inf, np.inf
     for i, group in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         for s in group:
@@ -72,5 +74,19 @@ def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data
             plt.plot(x, s.centre[ok].tolist(), color=colour, marker="hd" if s.dashed else "braille",
                      label=s.label)
             drawn += 1
+            top = max(top, float(s.hi[ok].max()), float(s.centre[ok].max()))
+            bottom = min(bottom, float(s.lo[ok].min()), float(s.centre[ok].min()))
     if not drawn:
         plt.title(f"{title}: {empty_note}")
+    elif height:
+        _legend_room(plt, bottom, top, drawn, height)
+
+
+def _legend_room(plt, bottom: float, top: float, labels: int, height: int) -> None:
+    """Raise the y range so the legend's rows sit above the curves: losses fall, so the
+    curves start in the top left corner, right where plotext puts the legend."""
+    canvas = height - 5  # title, x label, two axis lines and the tick labels
+    if canvas - labels < 3:
+        return  # too small to spare the rows: let the legend overlap
+    span = top - bottom if top > bottom else max(abs(top), 1.0) * 0.1
+    plt.ylim(bottom, top + span * (labels + 0.5) / (canvas - labels))

@@ -47,4 +47,12 @@ class FieldCommands(Provider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), partial(app.edit_field, row.label),
-                          help=row.help or f"now: {row.text or row.placeholder or 'unset'}")
+                          help=self._now(row) + (f" · {row.help}" if row.help else ""))
+
+    def _now(self, row) -> str:
+        """The value as the field shows it now (rows keep the text they were built with)."""
+        try:
+            text = self.app.preset_form.input_for(row.label).value
+        except Exception:
+            text = row.text
+        return f"now: {text or row.placeholder or 'unset'}"

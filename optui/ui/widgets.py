@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Callable
 
+from textual import events
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, Label, Static
+from textual.widget import Widget
+from textual.widgets import Input, Label, SelectionList, Static
 
 from .presetdoc import FieldRow, PresetDocument, _literal, label_of, row_for_error
 
@@ -16,11 +19,30 @@ def _dom_id(prefix: str, label: str) -> str:
     return prefix + re.sub(r"[^A-Za-z0-9_-]", "_", label)
 
 
+class FieldInput(Input):
+    """An Input that applies its editing keys (backspace, arrows, ctrl+u...) where it applies the
+    characters typed: in the order they came. Textual runs them only once the key has bubbled up
+    to the app, so in a burst of keys (a busy machine, a slow SSH link) "0.5<backspace>1" became
+    "0.51", and a backspace typed before a down arrow hit the next field."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.is_printable:
+            return  # Input's own handler inserts it
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority:
+                event.stop()
+                event.prevent_default()
+                await self.run_action(binding.action)
+                return
+
+
 class FieldForm(VerticalScroll):
     """One row per preset field: the key, an input, and the field's error right under the input."""
 
-    BINDINGS = [Binding("down", "field(1)", "Next field", show=False),
-                Binding("up", "field(-1)", "Previous field", show=False)]
+    # Priority: the app runs them as the key arrives, before it hands the keys typed next to the
+    # focused input; otherwise a fast "down 5" types the 5 into the field being left.
+    BINDINGS = [Binding("down", "field(1)", "Next field", show=False, priority=True),
+                Binding("up", "field(-1)", "Previous field", show=False, priority=True)]
 
     class Edited(Message):
         """The user changed a field; the document already holds the new value."""
@@ -38,38 +60,92 @@ class FieldForm(VerticalScroll):
         self.doc: PresetDocument | None = None
         self.rows: list[FieldRow] = []
         self._by_input: dict[str, FieldRow] = {}
+        self._items: dict[tuple, Widget] = {}  # heading, row or note key -> its widget, in order
         self._syncing = False
         self._id_prefix = f"{self.id or 'form'}-"
 
     async def show(self, doc: PresetDocument | None, rows: list[FieldRow]) -> None:
-        """Rebuild the rows (a new document, or a field set that changed); keeps the focused key."""
+        """Show these rows, keeping the widgets of rows already shown (and so the focus and the
+        cursor): a field set that changes while the user types (another optimizer or workload)
+        mounts and removes only the rows that come and go. A full rebuild takes seconds."""
         focused = self.focused_label()
+        new_doc = doc is not self.doc
         self.doc = doc
         self.rows = [r for r in rows if not self.prefix or r.label.startswith(self.prefix)]
-        self._by_input = {}
-        await self.remove_children()  # awaited: a rebuild must not race the previous one
-        widgets = []
+        plan = self._plan()
+        wanted = [key for key, _ in plan]
+        kept = [key for key in self._items if key in set(wanted)]
+        if kept != [key for key in wanted if key in self._items]:
+            kept = []  # the order changed: build everything again
+        stale = [w for key, w in self._items.items() if key not in kept]
+        if stale:
+            await self.remove_children(stale)  # awaited: a rebuild must not race the previous one
+        items = {key: self._items[key] for key in kept}
+        anchor, pending = None, []
+        for key, make in plan:
+            if key in items:
+                await self._mount_after(anchor, pending)
+                anchor, pending = items[key], []
+            else:
+                items[key] = make()
+                pending.append(items[key])
+        await self._mount_after(anchor, pending)
+        self._items = {key: items[key] for key in wanted}
+        self._by_input = {_dom_id(self._id_prefix + "in-", r.label): r for r in self.rows}
+        self._refresh_kept(kept, new_doc)
+        if focused and self.focused_label() != focused:
+            self.focus_label(focused)
+
+    def _plan(self) -> list[tuple[tuple, Callable[[], Widget]]]:
+        """(key, widget factory) for each heading, row or note, in order."""
+        plan: list[tuple[tuple, Callable[[], Widget]]] = []
         section: tuple = ()
         for row in self.rows:
             if row.key[:-1] != section:  # a heading per table keeps the keys short at 80 columns
                 section = row.key[:-1]
-                widgets.append(Label(f"[{label_of(section)}]" if section else "[top level]",
-                                     classes="field-section", markup=False))
-            input_id = _dom_id(self._id_prefix + "in-", row.label)
-            self._by_input[input_id] = row
-            inp = Input(row.text, placeholder=row.placeholder, id=input_id, compact=True,
-                        tooltip=row.help or None)
-            inp.cursor_blink = getattr(self.app, "cursor_blink", True)
-            widgets.append(Horizontal(
-                Label(str(row.key[-1]), classes="field-key", markup=False),
-                Vertical(inp, Static("", id=_dom_id(self._id_prefix + "err-", row.label),
-                                     classes="field-error", markup=False)),
-                classes="field-row"))
-        if not widgets:
-            widgets.append(Static(self.empty_note, classes="note"))
-        await self.mount_all(widgets)
-        if focused:
-            self.focus_label(focused)
+                text = f"[{label_of(section)}]" if section else "[top level]"
+                key = ("section", section)
+                plan.append((key if key not in dict(plan) else key + (len(plan),),
+                             lambda text=text: Label(text, classes="field-section", markup=False)))
+            plan.append((("row", row.label), lambda row=row: self._row_widget(row)))
+        if not plan:
+            plan.append((("note",), lambda: Static(self.empty_note, classes="note")))
+        return plan
+
+    def _row_widget(self, row: FieldRow) -> Widget:
+        inp = FieldInput(row.text, placeholder=row.placeholder, id=_dom_id(self._id_prefix + "in-", row.label),
+                    compact=True, tooltip=row.help or None)
+        inp.cursor_blink = getattr(self.app, "cursor_blink", True)
+        return Horizontal(
+            Label(str(row.key[-1]), classes="field-key", markup=False),
+            Vertical(inp, Static("", id=_dom_id(self._id_prefix + "err-", row.label),
+                                 classes="field-error", markup=False)),
+            classes="field-row")
+
+    async def _mount_after(self, anchor: Widget | None, widgets: list[Widget]) -> None:
+        if widgets:
+            if anchor is not None:
+                await self.mount_all(widgets, after=anchor)
+            elif self.children:
+                await self.mount_all(widgets, before=0)
+            else:
+                await self.mount_all(widgets)
+
+    def _refresh_kept(self, kept: list[tuple], new_doc: bool) -> None:
+        """Kept rows take the new defaults and help; for another document its values too, and
+        the old errors go. (For the same document the inputs are ahead of it: keys typed since
+        the rows were read are still on their way to it.)"""
+        rows = {r.label: r for r in self.rows}
+        for key in kept:
+            if key[0] != "row":
+                continue
+            row = rows[key[1]]
+            inp = self.input_for(row.label)
+            inp.placeholder = row.placeholder
+            inp.tooltip = row.help or None
+            if new_doc:
+                inp.value = row.text
+                self._set_error(row.label, "")
 
     def action_field(self, step: int) -> None:
         """Up and down move between fields (Input itself has no use for them)."""
@@ -89,7 +165,9 @@ class FieldForm(VerticalScroll):
     def focus_label(self, label: str) -> bool:
         try:
             inp = self.query_one("#" + _dom_id(self._id_prefix + "in-", label), Input)
-            inp.focus()
+            # At once, not on the next tick as Input.focus() does: keys typed right after an
+            # arrow (typeahead, key repeat) must land in the new field, not the one left.
+            inp.screen.set_focus(inp)
             self.scroll_to_widget(inp.parent.parent, animate=False)
             return True
         except Exception:
@@ -137,14 +215,17 @@ class FieldForm(VerticalScroll):
                                        or (target is None and row.label == edited)):
                 text = error
                 placed = True
-            try:
-                err = self.query_one("#" + _dom_id(self._id_prefix + "err-", row.label), Static)
-            except Exception:
-                continue
-            err.update(text)
-            err.display = bool(text)
-            err.parent.parent.set_class(bool(text), "invalid")
+            self._set_error(row.label, text)
         return placed
+
+    def _set_error(self, label: str, text: str) -> None:
+        try:
+            err = self.query_one("#" + _dom_id(self._id_prefix + "err-", label), Static)
+        except Exception:
+            return
+        err.update(text)
+        err.display = bool(text)
+        err.parent.parent.set_class(bool(text), "invalid")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         row = self._by_input.get(event.input.id or "")
@@ -156,9 +237,21 @@ class FieldForm(VerticalScroll):
         parse_error = self.doc.set_field(row.key, event.value, row.is_str)
         self.post_message(self.Edited(self, row, parse_error))
 
+    def on_input_blurred(self, event: Input.Blurred) -> None:
+        event.input.cursor_position = 0  # a long value left behind shows its start, not its tail
+
     def _current_text(self, row: FieldRow) -> str:
         value = self.doc.get(row.key) if self.doc else None
         return "" if value is None else _literal(value)
+
+
+class ToggleList(SelectionList[str]):
+    """Space toggles the highlighted entry at once. SelectionList toggles a message later, at the
+    row highlighted by then: a quick "down space down down space" toggled the last row twice."""
+
+    def action_select(self) -> None:
+        if self.highlighted is not None:
+            self.toggle(self.get_option_at_index(self.highlighted))
 
 
 class StatusLine(Static):

@@ -10,6 +10,7 @@ from textual_plotext import PlotextPlot
 
 from ...stats import BAND_KINDS
 from .. import plots
+from ..widgets import ToggleList
 
 METRIC_OPTIONS = (("minibatch loss", "minibatch_loss"), ("train loss", "train_loss"),
                   ("test loss", "test_loss"), ("train vs test", "train_test"))
@@ -28,7 +29,7 @@ class ComparePanel(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="cmp-top"):
-            yield SelectionList[str](id="cmp-units", compact=True)
+            yield ToggleList(id="cmp-units", compact=True)
             with Vertical(id="cmp-options"):
                 yield Select(METRIC_OPTIONS, value="minibatch_loss", allow_blank=False, id="cmp-metric",
                              compact=True)
@@ -46,6 +47,12 @@ class ComparePanel(Vertical):
     @property
     def band_kind(self) -> str:
         return str(self.query_one("#cmp-band", Select).value)
+
+    def describe(self) -> str:
+        """The metric and band as the user chose them: 'test loss, mean and min-max'."""
+        name = dict((v, k) for k, v in METRIC_OPTIONS)[self.metric]
+        band = dict((v, k) for k, v in BAND_OPTIONS)[self.band_kind]
+        return f"{name}, mean and {band}"
 
     def set_entries(self, runs: list[dict], run_label) -> None:
         """Every config with data in the store (newest runs first), keeping the selection."""
@@ -99,9 +106,13 @@ class ComparePanel(Vertical):
             if run is not None and unit in run.units:
                 short = label.split(" · ")[0]
                 groups.append(plots.unit_series(run.units[unit], self.metric, short, self.band_kind, width))
-        name = dict((v, k) for k, v in METRIC_OPTIONS)[self.metric]
-        band = dict((v, k) for k, v in BAND_OPTIONS)[self.band_kind]
-        plots.draw(plot.plt, groups, f"{name}, mean and {band}",
-                   "select configs above (space)" if not groups else "nothing recorded for this metric")
+        plots.draw(plot.plt, groups, self.describe(), self._empty_note(groups), plot.size.height)
         plot.refresh()
         self.drawn = sum(len(g) for g in groups)
+
+    def _empty_note(self, groups: list) -> str:
+        if groups:
+            return "nothing recorded for this metric"
+        if not self.entries:
+            return "no finished runs yet: run replicates (2, ctrl+r)"
+        return "select configs above (space)"

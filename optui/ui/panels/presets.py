@@ -54,7 +54,7 @@ class PresetsPanel(Vertical):
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
         event.stop()
-        index = event.list_view.index
+        index = event.index  # the row enter was pressed on, not where the cursor went since
         if index is not None and 0 <= index < len(self.files):
             self.post_message(self.Open(self.files[index]))
 

@@ -11,6 +11,7 @@ from textual_plotext import PlotextPlot
 
 from .. import plots
 from ..live import LiveUnit
+from ..widgets import ToggleList
 
 LIVE_METRICS = ("minibatch_loss", "test_loss", "train_loss")
 
@@ -24,11 +25,12 @@ class ReplicatesPanel(Vertical):
         self.units: dict[str, LiveUnit] = {}
         self.title = ""
         self.dirty = False
+        self._preset_count = ""  # the count last taken from the preset
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="rep-top"):
             with Vertical(id="rep-choose"):
-                yield SelectionList[str](id="rep-configs", compact=True)
+                yield ToggleList(id="rep-configs", compact=True)
                 with Horizontal(id="rep-count-row"):
                     yield Label("replicates ")
                     yield Input("", id="rep-count", type="integer", compact=True)
@@ -37,7 +39,8 @@ class ReplicatesPanel(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one("#rep-progress", DataTable)
-        table.add_columns("config", "steps", "%", "test", "div", "status")
+        # No % column: steps say it, and at 80 columns the status ("interrupted") needs the room.
+        table.add_columns("config", "steps", "test", "div", "status")
         self.set_interval(0.25, self._replot)  # 4 Hz at most, however fast chunks arrive
         self.dirty = True
 
@@ -56,8 +59,8 @@ class ReplicatesPanel(Vertical):
         if names and sel.highlighted is None:
             sel.highlighted = 0  # the first down/space acts on the first config
         count = self.query_one("#rep-count", Input)
-        if study and not count.value:
-            count.value = str(study.replicates_count)
+        if study and count.value in ("", self._preset_count):  # the user's own count stays
+            self._preset_count = count.value = str(study.replicates_count)
 
     def chosen(self) -> list[str]:
         return list(self.query_one("#rep-configs", SelectionList).selected)
@@ -76,10 +79,8 @@ class ReplicatesPanel(Vertical):
         table = self.query_one("#rep-progress", DataTable)
         table.clear()
         for u in self.units.values():
-            pct = 100.0 * u.steps_done / max(u.total_steps, 1)
             test = "-" if u.last_test is None else f"{u.last_test:.4f}"
-            table.add_row(u.name, f"{u.steps_done}/{u.total_steps}", f"{pct:.0f}", test,
-                          str(u.diverged), u.status)
+            table.add_row(u.name, f"{u.steps_done}/{u.total_steps}", test, str(u.diverged), u.status)
 
     def action_cycle_metric(self) -> None:
         self.metric = LIVE_METRICS[(LIVE_METRICS.index(self.metric) + 1) % len(LIVE_METRICS)]
@@ -98,7 +99,8 @@ class ReplicatesPanel(Vertical):
                   for u in self.units.values() if u.has_data]
         name = plots.METRIC_NAMES.get(self.metric, self.metric)
         title = f"{self.title}: {name} loss, mean and min-max" if self.title else f"{name} loss"
-        plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk")
+        plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk",
+                   plot.size.height)
         plot.refresh()
 
     def series_count(self) -> int:

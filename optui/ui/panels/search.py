@@ -33,6 +33,7 @@ class SearchPanel(Vertical):
         self.dirty = False
         self.source = ""  # what the table shows: a stored run, or the live search
         self._param_names: list[str] = []
+        self._preset_trials = ""  # the trial count last taken from the preset
 
     def compose(self) -> ComposeResult:
         yield Static("", id="search-note", classes="note", markup=False)
@@ -65,8 +66,8 @@ class SearchPanel(Vertical):
         if spaces:
             select.value = current if current in spaces else spaces[0]
             count = self.query_one("#search-count", Input)
-            if not count.value:
-                count.value = str(study.search[select.value].trials)
+            if count.value in ("", self._preset_trials):  # the user's own count stays
+                self._preset_trials = count.value = str(study.search[select.value].trials)
 
     def chosen_space(self) -> str | None:
         value = self.query_one("#search-space", Select).value
