@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
+from .errors import OptuiError
 from .terminal import detach_if_hung_up
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s)
@@ -61,14 +63,20 @@ class ProgressPrinter:
         )
         self.tasks: dict[str, int] = {}
         self.started = time.perf_counter()
+        # Output to a file or pipe (a batch job's log): plain lines every 10% instead of a live bar.
+        self.plain = not console.is_terminal
+        self.logged: dict[str, int] = {}
 
     def __call__(self, event: Event) -> None:
+        if self.plain:
+            self._log_line(event)
         p = self.progress
         if isinstance(event, RunStarted):
             verb = "resuming" if event.resumed else "running"
             self.console.print(f"[bold]{verb}[/] {event.study} as run [cyan]{event.run_id}[/] on "
                                f"{event.device} ({event.strategy})")
-            p.start()
+            if not self.plain:
+                p.start()
             for name, (steps, reps) in event.units.items():
                 self.tasks[name] = p.add_task(name, total=steps, status=f"{reps} replicates")
         elif isinstance(event, UnitStarted):
@@ -88,6 +96,27 @@ class ProgressPrinter:
             p.stop()
 
 
+    def _log_line(self, event: Event) -> None:
+        if isinstance(event, UnitStarted):
+            self.logged[event.unit] = event.steps_done * 10 // max(event.total_steps, 1)
+        elif isinstance(event, ChunkDone):
+            tenth = event.step_end * 10 // max(event.total_steps, 1)
+            if tenth <= self.logged.get(event.unit, 0):
+                return
+            self.logged[event.unit] = tenth
+            test = event.eval.get("test_loss")
+            done = event.step_end / max(event.total_steps, 1)
+            eta = event.elapsed_s * (1 - done) / done if done else float("nan")
+            diverged = int((event.diverged_at >= 0).sum()) if event.diverged_at is not None else 0
+            self.console.print(
+                f"{event.unit:<16} {100 * done:3.0f}% {event.step_end:>6}/{event.total_steps} steps"
+                + (f"  test {_nanmean(test):.4f}" if test is not None else "")
+                + (f"  {diverged} diverged" if diverged else "")
+                + f"  {event.elapsed_s:.0f} s, ETA {eta:.0f} s", highlight=False, soft_wrap=True)
+        elif isinstance(event, UnitFinished) and event.status != "done":
+            self.console.print(f"{event.unit:<18} {event.status}", highlight=False)
+
+
 def _nanmean(values) -> float:
     import numpy as np
 
@@ -97,16 +126,20 @@ def _nanmean(values) -> float:
 
 
 def summary_table(summary: dict) -> Table:
+    from rich import box
+
+    # Fits 80 columns (an SSH terminal, a job log): short headers, no outer or vertical rules.
     t = Table(title=f"{summary['study']} ({summary['workload']}) on {summary['device']}: "
-                    f"{summary['wall_time_s']:.1f} s")
-    for col in ("config", "replicates", "diverged", "final train loss (mean)", "final test loss (mean)",
-                "test median", "test min..max", "wall s"):
-        t.add_column(col, justify="left" if col == "config" else "right")
+                    f"{summary['wall_time_s']:.1f} s; final losses over replicates",
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for col in ("config", "reps", "div", "train mean", "test mean", "test median", "test min", "test max",
+                "wall s"):
+        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
     for name, c in summary["configs"].items():
         tr, te = c.get("final_train_loss") or {}, c.get("final_test_loss") or {}
         fmt = lambda v: "-" if v is None else f"{v:.4f}"
         t.add_row(name, str(c["replicates"]), str(c["diverged"]), fmt(tr.get("mean")), fmt(te.get("mean")),
-                  fmt(te.get("median")), f"{fmt(te.get('min'))}..{fmt(te.get('max'))}", f"{c['wall_time_s']:.1f}")
+                  fmt(te.get("median")), fmt(te.get("min")), fmt(te.get("max")), f"{c['wall_time_s']:.1f}")
     return t
 
 
@@ -143,6 +176,13 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
             printer.progress.stop()
             _print_resume(console, preset, runner.run_id)
             return INTERRUPTED
+        except OptuiError as exc:
+            printer.progress.stop()
+            if runner.run_id is None:  # refused before the run began: nothing to resume
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            _print_resume(console, preset, runner.run_id, "failed")
+            return 1
     run = store.load_run(run_id)
     if run.status != "done":
         _print_resume(console, preset, run_id)
@@ -155,7 +195,7 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     return 0
 
 
-def _print_resume(console: Console, preset: str, run_id: str | None) -> None:
+def _print_resume(console: Console, preset: str, run_id: str | None, how: str = "interrupted") -> None:
     if run_id:
-        console.print(f"[yellow]interrupted: finished chunks are kept. Resume with:[/]\n"
+        console.print(f"[yellow]{how}: finished chunks are kept. Resume with:[/]\n"
                       f"  optui run {preset} --headless --resume {run_id}")
