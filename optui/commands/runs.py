@@ -37,15 +37,21 @@ def register(app: typer.Typer) -> None:
                     "unit_status", "replicates_done", "replicates_total", "diverged", "error")
             print(json.dumps([{k: r.get(k) for k in keep} for r in rows], indent=2))
             return
-        t = Table(title=f"runs in {store}/")
-        for col in ("id", "study", "kind", "configs", "status", "replicates", "diverged", "wall s", "started"):
-            t.add_column(col)
+        from rich import box
+
+        # Fits 80 columns: ids whole (they start with the date and time), configs wrap.
+        t = Table(title=f"runs in {store}/", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1))
+        for col in ("id", "study", "configs", "status", "reps", "div", "wall s"):
+            t.add_column(col, no_wrap=col in ("id", "status"),
+                          justify="right" if col in ("reps", "div", "wall s") else "left")
         colours = {"done": "green", "interrupted": "yellow", "failed": "red", "running": "cyan"}
         for r in rows:
-            t.add_row(r["id"], r["study"], r["kind"], ", ".join(r["units"][:6]) + (" ..." if len(r["units"]) > 6 else ""),
+            study = r["study"] if r["kind"] == "study" else f"{r['study']} ({r['kind']})"
+            t.add_row(r["id"], study, ", ".join(r["units"][:6]) + (" ..." if len(r["units"]) > 6 else ""),
                       f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
                       f"{r['replicates_done']}/{r['replicates_total']}", str(r["diverged"]),
-                      f"{r['wall_time_s']:.1f}", _when(r["created"]))
+                      f"{r['wall_time_s']:.0f}")
         Console().print(t)
 
     @runs_app.command("show")
