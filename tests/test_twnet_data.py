@@ -247,9 +247,10 @@ def test_synthetic_has_the_reports_sizes():
 
 def test_synthetic_min_count_prunes():
     loose = synthetic(30, 200, 3, seed=0, min_count=0)
-    strict = synthetic(30, 200, 3, seed=0, min_count=40)
+    threshold = int(np.median(loose.counts.sum(axis=0)))
+    strict = synthetic(30, 200, 3, seed=0, min_count=threshold)
     assert strict.counts.shape[1] < loose.counts.shape[1]
-    assert strict.counts.sum(axis=0).min() > 40
+    assert strict.counts.sum(axis=0).min() > threshold
 
 
 def _learn(users, vocab, topics, steps, lr, batch_size, replicates=2):
@@ -274,7 +275,7 @@ def test_tiny_synthetic_weights_are_learnable():
 
 @pytest.mark.slow
 def test_synthetic_weights_are_learnable_at_the_reports_size():
-    # All-ones weights score about 0.83 here; down-weighting the common words reaches about 0.71.
+    # All-ones weights score about 0.59 on the test edges here; learned weights reach about 0.41.
     before, after = _learn(296, 3900, 8, steps=600, lr=0.02, batch_size=256)
     assert np.all(after["test_loss"] < 0.9 * before["test_loss"]), (before, after)
     assert np.all(after["train_loss"] < 0.85 * before["train_loss"]), (before, after)

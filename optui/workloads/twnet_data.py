@@ -87,8 +87,9 @@ def synthetic(users: int = 296, vocab: int = 3900, topics: int = 8, seed: int = 
     home = rng.integers(0, topics, size=users)
     mixture = rng.dirichlet(np.full(topics, 0.3), size=users) * 0.35
     mixture[np.arange(users), home] += 0.65
-    length = rng.lognormal(mean=np.log(1400), sigma=0.5, size=users).astype(int) + 100
-    common_share = rng.uniform(0.45, 0.75, size=users)
+    # Long histories: each user's topic profile shows in their counts, not just a few rare words.
+    length = rng.lognormal(mean=np.log(10_000), sigma=0.5, size=users).astype(int) + 100
+    common_share = rng.uniform(0.2, 0.4, size=users)
 
     zipf_common = 1.0 / np.arange(1, n_common + 1) ** 1.05
     zipf_topic = 1.0 / np.arange(1, raw_topic + 1) ** 0.9
@@ -101,15 +102,14 @@ def synthetic(users: int = 296, vocab: int = 3900, topics: int = 8, seed: int = 
             lo = n_common + t * raw_topic
             counts[u, lo:lo + raw_topic] = rng.multinomial(per_topic_tokens[t], zipf_topic / zipf_topic.sum())
 
-    # Follows: likely within a home topic, rarer across, more towards popular users; mutual
-    # follows are more likely than chance (reciprocity).
+    # Follows depend on shared topics only (what word weights can express): likely within a home
+    # topic, rare across; most follows are returned (reciprocity), giving the report's 0.5 / 1.0.
     affinity = mixture @ mixture.T
     affinity /= affinity.max()
-    popularity = rng.lognormal(0.0, 0.6, size=users)
-    p = 0.006 + 0.45 * affinity ** 3 * popularity[None, :] / popularity.mean()
+    p = 0.9 * affinity ** 2
     np.fill_diagonal(p, 0.0)
-    follows = rng.random((users, users)) < np.clip(p, 0.0, 0.9)
-    back = rng.random((users, users)) < 0.45
+    follows = rng.random((users, users)) < p
+    back = rng.random((users, users)) < 0.8
     follows |= follows.T & back
     np.fill_diagonal(follows, False)
 
