@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import StoreError
+from .processes import pid_alive
 from .results import RunResult, UnitResult
 
 SCHEMA_VERSION = 1
@@ -109,18 +110,6 @@ def _npy(a: np.ndarray) -> bytes:
 
 def _unnpy(b: bytes) -> np.ndarray:
     return np.load(io.BytesIO(b), allow_pickle=False)
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def new_run_id() -> str:
@@ -249,7 +238,7 @@ class Store:
                 raise StoreError(f"no run {run_id!r} in {self.path}")
             status, pid, holder_host = row
             held = status == ACTIVE and pid is not None and pid != os.getpid()
-            if held and holder_host == host and _pid_alive(pid):
+            if held and holder_host == host and pid_alive(pid):
                 raise StoreError(f"run {run_id} is being run by process {pid}; "
                                  f"wait for it or stop it first")
             c.execute("UPDATE runs SET status=?, pid=?, host=?, error=NULL, finished=NULL WHERE id=?",
@@ -348,7 +337,7 @@ class Store:
                 "preset_path", "meta", "error", "pid", "host")
         info = dict(zip(keys, row))
         info["meta"] = json.loads(info["meta"])
-        if info["status"] == ACTIVE and not (info["host"] == os.uname().nodename and _pid_alive(info["pid"])):
+        if info["status"] == ACTIVE and not (info["host"] == os.uname().nodename and pid_alive(info["pid"])):
             info["status"] = "interrupted"  # its process is gone: killed, or the machine went down
         return info
 

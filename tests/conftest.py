@@ -106,6 +106,19 @@ def cli_env(jax_cache: Path | None) -> dict[str, str]:
     return env
 
 
+# Patch code for `python -c`: every chunk takes 0.3 s longer, so a test can act part-way.
+SLOW_CHUNKS = """
+import time
+from optui.engine import core
+_run_group = core.run_group
+def run_group(*args, **kwargs):
+    for item in _run_group(*args, **kwargs):
+        time.sleep(0.3)
+        yield item
+core.run_group = run_group
+"""
+
+
 @dataclass
 class Cli:
     """Runs `optui ...` with its working directory set to `cwd`."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ..errors import OptuiError
+from ..processes import pid_alive
 
 
 class ExportError(OptuiError):
@@ -47,22 +48,12 @@ def _read_umask() -> int:
 _FILE_MODE = 0o666 & ~_read_umask()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _sweep_temporaries(path: Path) -> None:
     """Remove temporaries of path left by writers that were killed (.NAME.PID.XXXX.tmp, PID gone)."""
     prefix = f".{path.name}."
     for tmp in path.parent.glob(glob.escape(prefix) + "*.tmp"):
         pid = tmp.name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             with contextlib.suppress(OSError):
                 tmp.unlink()
 

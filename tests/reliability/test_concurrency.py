@@ -17,22 +17,12 @@ import pytest
 
 from optui.store import DB_NAME, Store
 
-from conftest import Cli, wait_for_chunks
+from conftest import SLOW_CHUNKS, Cli, wait_for_chunks
 
 PRESET = dict(iterations=40, points=10, replicates=2)  # 10 chunks of 4 steps per config
 CHUNKS = list(range(-1, 10))
 
 # Each chunk takes 0.3 s longer, so the run can be killed part-way.
-SLOW_CHUNKS = """
-import time
-from optui.engine import core
-_run_group = core.run_group
-def run_group(*args, **kwargs):
-    for item in _run_group(*args, **kwargs):
-        time.sleep(0.3)
-        yield item
-core.run_group = run_group
-"""
 
 # A starting line for chunk writes: both runs record their chunks at the same time.
 WRITE_AT_GO = """

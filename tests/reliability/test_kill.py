@@ -22,7 +22,7 @@ import pytest
 
 from optui.store import DB_NAME, Store
 
-from conftest import Cli, chunk_counts, cli_env, tiny_preset_text, wait_for_chunks
+from conftest import SLOW_CHUNKS, Cli, chunk_counts, cli_env, tiny_preset_text, wait_for_chunks
 
 SEARCH = """
 [search.adam]
@@ -36,16 +36,6 @@ CHUNKS = list(range(-1, 8))  # chunk -1 is the eval before training
 KIND = {"run": "study", "search": "search"}
 
 # Each chunk takes 0.3 s longer (a slower device), so the kill lands part-way through the run.
-SLOW_CHUNKS = """
-import time
-from optui.engine import core
-_run_group = core.run_group
-def run_group(*args, **kwargs):
-    for item in _run_group(*args, **kwargs):
-        time.sleep(0.3)
-        yield item
-core.run_group = run_group
-"""
 
 # Stops for good inside the transaction that writes sgd's chunk 2: its rows are written, not committed.
 HOLD_IN_WRITE = """
