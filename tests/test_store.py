@@ -15,7 +15,7 @@ import pytest
 from optui.errors import StoreError
 from optui.store import DB_NAME, SCHEMA_VERSION, Store
 
-from conftest import chunk_counts, tiny_preset_text, wait_for_chunks
+from conftest import chunk_counts, wait_for_chunks
 
 
 def make_run(store: Store, study="s", kind="study", units=("a", "b"), reps=2, steps=6, chunks=(3, 3)):

@@ -98,7 +98,7 @@ def from_arrays(arrays, model: dict[str, Any], ev: dict[str, Any], seed: int = 0
     import jax.numpy as jnp
 
     from . import mnist_model
-    from .base import Strategy, Workload
+    from .base import Workload
 
     n_train, n_test = len(arrays.train_labels), len(arrays.test_labels)
     if n_train == 0 or n_test == 0:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from optui.cli import app
-from optui.store import DB_NAME, Store
+from optui.store import Store
 
+from checks import dump, one_error
 from conftest import ROOT, Cli, cli_env, tiny_preset_text
 
 N_USERS = 12
@@ -52,25 +52,6 @@ def json_preset(folder: Path, data_path: Path, study: str) -> Path:
     path = folder / f"{study}.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def dump(runs: Path) -> list[str]:
-    """The store's whole content as SQL text."""
-    conn = sqlite3.connect(runs / DB_NAME)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
-
-
-def one_error(result) -> str:
-    output = result.stdout + result.stderr
-    assert result.exit_code == 2, output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def run_in_process(preset: Path, runs: Path, *sets: str):

@@ -18,6 +18,7 @@ from optui import optimizers, presets
 from optui.cli import app
 from optui.store import Store
 
+from checks import one_error
 from conftest import tiny_preset_text
 
 BASE = tiny_preset_text()  # sgd and adam configs, [[compare]] sgd vs adam
@@ -29,17 +30,6 @@ def search(**params: str) -> str:
     lines = ["", "[search.s]", 'optimizer = "adam"', "batch_size = 8"]
     lines += [f"{k} = {v}" for k, v in params.items()]
     return BASE + "\n".join(lines) + "\n"
-
-
-def one_error(result) -> str:
-    """The single `error:` line of a refused command: exit 2, no traceback, nothing else on stderr."""
-    output = result.stdout + result.stderr
-    assert result.exit_code == 2, output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def validate(path, *sets: str):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import os
 import pickle
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from optui.cli import app
-from optui.store import DB_NAME, Store
+from optui.store import Store
+
+from checks import dump
 
 
 class Shell:
@@ -93,14 +94,6 @@ PAYLOADS = {
     "inside-an-ndarray-protocol-2": (lambda m: pickle.dumps(object_array(Exec(m)), protocol=2), ".exec"),
     "in-reconstruct-arguments": (in_reconstruct, "posix.system"),
 }
-
-
-def dump(runs: Path) -> list[str]:
-    conn = sqlite3.connect(runs / DB_NAME)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 @pytest.fixture
