@@ -21,6 +21,7 @@ from optui.errors import StoreError
 from optui.results import RunResult
 from optui.store import DB_NAME, SCHEMA_VERSION, Store
 
+from checks import dump
 from conftest import cli_env
 
 
@@ -58,14 +59,6 @@ def make_v0_store(root: Path) -> dict[str, RunResult]:
     finally:
         conn.close()
     return runs
-
-
-def dump(root: Path) -> list[str]:
-    conn = sqlite3.connect(root / DB_NAME)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def layout(root: Path) -> tuple[str, set[str]]:
