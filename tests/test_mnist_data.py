@@ -190,7 +190,7 @@ def test_settings_defaults_and_errors():
     out = mnist.validate_settings({}, "p.toml")
     assert out["data"]["source"] == "tfds" and out["data"]["drop_remainder"] is True
     assert out["eval"] == {"points": 100, "train_examples": 10_000, "test_examples": 0, "slice": 250}
-    assert out["model"] == {"conv1": 32, "conv2": 64, "dense": 256}
+    assert out["model"] == {"conv1": 32, "conv2": 64, "dense": 256, "train_conv": "auto"}
     cases = [
         ({"data": {"sorce": "idx"}}, r"p.toml: data.sorce: unknown key"),
         ({"data": {"source": "csv"}}, r"data.source must be one of 'tfds', 'idx'"),

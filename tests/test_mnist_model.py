@@ -45,6 +45,49 @@ def test_report_cnn_shapes_without_compiling():
     assert abs(mnist_model.flops_per_example() - 9.29e6) < 0.01e6
 
 
+def test_patch_and_xla_convs_are_the_same_model():
+    """Same parameters from the same key, same logits and same gradients (to float32 rounding)."""
+    widths = {"conv1": 4, "conv2": 6, "dense": 16}
+    xla = mnist_model.CNN(**widths, conv="xla")
+    patches = mnist_model.CNN(**widths, conv="patches")
+    key = jax.random.PRNGKey(7)
+    params = mnist_model.init_params(xla, key)
+    same_init = mnist_model.init_params(patches, key)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(same_init)):
+        np.testing.assert_array_equal(a, b)
+    images = jax.random.uniform(jax.random.PRNGKey(1), (5, 28, 28, 1))
+    labels = jnp.arange(5)
+    # Biases are zero at init; perturb them so their gradients and the padding are exercised.
+    params = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(jax.random.PRNGKey(2), p.shape), params)
+
+    def loss(net, p):
+        return jnp.mean(mnist_model.cross_entropy(net.apply({"params": p}, images), labels))
+
+    np.testing.assert_allclose(xla.apply({"params": params}, images),
+                               patches.apply({"params": params}, images), rtol=1e-4, atol=1e-5)
+    g_xla = jax.grad(lambda p: loss(xla, p))(params)
+    g_patches = jax.grad(lambda p: loss(patches, p))(params)
+    for a, b in zip(jax.tree.leaves(g_xla), jax.tree.leaves(g_patches)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    # A wrong neighbourhood order (a transposed kernel) would not match: the check has teeth.
+    flipped = jax.tree_util.tree_map_with_path(
+        lambda path, p: jnp.flip(p, 0) if "Conv_1" in str(path) and p.ndim == 4 else p, params)
+    assert not np.allclose(xla.apply({"params": params}, images),
+                           patches.apply({"params": flipped}, images), atol=1e-3)
+
+
+def test_training_conv_follows_the_setting_and_the_backend():
+    w = tiny_workload()
+    assert w.info["train_conv"] == ("patches" if jax.default_backend() == "cpu" else "xla")
+    forced = mnist.from_arrays(tiny_arrays(), {**TINY, "train_conv": "xla"},
+                               {"points": 10, "train_examples": 0, "test_examples": 0, "slice": 5})
+    assert forced.info["train_conv"] == "xla"
+    params = w.init_params(jax.random.PRNGKey(0))
+    batch = w.sample_batch(w.data, jax.random.PRNGKey(1), 0, 8)
+    np.testing.assert_allclose(w.loss(params, w.data, batch), forced.loss(params, forced.data, batch),
+                               rtol=1e-5)
+
+
 def test_data_layout_on_device():
     w = tiny_workload()
     assert w.data["train_x"].shape == (40, 28, 28, 1) and w.data["train_x"].dtype == jnp.float32
@@ -140,7 +183,7 @@ def test_tiny_cnn_learns_with_adam():
 
 
 def test_strategy_per_backend():
-    assert mnist.choose_strategy("cpu") == Strategy(scan=False, vmap_replicates=False)
+    assert mnist.choose_strategy("cpu") == Strategy(scan=True, vmap_replicates=False)
     assert mnist.choose_strategy("gpu") == Strategy(scan=True, vmap_replicates=True)
     assert mnist.choose_strategy("tpu").label == "scan+vmap"
 
