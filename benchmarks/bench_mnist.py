@@ -20,6 +20,7 @@ forward cost (~9.3 MFLOP/example) — "useful" work, the same for both sides.
 
   .venv/bin/python benchmarks/bench_mnist.py --replicates 2 --examples 12000
   .venv/bin/python benchmarks/bench_mnist.py --memory            # peak RSS, 20 replicates
+  .venv/bin/python benchmarks/bench_mnist.py --kernels           # every strategy x conv, steady state
 """
 
 from __future__ import annotations
@@ -261,6 +262,60 @@ def run_memory(args) -> dict:
             "wall_s": time.perf_counter() - t0, "peak_rss_gib": peak_rss_gib()}
 
 
+# ---------------------------------------------------------------- strategies x conv kernels
+
+
+def run_kernels(args) -> dict:
+    """Steady-state training and eval throughput of every engine strategy with each conv kernel.
+
+    The same config, data and steps for all; compile time excluded (each is warmed first).
+    """
+    import jax
+
+    from optui.engine import core
+    from optui.workloads import mnist, mnist_data
+    from optui.workloads.base import Strategy
+
+    study = load_study(args)
+    config = study.configs[args.config]
+    members = args.replicates or 4
+    hp = {k: np.full(members, v) for k, v in config.hyperparams.items()}
+    keys = core.replicate_keys(0, members)
+    arrays = mnist_data.load(study.data)
+    rows = []
+    for conv in ("patches", "xla"):
+        w = mnist.from_arrays(arrays, {**study.model, "train_conv": conv}, study.eval)
+        for label in ("step-sequential", "scan-sequential", "step-vmap", "scan-vmap"):
+            how, who = label.split("-")
+            strategy = Strategy(scan=how == "scan", vmap_replicates=who == "vmap")
+            runner = core.GroupRunner(w, config.optimizer, config.batch_size, strategy)
+            state = runner.init(keys, hp)
+            state, _ = runner.advance(state, keys, hp, 0, args.kernel_steps)  # compile
+            t0 = time.perf_counter()
+            state, losses = runner.advance(state, keys, hp, args.kernel_steps, args.kernel_steps)
+            train_s = time.perf_counter() - t0
+            rows.append({"conv": conv, "strategy": label, "members": members,
+                         "train_examples_per_s": members * args.kernel_steps * config.batch_size / train_s,
+                         "final_loss": float(np.mean(losses[:, -1]))})
+            print(f"  train {conv:8s} {label:16s} {rows[-1]['train_examples_per_s']:7,.0f} examples/s",
+                  file=sys.stderr)
+    for vmap in (False, True):  # eval always runs XLA's forward conv: the fastest forward here
+        runner = core.GroupRunner(w, config.optimizer, config.batch_size,
+                                  Strategy(scan=True, vmap_replicates=vmap))
+        state = runner.init(keys, hp)
+        runner.evaluate(state)  # compile
+        t0 = time.perf_counter()
+        runner.evaluate(state)
+        eval_s = time.perf_counter() - t0
+        n = members * (w.info["eval_train_examples"] + w.info["eval_test_examples"])
+        rows.append({"conv": "xla", "strategy": f"eval-{'vmap' if vmap else 'sequential'}",
+                     "members": members, "eval_examples_per_s": n / eval_s})
+        print(f"  eval  {'xla':8s} {rows[-1]['strategy']:16s} {n / eval_s:7,.0f} examples/s",
+              file=sys.stderr)
+    return {"side": "kernels", "config": args.config, "batch_size": config.batch_size,
+            "steps": args.kernel_steps, "rows": rows, "backend": jax.default_backend()}
+
+
 # ---------------------------------------------------------------- driver
 
 
@@ -317,22 +372,31 @@ def main() -> None:
     ap.add_argument("--strategy", default="auto",
                     choices=("auto", "step-sequential", "step-vmap", "scan-sequential", "scan-vmap"))
     ap.add_argument("--memory", action="store_true", help="peak RSS at full MNIST sizes instead")
+    ap.add_argument("--kernels", action="store_true",
+                    help="training and eval throughput of every strategy x conv kernel instead")
+    ap.add_argument("--kernel-steps", type=int, default=10, help="--kernels: timed steps per run")
     ap.add_argument("--mem-train", type=int, default=60_000)
     ap.add_argument("--mem-test", type=int, default=10_000)
     ap.add_argument("--slice", type=int, default=250)
-    ap.add_argument("--worker", choices=("optui", "report", "memory"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=("optui", "report", "memory", "kernels"), help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args()
     args.passthrough = [a for a in sys.argv[1:]]
     if args.worker:
-        if args.worker == "memory":
-            print(json.dumps(run_memory(args)))
+        if args.worker in ("memory", "kernels"):
+            print(json.dumps(run_memory(args) if args.worker == "memory" else run_kernels(args)))
             return
         p = plan(args)
         fn = run_optui if args.worker == "optui" else run_report
         print(json.dumps(fn(args, p)))
         return
-    if args.memory:
-        print(json.dumps(child(args, "memory")))
+    if args.memory or args.kernels:
+        result = child(args, "memory" if args.memory else "kernels")
+        for row in result.get("rows", []):
+            rate = row.get("train_examples_per_s") or row.get("eval_examples_per_s")
+            kind = "train" if "train_examples_per_s" in row else "eval "
+            print(f"{kind} {row['conv']:8s} {row['strategy']:16s} {rate:8,.0f} examples/s "
+                  f"({row['members']} members)")
+        print(json.dumps(result))
         return
     p = plan(args)
     sides = ["report", "optui"] if args.side == "both" else [args.side]
