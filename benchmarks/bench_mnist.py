@@ -209,8 +209,13 @@ def run_optui(args, p: dict) -> dict:
     t0 = time.perf_counter()
     warm = {k: v[:1] for k, v in hp.items()} if not strategy.vmap_replicates else hp
     warm_keys = keys[:1] if not strategy.vmap_replicates else keys
-    for _ in core.run_group(runner, warm_keys, warm, 2, 2):  # compile step/chunk and eval
-        pass
+    # Compile what the timed run uses: the eval, and a scan chunk of every length in the plan
+    # (a chunk's length is a static shape), as a study reuses them across its replicates.
+    state = runner.init(warm_keys, warm)
+    runner.evaluate(state)
+    lengths = sorted(set(np.diff(p["eval_bounds"]).tolist())) if strategy.scan else [1]
+    for length in lengths:
+        state, _ = runner.advance(state, warm_keys, warm, 0, int(length))
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     outs = [out for out, _ in core.run_group(runner, keys, hp, p["steps"], p["eval_points"])]

@@ -209,3 +209,24 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ("run", "runs", "presets"):
         assert command in result.stdout
+
+
+# --- the MNIST study's preset, end to end on the real t10k images (a tiny CNN) ------------------
+
+def test_offline_mnist_study_runs_and_reports_accuracy(shared_data, cli):
+    """presets/mnist-offline.toml through the CLI: the IDX split, training, eval, summary.json."""
+    t10k = shared_data / "mnist-t10k"
+    result = cli("run", str(ROOT / "presets" / "mnist-offline.toml"), "--headless",
+                 "--set", f"data.path={t10k}", "--set", "model.conv1=4", "--set", "model.conv2=4",
+                 "--set", "model.dense=16", "--set", "budget.examples=2000",
+                 "--set", "eval.points=4", "--replicates", "2",
+                 "--config", "sgd-default", "--config", "adam-default")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((cli.cwd / "exports" / "mnist-offline" / "summary.json").read_text())
+    assert summary["workload"] == "mnist" and set(summary["configs"]) == {"sgd-default", "adam-default"}
+    for cfg in summary["configs"].values():
+        assert cfg["replicates"] == 2 and cfg["diverged"] == 0
+        acc = cfg["final_test_accuracy"]
+        # 15 steps of a 4-filter net already beat chance (10%) on the held-out images.
+        assert 0.2 < acc["min"] <= acc["mean"] <= acc["max"] <= 1.0
+        assert cfg["final_train_loss"]["mean"] < 2.3  # below the untrained ln(10)
