@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
     def show(run_id: str = typer.Argument(..., help="Run id, a unique prefix, or 'latest'."),
              as_json: bool = typer.Option(False, "--json"), store: Path = STORE_OPTION) -> None:
         """One run: its settings, device, versions and per-config results."""
+        from rich import box
         from rich.console import Console
         from rich.table import Table
 
@@ -83,14 +84,23 @@ def register(app: typer.Typer) -> None:
                 console.print("versions " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
         if info["error"]:
             console.print(f"[red]error: {info['error']}[/]")
-        t = Table()
-        for col in ("config", "status", "spec", "replicates", "diverged", "steps", "final train", "final test"):
-            t.add_column(col)
+        # Fits 80 columns: short headers, no vertical rules; each config's spec is listed below.
+        accuracy = any(c.get("final_test_accuracy") for c in data["configs"].values())
+        t = Table(title="final values, mean over replicates", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False)
+        for col in ("config", "status", "reps", "div", "steps", "train", "test",
+                    *(("test acc",) if accuracy else ())):
+            t.add_column(col, no_wrap=col in ("config", "steps"),
+                         justify="left" if col in ("config", "status") else "right")
+        specs = []
         for name, unit in run.units.items():
             c = data["configs"][name]
-            spec = ", ".join(f"{k}={v}" for k, v in unit.spec.items() if k != "steps")
+            specs.append(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in unit.spec.items() if k != "steps"))
             fmt = lambda d: "-" if not d or d.get("mean") is None else f"{d['mean']:.4f}"
-            t.add_row(name, unit.status, spec, str(unit.replicates), str(unit.diverged),
+            acc = (c.get("final_test_accuracy") or {}).get("mean")
+            t.add_row(name, unit.status, str(unit.replicates), str(unit.diverged),
                       f"{unit.minibatch_loss.shape[1]}/{unit.total_steps}",
-                      fmt(c.get("final_train_loss")), fmt(c.get("final_test_loss")))
+                      fmt(c.get("final_train_loss")), fmt(c.get("final_test_loss")),
+                      *((("-" if acc is None else f"{100 * acc:.2f}%"),) if accuracy else ()))
         console.print(t)
+        console.print("\n".join(specs), highlight=False)
