@@ -302,8 +302,6 @@ def run_kernels(args) -> dict:
             rows.append({"conv": conv, "strategy": label, "members": members,
                          "train_examples_per_s": members * args.kernel_steps * config.batch_size / train_s,
                          "final_loss": float(np.mean(losses[:, -1]))})
-            print(f"  train {conv:8s} {label:16s} {rows[-1]['train_examples_per_s']:7,.0f} examples/s",
-                  file=sys.stderr)
     for vmap in (False, True):  # eval always runs XLA's forward conv: the fastest forward here
         runner = core.GroupRunner(w, config.optimizer, config.batch_size,
                                   Strategy(scan=True, vmap_replicates=vmap))
@@ -315,8 +313,6 @@ def run_kernels(args) -> dict:
         n = members * (w.info["eval_train_examples"] + w.info["eval_test_examples"])
         rows.append({"conv": "xla", "strategy": f"eval-{'vmap' if vmap else 'sequential'}",
                      "members": members, "eval_examples_per_s": n / eval_s})
-        print(f"  eval  {'xla':8s} {rows[-1]['strategy']:16s} {n / eval_s:7,.0f} examples/s",
-              file=sys.stderr)
     return {"side": "kernels", "config": args.config, "batch_size": config.batch_size,
             "steps": args.kernel_steps, "rows": rows, "backend": jax.default_backend()}
 

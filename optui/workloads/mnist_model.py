@@ -22,7 +22,6 @@ from flax import linen as nn
 
 N_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
-CONV_IMPLEMENTATIONS = ("xla", "patches")
 
 
 def shifted_patches(x: jax.Array) -> jax.Array:
@@ -61,7 +60,7 @@ class CNN(nn.Module):
     conv1: int = 32
     conv2: int = 64
     dense: int = 256
-    conv: str = "xla"  # one of CONV_IMPLEMENTATIONS; parameters are the same for both
+    conv: str = "xla"  # "xla" or "patches"; parameters are the same for both
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
