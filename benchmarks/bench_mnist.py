@@ -204,7 +204,7 @@ def run_optui(args, p: dict) -> dict:
         strategy = Strategy(scan=scan == "scan", vmap_replicates=vmap == "vmap")
     runner = core.GroupRunner(w, p["optimizer"], p["batch_size"], strategy)
     hp = {k: np.full(p["replicates"], v) for k, v in p["hyperparams"].items()}
-    keys = core.replicate_keys(p["seed"], p["replicates"])
+    keys = core.member_keys(p["seed"], p["replicates"])
 
     t0 = time.perf_counter()
     warm = {k: v[:1] for k, v in hp.items()} if not strategy.vmap_replicates else hp
@@ -259,7 +259,7 @@ def run_memory(args) -> dict:
     hp = {"learning_rate": np.full(r, 1e-3), "b1": np.full(r, 0.9), "b2": np.full(r, 0.999),
           "eps": np.full(r, 1e-8)}
     t0 = time.perf_counter()
-    for _ in core.run_group(runner, core.replicate_keys(0, r), hp, 2, 1):
+    for _ in core.run_group(runner, core.member_keys(0, r), hp, 2, 1):
         pass
     return {"side": "memory", "strategy": strategy.label, "replicates": r,
             "n_train": args.mem_train, "n_test": args.mem_test, "slice": args.slice,
@@ -285,7 +285,7 @@ def run_kernels(args) -> dict:
     config = study.configs[args.config]
     members = args.replicates or 4
     hp = {k: np.full(members, v) for k, v in config.hyperparams.items()}
-    keys = core.replicate_keys(0, members)
+    keys = core.member_keys(0, members)
     arrays = mnist_data.load(study.data)
     rows = []
     for conv in ("patches", "xla"):

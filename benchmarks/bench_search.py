@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from report_twnet_loop import report_style_run  # noqa: E402
 
 from optui import presets  # noqa: E402
-from optui.engine.runner import build_workload  # noqa: E402
-from optui.search import SearchRunner, rank_trials, trial_keys  # noqa: E402
+from optui.engine.core import member_keys  # noqa: E402
+from optui.search import rank_trials  # noqa: E402
+from optui.service import SearchRunner, build_workload  # noqa: E402
 from optui.store import Store  # noqa: E402
 from optui.workloads.twnet import load_data  # noqa: E402
 
@@ -87,7 +88,7 @@ def main() -> None:
     t = time.perf_counter()
     finals = []
     for r in trials:
-        key = trial_keys(space.seed, r["trial"] - 1, 1)[0]
+        key = member_keys(space.seed, 1, r["trial"] - 1)[0]
         hp = {k: v for k, v in r["params"].items() if k != "batch_size"}
         t0 = time.perf_counter()
         _, test, _ = report_style_run(data, space.optimizer, hp, r["params"]["batch_size"], r["steps"],

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from report_twnet_loop import report_style_replicates  # noqa: E402
 
 from optui import presets  # noqa: E402
-from optui.engine.core import GroupRunner, chunk_bounds, replicate_keys, run_group  # noqa: E402
+from optui.engine.core import GroupRunner, chunk_bounds, member_keys, run_group  # noqa: E402
 from optui.workloads.base import Strategy  # noqa: E402
 from optui.workloads.twnet import make_workload  # noqa: E402
 from optui.workloads.twnet_data import synthetic  # noqa: E402
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def optui_run(workload, cfg, iterations, replicates, points, strategy=Strategy()):
     """Returns (seconds with compile, seconds steady, seconds in eval, final test losses)."""
     runner = GroupRunner(workload, cfg.optimizer, cfg.batch_size, strategy)
-    keys = replicate_keys(0, replicates)
+    keys = member_keys(0, replicates)
     hp = {k: np.full(replicates, v, np.float32) for k, v in cfg.hyperparams.items()}
 
     def once():
@@ -89,7 +89,7 @@ def main() -> None:
         t = time.perf_counter()
         for c in study.configs.values():
             optui_run_once = GroupRunner(workload, c.optimizer, c.batch_size, Strategy())
-            keys = replicate_keys(0, study.replicates_count)
+            keys = member_keys(0, study.replicates_count)
             hp = {k: np.full(study.replicates_count, v, np.float32) for k, v in c.hyperparams.items()}
             for _ in run_group(optui_run_once, keys, hp, study.budget.steps(c.batch_size, workload.n_train),
                                study.eval_points):

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from .engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from .errors import OptuiError
+from .status import Status
 from .terminal import detach_if_hung_up
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s)
@@ -153,31 +154,27 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
               exports_root: Path, configs: list[str] | None, replicates: int | None,
               export: bool, console: Console) -> int:
     """The headless study: returns the process exit code (0 done, 1 failed, 130 interrupted)."""
-    from . import presets
-    from .engine.runner import StudyRunner
+    from . import service
     from .export import export_run
     from .export.atomic import ensure_writable_dir
     from .export.tables import summary as run_summary
     from .store import Store
 
     store = Store.open(store_root)
-    if resume:
-        # Resume exactly what was started: the preset text and overrides recorded with the run.
-        resume = store.resolve(resume)
-        info = store.run_info(resume)
-        study = presets.loads(store.preset_text(resume), info["preset_path"] or preset,
-                              info["meta"].get("overrides", []))
+    if resume:  # exactly what was started: the preset text and overrides recorded with the run
+        resume, study = service.study_of_run(store, resume, preset)
     else:
-        study = presets.load(preset, overrides)
+        study = service.load_study(preset, overrides)
     out_dir = exports_root / study.name
     if export:
         ensure_writable_dir(out_dir)  # refuse before training, not after
     cancel = threading.Event()
     printer = ProgressPrinter(console)
-    runner = StudyRunner(study, store, printer, cancel)
+    runner = service.StudyRunner(study, store, printer, cancel)
     with stop_on_signals(cancel, console):
         try:
-            run_id = runner.run(resume=resume, configs=configs, replicates=replicates)
+            run_id = service.run_study(study, store, configs=configs, replicates=replicates, resume=resume,
+                                       runner=runner)
         except KeyboardInterrupt:
             printer.progress.stop()
             _print_resume(console, preset, runner.run_id)
@@ -190,7 +187,7 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
             _print_resume(console, preset, runner.run_id, "failed")
             return 1
     run = store.load_run(run_id)
-    if run.status != "done":
+    if run.status != Status.DONE:
         _print_resume(console, preset, run_id)
         return INTERRUPTED
     summary = run_summary(run)

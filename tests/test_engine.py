@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from optui import presets
-from optui.engine import core
-from optui.engine.core import GroupRunner, chunk_bounds, replicate_keys, run_group
-from optui.engine.runner import build_workload, plan_units, resolve_strategy
+from optui.engine import checkpoints, core
+from optui.engine.core import GroupRunner, chunk_bounds, member_keys, run_group
+from optui.service import build_workload, plan_units, resolve_strategy
 from optui.errors import PresetError
 from optui.workloads import twnet
 from optui.workloads.base import Strategy, Workload
@@ -79,7 +79,7 @@ def test_chunk_bounds_single_point_and_uneven():
 
 
 def test_run_group_evaluates_at_every_bound(adam_runner):
-    outs, _ = collect(adam_runner, replicate_keys(0, MEMBERS), adam_hparams([0.01] * MEMBERS), 12, 4)
+    outs, _ = collect(adam_runner, member_keys(0, MEMBERS), adam_hparams([0.01] * MEMBERS), 12, 4)
     assert [o.chunk_index for o in outs] == [-1, 0, 1, 2, 3]
     assert [(o.step_start, o.step_end) for o in outs] == [(0, 0), (0, 3), (3, 6), (6, 9), (9, 12)]
     assert [o.minibatch_loss.shape for o in outs] == [(MEMBERS, 0)] + [(MEMBERS, 3)] * 4
@@ -91,7 +91,7 @@ def test_run_group_evaluates_at_every_bound(adam_runner):
 # --- strategies --------------------------------------------------------------------------------
 
 def test_strategies_give_the_same_histories(workload, adam_runner):
-    keys = replicate_keys(11, MEMBERS)
+    keys = member_keys(11, MEMBERS)
     hp = adam_hparams([0.005, 0.01, 0.03])  # a different step size per member
     results = {(True, True): history(collect(adam_runner, keys, hp, 12, 4)[0])}
     for scan, vmap in [(True, False), (False, False)]:
@@ -110,7 +110,7 @@ def test_strategies_give_the_same_histories(workload, adam_runner):
 
 def test_replicates_are_independent_of_their_neighbours(adam_runner):
     """Member r's history depends on its key and hyperparameters only, not on its place in the group."""
-    keys = replicate_keys(0, MEMBERS)
+    keys = member_keys(0, MEMBERS)
     lrs = np.array([0.01, 0.02, 0.04], np.float32)
     order = [2, 0, 1]
     group, _ = collect(adam_runner, keys, adam_hparams(lrs), 12, 4)
@@ -119,7 +119,7 @@ def test_replicates_are_independent_of_their_neighbours(adam_runner):
 
 
 def test_new_hyperparameters_do_not_recompile(adam_runner):
-    keys = replicate_keys(0, MEMBERS)
+    keys = member_keys(0, MEMBERS)
     collect(adam_runner, keys, adam_hparams([0.01] * MEMBERS), 12, 4)
     sizes = adam_runner._chunk._cache_size()
     a, _ = collect(adam_runner, keys, adam_hparams([0.2, 0.001, 0.05]), 12, 4)
@@ -178,7 +178,7 @@ def check_divergence(outs, healthy_outs, bad: int):
 @pytest.mark.parametrize("vmap", [True, False])
 def test_divergence_is_marked_and_isolated(quadratic, vmap):
     runner = GroupRunner(quadratic, "sgd", 8, Strategy(scan=True, vmap_replicates=vmap))
-    keys = replicate_keys(3, MEMBERS)
+    keys = member_keys(3, MEMBERS)
     outs, _ = collect(runner, keys, {"learning_rate": np.array([0.1, 1e30, 0.1], np.float32)}, 12, 4)
     healthy, _ = collect(runner, keys, {"learning_rate": np.array([0.1, 0.1, 0.1], np.float32)}, 12, 4)
     first_bad = check_divergence(outs, healthy, bad=1)
@@ -187,14 +187,14 @@ def test_divergence_is_marked_and_isolated(quadratic, vmap):
 
 def test_divergence_per_step_strategy(quadratic):
     runner = GroupRunner(quadratic, "sgd", 8, Strategy(scan=False, vmap_replicates=True))
-    keys = replicate_keys(4, 2)
+    keys = member_keys(4, 2)
     outs, _ = collect(runner, keys, {"learning_rate": np.array([1e30, 0.1], np.float32)}, 6, 2)
     healthy, _ = collect(runner, keys, {"learning_rate": np.array([0.1, 0.1], np.float32)}, 6, 2)
     check_divergence(outs, healthy, bad=0)
 
 
 def test_twnet_divergence_is_detected(adam_runner):
-    keys = replicate_keys(3, MEMBERS)
+    keys = member_keys(3, MEMBERS)
     outs, _ = collect(adam_runner, keys, adam_hparams([0.01, 1e30, 0.01]), 12, 4)
     healthy, _ = collect(adam_runner, keys, adam_hparams([0.01, 0.01, 0.01]), 12, 4)
     check_divergence(outs, healthy, bad=1)
@@ -204,7 +204,7 @@ def test_twnet_divergence_is_detected(adam_runner):
 
 @pytest.mark.parametrize("stop_after", [-1, 1])
 def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(adam_runner, stop_after):
-    keys = replicate_keys(5, MEMBERS)
+    keys = member_keys(5, MEMBERS)
     hp = adam_hparams([0.01, 0.02, 0.04])
     steps, points = 12, 4
     full, _ = collect(adam_runner, keys, hp, steps, points)
@@ -212,11 +212,11 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(adam_runner, stop_
     blob = None
     for out, state in run_group(adam_runner, keys, hp, steps, points):
         if out.chunk_index == stop_after:
-            blob = core.state_to_bytes(state)
+            blob = checkpoints.state_to_bytes(state)
             break
     assert blob is not None
     template = adam_runner.init(keys, hp)
-    restored = core.state_from_bytes(template, blob)
+    restored = checkpoints.state_from_bytes(template, blob)
     rest, _ = collect(adam_runner, keys, hp, steps, points, resume=(stop_after, restored))
     assert [o.chunk_index for o in rest] == list(range(stop_after + 1, points))
     tail = [o for o in full if o.chunk_index > stop_after]
@@ -228,23 +228,23 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(adam_runner, stop_
 
 
 def test_checkpoint_of_another_layout_is_refused(adam_runner, workload):
-    keys = replicate_keys(0, 2)
-    blob = core.state_to_bytes(adam_runner.init(keys, adam_hparams([0.01, 0.01])))
+    keys = member_keys(0, 2)
+    blob = checkpoints.state_to_bytes(adam_runner.init(keys, adam_hparams([0.01, 0.01])))
     sgd = GroupRunner(workload, "sgd", BATCH, Strategy(scan=True, vmap_replicates=True))
     template = sgd.init(keys, {"learning_rate": np.array([0.1, 0.1], np.float32)})
     with pytest.raises(ValueError, match="layout"):
-        core.state_from_bytes(template, blob)
+        checkpoints.state_from_bytes(template, blob)
 
 
 # --- keys --------------------------------------------------------------------------------------
 
-def test_replicate_keys_are_prefix_stable_and_distinct():
-    five = replicate_keys(0, 5)
+def test_member_keys_are_prefix_stable_and_distinct():
+    five = member_keys(0, 5)
     assert five.shape == (5, 2)
-    np.testing.assert_array_equal(replicate_keys(0, 3), five[:3])
+    np.testing.assert_array_equal(member_keys(0, 3), five[:3])
     assert len({tuple(k) for k in five.tolist()}) == 5
-    assert not np.array_equal(replicate_keys(1, 3), five[:3])
-    np.testing.assert_array_equal(replicate_keys(0, 5), five)
+    assert not np.array_equal(member_keys(1, 3), five[:3])
+    np.testing.assert_array_equal(member_keys(0, 5), five)
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def test_cancel_at_the_end_of_a_config_starts_no_other(tmp_path, workload):
     import threading
 
     from optui.engine.events import ChunkDone
-    from optui.engine.runner import StudyRunner
+    from optui.service import StudyRunner
     from optui.store import Store
 
     path = tmp_path / "tiny.toml"

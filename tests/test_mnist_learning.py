@@ -39,7 +39,7 @@ def test_adam_optimal_reaches_95_percent_on_held_out_images():
     hparams = {k: np.array([v]) for k, v in config.hyperparams.items()}
     strategy = workload.choose_strategy(jax.default_backend())
     runner = core.GroupRunner(workload, config.optimizer, config.batch_size, strategy)
-    keys = core.replicate_keys(study.replicates_seed, 1)
+    keys = core.member_keys(study.replicates_seed, 1)
     outputs = [out for out, _ in core.run_group(runner, keys, hparams, steps, study.eval_points)]
     assert outputs[0].chunk_index == -1 and outputs[-1].step_end == steps
     first_loss = outputs[1].minibatch_loss[0, :10].mean()

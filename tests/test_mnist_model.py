@@ -201,7 +201,7 @@ def test_every_engine_strategy_gives_the_same_run():
     w = tiny_workload(n_train=40, n_test=13)
     hp = {"learning_rate": np.array([0.03, 0.01, 0.02]), "b1": np.full(3, 0.9),
           "b2": np.full(3, 0.999), "eps": np.full(3, 1e-8)}
-    keys = core.replicate_keys(0, 3)
+    keys = core.member_keys(0, 3)
     runs = {}
     for scan in (False, True):
         for vmap in (False, True):

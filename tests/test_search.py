@@ -34,14 +34,14 @@ def tiny_study(extra: list[str] | None = None):
 def shared():
     """One tiny workload and its compiled groups for every in-process search of this module:
     compiles dominate these tests' time on a CPU."""
-    from optui.engine.runner import build_workload
-    from optui.search import CompiledGroups
+    from optui.service import build_workload
+    from optui.service import CompiledGroups
 
     return SimpleNamespace(workload=build_workload(tiny_study()), compiled=CompiledGroups())
 
 
 def searcher(study, store, shared, listener=None, cancel=None):
-    from optui.search import SearchRunner
+    from optui.service import SearchRunner
 
     return SearchRunner(study, "adam", store, listener, cancel, compiled=shared.compiled)
 
@@ -265,7 +265,8 @@ def quadratic_workload():
 
 def test_diverged_trials_are_marked_and_never_win(tmp_path):
     from optui.export.search_report import export_search
-    from optui.search import SearchRunner, best_trial, rank_trials
+    from optui.search import best_trial, rank_trials
+    from optui.service import SearchRunner
 
     study = presets.loads(QUADRATIC_PRESET, "quadratic.toml")
     store = Store.open(tmp_path / "runs")
@@ -404,7 +405,7 @@ def test_resume_after_kill_9_runs_every_trial_exactly_once(tmp_path, finished):
         assert unit.minibatch_loss.shape == (1, row["total_steps"])
     assert {n: w for n, w in ((r["name"], r["wall_time_s"]) for r in rows) if n in done_before} == done_before
     # The same trials run uninterrupted in-process give the same objectives.
-    from optui.search import SearchRunner
+    from optui.service import SearchRunner
 
     fresh = Store.open(tmp_path / "fresh")
     want = objectives(fresh, SearchRunner(study, "adam", fresh).run())

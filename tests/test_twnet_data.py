@@ -254,14 +254,14 @@ def test_synthetic_min_count_prunes():
 
 
 def _learn(users, vocab, topics, steps, lr, batch_size, replicates=2):
-    from optui.engine.core import GroupRunner, replicate_keys, run_group
+    from optui.engine.core import GroupRunner, member_keys, run_group
     from optui.workloads.base import Strategy
 
     w = twnet.make_workload(synthetic(users, vocab, topics, seed=0))
     runner = GroupRunner(w, "adam", batch_size, Strategy(scan=True, vmap_replicates=True))
     hp = {"learning_rate": np.full(replicates, lr, np.float32), "b1": np.full(replicates, 0.9, np.float32),
           "b2": np.full(replicates, 0.999, np.float32), "eps": np.full(replicates, 1e-8, np.float32)}
-    outs = [out for out, _ in run_group(runner, replicate_keys(0, replicates), hp, steps, 2)]
+    outs = [out for out, _ in run_group(runner, member_keys(0, replicates), hp, steps, 2)]
     return outs[0].eval, outs[-1].eval
 
 

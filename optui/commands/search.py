@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -118,96 +117,77 @@ class SearchPrinter:
                 self.progress.stop()
 
 
-def _check_write_target(path: Path) -> None:
-    """Fail before training if the best config could not be written."""
-    from .. import presets
-    from ..errors import PresetError
-
-    presets.parse_toml(presets.read_text(path), str(path))
-    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
-        raise PresetError(f"{path}: not writable (needed for --write-best)")
-
-
 def run_search(preset: str, overrides: list[str], space_name: str | None, trials: int | None,
                write_best: Path | None, resume: str | None, confirm: tuple[int, int] | None,
                store_root: Path, exports_root: Path, export: bool, console: Any) -> int:
     """The headless search: exit code 0 done, 1 failed, 130 interrupted."""
-    from .. import presets
-    from ..engine.runner import build_workload
+    from rich.markup import escape
+
+    from .. import service
     from ..errors import OptuiError, PresetError
     from ..export.atomic import ensure_writable_dir
     from ..headless import INTERRUPTED, stop_on_signals
-    from ..search import SearchRunner, search_space_of
+    from ..status import Status
     from ..store import Store
 
     store = Store.open(store_root)
-    if resume:
-        # Resume exactly what was started: the preset text and overrides recorded with the run.
-        resume = store.resolve(resume)
+    if resume:  # exactly what was started: the preset text and overrides recorded with the run
+        resume, study = service.study_of_run(store, resume, preset)
         info = store.run_info(resume)
         if info["kind"] != "search":
             raise OptuiError(f"run {resume} is a {info['kind']} run, not a search; resume it with its own command")
         stored_space = info["meta"].get("space_name")
         if space_name and space_name != stored_space:
             raise PresetError(f"run {resume} searched space {stored_space!r}, not {space_name!r}")
-        study = presets.loads(store.preset_text(resume), info["preset_path"] or preset,
-                              info["meta"].get("overrides", []))
         names = [stored_space]
     else:
-        study = presets.load(preset, overrides)
-        names = [search_space_of(study, space_name).name] if space_name or len(study.search) <= 1 \
-            else list(study.search)
+        study = service.load_study(preset, overrides)
+        names = service.search_spaces(study, space_name)
     if write_best:
-        _check_write_target(write_best)
+        service.check_write_target(write_best)
     out_dir = exports_root / study.name
     if export:
         ensure_writable_dir(out_dir)  # refuse before training, not after
-    workload = build_workload(study)
+    workload = service.build_workload(study)
     for name in names:  # every space's batch sizes against the data, before any training
         study.search[name].check_batch_sizes(workload.n_train)
     cancel = threading.Event()
     code = 0
     for name in names:
         printer = SearchPrinter(console)
-        runner = SearchRunner(study, name, store, printer, cancel)
+        runner = service.SearchRunner(study, name, store, printer, cancel)
         started = time.perf_counter()
         with stop_on_signals(cancel, console):
             try:
-                if resume and confirm and store.run_info(resume)["status"] == "done" and not trials:
-                    run_id = runner.confirm(resume, *confirm, workload=workload)
-                else:
-                    run_id = runner.run(trials=trials, resume=resume, confirm=confirm, workload=workload)
+                run_id = service.run_search(study, store, name, trials=trials, resume=resume, confirm=confirm,
+                                            workload=workload, runner=runner)
             except KeyboardInterrupt:
                 if printer.progress is not None:
                     printer.progress.stop()
                 _print_resume(console, preset, name, runner.run_id)
                 return INTERRUPTED
         info = store.run_info(run_id)
-        if info["status"] == "interrupted":
+        if info["status"] == Status.INTERRUPTED:
             _print_resume(console, preset, name, run_id)
             return INTERRUPTED
         console.print(f"search {name}: {time.perf_counter() - started:.1f} s here "
                       f"({info['wall_time_s']:.1f} s in all); compiled training programs: {runner.compiles}")
-        best = _report(study, runner.space, store, run_id, console, out_dir if export else None)
-        if info["status"] == "failed":
+        _report(study, runner.space, store, run_id, console, out_dir if export else None)
+        if info["status"] == Status.FAILED:
             console.print(f"[red]some trials failed:[/] {info['error']}\n  re-run them with: "
                           f"optui search {preset} --headless --resume {run_id}")
             code = 1
+        best = service.best_config(store, run_id, runner.space)
         if write_best and best is not None:
-            from rich.markup import escape
-
-            from ..export.search_report import write_best_config
-
-            cfg_name = f"{name}-searched"
-            write_best_config(write_best, cfg_name, runner.space.optimizer, best["params"], best["note"])
-            console.print(escape(f"wrote [configs.{cfg_name}] ({best['source']}) to {write_best}"))
+            cfg_name = service.write_best(write_best, best)
+            console.print(escape(f"wrote [configs.{cfg_name}] ({best.source}) to {write_best}"))
         elif write_best:
             console.print(f"[yellow]no trial of {name} finished without diverging: nothing written[/]")
     return code
 
 
-def _report(study, space, store, run_id, console, out_dir) -> dict[str, Any] | None:
-    """Print the ranked trials and the report's table; export; return the best (with a note)."""
+def _report(study, space, store, run_id, console, out_dir) -> None:
+    """Print the ranked trials and the report's table; export the search report."""
     from rich import box
     from rich.table import Table
 
@@ -250,18 +230,6 @@ def _report(study, space, store, run_id, console, out_dir) -> dict[str, Any] | N
     if out_dir is not None:
         files = sr.export_search(study, space, info, ranked, confirmations, out_dir)
         console.print(f"wrote {len(files)} files to {out_dir}/: " + ", ".join(f.name for f in files))
-    confirmed = [c for c in confirmations if c["objective"] is not None]
-    if confirmed:
-        top = confirmed[0]
-        return {"params": top["params"], "source": f"confirmed best: {top['confirm_of']}",
-                "note": (f"best of {len(ranked)} trials of search run {run_id} after confirmation: "
-                         f"{top['confirm_of']}, {space.objective} mean {top['objective']:.4g} over "
-                         f"{top['replicates']} replicates; budget {info['meta'].get('budget')}")}
-    if best_trial is not None:
-        return {"params": best_trial["params"], "source": f"best trial: {best_trial['name']}",
-                "note": (f"best of {len(ranked)} trials of search run {run_id}: {best_trial['name']}, "
-                         f"{space.objective} {best_trial['objective']:.4g}; budget {info['meta'].get('budget')}")}
-    return None
 
 
 def _print_resume(console: Any, preset: str, space: str, run_id: str | None) -> None:

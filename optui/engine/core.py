@@ -8,7 +8,7 @@ Each chunk ends with a full-dataset eval; the host sees results only once per ch
 
 from __future__ import annotations
 
-import io
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -29,15 +29,9 @@ def chunk_bounds(total_steps: int, points: int) -> list[int]:
 
 
 @dataclass
-class GroupSpec:
-    optimizer: str
-    batch_size: int
-    total_steps: int
-    eval_points: int
-
-
-@dataclass
 class ChunkOutput:
+    """What one chunk of a group produced: its minibatch losses, the eval after it, divergence."""
+
     chunk_index: int  # -1 is the eval before any training
     step_start: int
     step_end: int
@@ -67,7 +61,8 @@ class GroupRunner:
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.strategy = strategy
-        self.compiles = 0
+        # Calls per program, (members per call, steps per call): each new program is a compile.
+        self.programs: Counter[tuple[int, int]] = Counter()
         w = workload
 
         def init_one(key, hp):
@@ -166,6 +161,8 @@ class GroupRunner:
         return out_states, np.stack(out_losses)
 
     def _advance_one(self, state, hp, key, start, length, data):
+        members = len(jax.tree.leaves(state)[0]) if self.strategy.vmap_replicates else 1
+        self.programs[(members, length if self.strategy.scan else 1)] += 1
         if self.strategy.scan:
             state, losses = self._chunk(state, hp, key, jnp.int32(start), data, length)
             return state, np.asarray(losses, np.float32)
@@ -208,26 +205,13 @@ def run_group(
                           chunks_total), state
 
 
-# -- checkpoints ---------------------------------------------------------------------------
+def member_keys(seed: int, count: int, *path: int) -> np.ndarray:
+    """Keys of `count` members: fold_in(PRNGKey(seed), *path, r) for r in range(count).
 
-def state_to_bytes(state: Any) -> bytes:
-    leaves = jax.tree.leaves(state)
-    buf = io.BytesIO()
-    np.savez(buf, *[np.asarray(x) for x in leaves])
-    return buf.getvalue()
-
-
-def state_from_bytes(template: Any, blob: bytes) -> Any:
-    """Refill a freshly initialised state (same structure) with checkpointed leaves."""
-    leaves, treedef = jax.tree.flatten(template)
-    with np.load(io.BytesIO(blob)) as z:
-        stored = [z[f"arr_{i}"] for i in range(len(z.files))]
-    if len(stored) != len(leaves):
-        raise ValueError("checkpoint does not match this run's state layout")
-    return jax.tree.unflatten(treedef, [jnp.asarray(s, dtype=l.dtype) for s, l in zip(stored, leaves)])
-
-
-def replicate_keys(seed: int, count: int) -> np.ndarray:
-    """Replicate r's key: split from PRNGKey(seed); independent of how many replicates run."""
+    The path names the block (none for a study's replicates; (trial, stream) for a search), so a
+    member's key never depends on how many members run beside it or where they sit.
+    """
     base = jax.random.PRNGKey(seed)
-    return np.asarray(jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(count)))
+    for p in path:
+        base = jax.random.fold_in(base, p)
+    return np.asarray(jax.vmap(lambda r: jax.random.fold_in(base, r))(jnp.arange(count)))

@@ -1,12 +1,8 @@
-"""How a run that stopped on an exception is recorded and told to the user."""
+"""How an exception that stopped training is described to the user."""
 
 from __future__ import annotations
 
-from typing import Callable
-
-from ..errors import OptuiError, StoreError
-from ..store import Store
-from .events import Event, RunFailed, RunFinished
+from ..errors import OptuiError
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -15,6 +11,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
+    """One line for the user: a device out of memory says which settings to lower."""
     if is_out_of_memory(exc):
         return ("the device ran out of memory; train fewer replicates at once (engine.replicates_per_batch, "
                 "e.g. --set engine.replicates_per_batch=4), or lower eval.slice where the workload has it; "
@@ -22,19 +19,8 @@ def describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, OptuiError) else f"{type(exc).__name__}: {exc}"
 
 
-def end_run(store: Store, run_id: str, wall: float, exc: BaseException, emit: Callable[[Event], None]) -> None:
-    """Record the run as interrupted (KeyboardInterrupt) or failed with the reason, if the store can."""
-    interrupted = isinstance(exc, KeyboardInterrupt)
-    message = None if interrupted else describe(exc)
-    try:
-        store.finish_run(run_id, "interrupted" if interrupted else "failed", wall, message)
-    except StoreError as store_exc:  # a full disk, say: the run then reads as interrupted
-        message = f"{message or 'interrupted'}; the store could not record it either ({store_exc})"
-    emit(RunFinished(run_id, "interrupted", wall) if interrupted else RunFailed(run_id, message))
-
-
 def for_user(exc: BaseException, run_id: str) -> BaseException:
-    """The exception to raise after end_run: a device failure becomes a message, not a traceback."""
+    """The exception to raise once the run is recorded: a device failure becomes a message."""
     if isinstance(exc, (OptuiError, KeyboardInterrupt)) or not (
             is_out_of_memory(exc) or type(exc).__name__ in ("JaxRuntimeError", "XlaRuntimeError")):
         return exc

@@ -45,9 +45,9 @@ def check_preset(text: str, file: str, workload: object) -> tuple[Any, str | Non
 def run_replicates(post: Post, root: Path, study: presets.Study, configs: list[str], replicates: int,
                    cancel: threading.Event) -> None:
     def go(store, listener):
-        from ..engine.runner import StudyRunner  # imports jax: only ever in this thread
+        from .. import service  # imports jax: only ever in this thread
 
-        StudyRunner(study, store, listener, cancel).run(configs=configs, replicates=replicates)
+        service.run_study(study, store, configs=configs, replicates=replicates, listener=listener, cancel=cancel)
 
     _run(post, root, "run", go)
 
@@ -55,9 +55,9 @@ def run_replicates(post: Post, root: Path, study: presets.Study, configs: list[s
 def run_search(post: Post, root: Path, study: presets.Study, space: str, trials: int,
                cancel: threading.Event) -> None:
     def go(store, listener):
-        from ..search import SearchRunner
+        from .. import service
 
-        SearchRunner(study, space, store, listener, cancel).run(trials=trials)
+        service.run_search(study, store, space, trials=trials, listener=listener, cancel=cancel)
 
     _run(post, root, "search", go)
 

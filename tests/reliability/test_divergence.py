@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from optui import presets
-from optui.engine.core import replicate_keys
-from optui.engine.runner import StudyRunner, build_workload
+from optui.engine.core import member_keys
+from optui.service import StudyRunner, build_workload
 from optui.export import export_run
 from optui.export.tables import summary
 from optui.store import Store
@@ -31,7 +31,7 @@ def poisoned(workload, study, bad: list[int]):
     The engine initialises replicate r from the first half of split(replicate key r), so those
     init keys name the replicates to poison.
     """
-    keys = replicate_keys(study.replicates_seed, REPLICATES)
+    keys = member_keys(study.replicates_seed, REPLICATES)
     targets = jnp.stack([jax.random.split(jnp.asarray(keys[r], jnp.uint32))[0] for r in bad])
     init = workload.init_params
 

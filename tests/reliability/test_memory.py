@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from optui import presets
-from optui.engine.runner import StudyRunner
+from optui.service import StudyRunner
 from optui.store import Store
 from tests.conftest import tiny_preset_text
 

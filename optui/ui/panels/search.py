@@ -12,17 +12,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
+from ...search import rank
 from ..widgets import FieldForm
 
 PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of")
 
-
-def rank(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best objective first; unscored trials (running, diverged, pending) after, by trial order."""
-    def key(t):
-        obj = t.get("objective")
-        return (obj is None, obj if obj is not None else math.inf, t.get("trial", 0))
-    return sorted(trials, key=key)
 
 
 class SearchPanel(Vertical):

@@ -1,0 +1,203 @@
+"""A store run's life around the executor, shared by studies and searches.
+
+`RunDriver` trains a run's units group by group through `engine.executor.train_group` into the
+store, records how each unit ended (scored by the caller: a study's config is done, a search's
+trial is scored by its objective), counts the training programs compiled, and records how the
+run ended whatever happens (done, interrupted, or failed with the reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..engine.core import GroupRunner
+from ..engine.events import Event, RunFailed, RunFinished, UnitFinished
+from ..engine.executor import Unit, train_group
+from ..engine.failures import describe, for_user
+from ..errors import OptuiError, StoreError
+from ..status import Status
+from ..store import Store
+from ..workloads.base import Strategy, Workload
+from .store_sink import StoreSink
+
+Listener = Callable[[Any], None]
+# unit name -> (status, extra) for a unit trained to its last step
+Scorer = Callable[[str], tuple[Status, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class UnitPlan:
+    """A unit of a run with what groups it: optimiser, batch size and steps."""
+
+    unit: Unit
+    optimizer: str
+    batch_size: int
+    steps: int
+
+    @property
+    def name(self) -> str:
+        return self.unit.name
+
+    @property
+    def replicates(self) -> int:
+        return self.unit.replicates
+
+
+class CompiledGroups:
+    """GroupRunners (and the programs they compiled) kept across runs on one workload, so a
+    session that searches again, confirms or re-runs does not recompile a shape it has run."""
+
+    def __init__(self) -> None:
+        self.workload: Any = None
+        self.runners: dict[tuple, GroupRunner] = {}
+        self.programs: set[tuple] = set()
+
+    def runner(self, workload: Workload, optimizer: str, batch_size: int, strategy: Strategy) -> GroupRunner:
+        if workload is not self.workload:  # compiled code belongs to one workload's functions
+            self.workload, self.runners, self.programs = workload, {}, set()
+        key = (optimizer, batch_size, strategy)
+        if key not in self.runners:
+            self.runners[key] = GroupRunner(workload, optimizer, batch_size, strategy)
+        return self.runners[key]
+
+
+def _done(name: str) -> tuple[Status, dict[str, Any]]:
+    return Status.DONE, {}
+
+
+class RunDriver:
+    """Trains one stored run's units and records their ends and the run's."""
+
+    def __init__(self, store: Store, run_id: str, workload: Workload, strategy: Strategy, *,
+                 eval_points: int, checkpoint_seconds: float, emit: Listener,
+                 cancel: threading.Event, compiled: CompiledGroups | None = None):
+        self.store = store
+        self.run_id = run_id
+        self.workload = workload
+        self.strategy = strategy
+        self.eval_points = eval_points
+        self.checkpoint_seconds = checkpoint_seconds
+        self.emit = emit
+        self.cancel = cancel
+        self.compiled = compiled or CompiledGroups()
+        self.sink = StoreSink(store, run_id)
+        # Training programs used, (optimizer, batch, members per call[, steps per call]), and how
+        # many of them had to be compiled (the others were already in `compiled`).
+        self.programs: set[tuple] = set()
+        self.compiles = 0
+        self._recorded = 0
+
+    # -- units ---------------------------------------------------------------------------------
+    def train(self, groups: list[list[UnitPlan]], score: Scorer = _done, *, isolate_failures: bool = False,
+              on_finished: Callable[[UnitPlan, Status, dict[str, Any]], None] | None = None
+              ) -> tuple[Status, str | None]:
+        """Train each group in turn; (run status, first error). Cancel stops after a chunk.
+
+        isolate_failures: a group that raises fails its own units and the others go on (a
+        search); otherwise the exception ends the run (a study).
+        """
+        on_finished = on_finished or (lambda plan, status, extra: None)
+        errors: list[str] = []
+        for group in groups:
+            if self.cancel.is_set():
+                return Status.INTERRUPTED, None
+            try:
+                finished = self._train_group(group, score, on_finished)
+            except (StoreError, OptuiError):
+                raise
+            except Exception as exc:
+                if not isolate_failures:
+                    raise
+                message = describe(exc)  # e.g. out of memory: the other groups may still fit
+                errors.append(message)
+                for plan in group:
+                    self.store.finish_unit(self.run_id, plan.name, Status.FAILED, 0.0, {"error": message})
+                    self.emit(UnitFinished(self.run_id, plan.name, Status.FAILED, 0, 0.0))
+                    on_finished(plan, Status.FAILED, {"error": message})
+                continue
+            if not finished:
+                return Status.INTERRUPTED, None
+        if errors:
+            return Status.FAILED, f"{len(errors)} group(s) of trials failed: {errors[0]}"
+        return Status.DONE, None
+
+    def _train_group(self, group: list[UnitPlan], score: Scorer, on_finished: Callable) -> bool:
+        first = group[0]
+        runner = self.compiled.runner(self.workload, first.optimizer, first.batch_size, self.strategy)
+        calls = Counter(runner.programs)
+        outcome = train_group(runner, [p.unit for p in group], first.steps, self.eval_points, self.sink,
+                              cancel=self.cancel, checkpoint_seconds=self.checkpoint_seconds,
+                              emit=self.emit, run_id=self.run_id)
+        self._count_programs(first, runner.programs - calls)
+        # A unit's wall time is its share of its group's: the group trains as one program.
+        share = outcome.seconds / len(group)
+        for plan in group:
+            self.store.add_unit_time(self.run_id, plan.name, share)
+            status, extra = score(plan.name) if outcome.finished else (Status.INTERRUPTED, {})
+            wall = self._unit_wall(plan.name)
+            self.store.finish_unit(self.run_id, plan.name, status, wall, extra)
+            diverged = extra.get("diverged", int((np.asarray(outcome.diverged_at[plan.name]) >= 0).sum()))
+            self.emit(UnitFinished(self.run_id, plan.name, status, diverged,
+                                   wall if outcome.finished else share))
+            on_finished(plan, status, extra)
+        return outcome.finished
+
+    def _count_programs(self, plan: UnitPlan, used: Counter) -> None:
+        for members, length in used:
+            program = ((plan.optimizer, plan.batch_size, members, length) if self.strategy.scan
+                       else (plan.optimizer, plan.batch_size, members))
+            self.programs.add(program)
+            if program not in self.compiled.programs:
+                self.compiled.programs.add(program)
+                self.compiles += 1
+
+    def _unit_wall(self, name: str) -> float:
+        return next(r["wall_time_s"] for r in self.store.unit_rows(self.run_id) if r["name"] == name)
+
+    # -- the run -------------------------------------------------------------------------------
+    def conclude(self, work: Callable[[], tuple[Status, str | None]], prior_wall: float) -> Status:
+        """Run work() and record how the run ended (done, interrupted, failed), whatever happens."""
+        started = time.perf_counter()
+        try:
+            status, error = work()
+        except BaseException as exc:
+            with contextlib.suppress(StoreError):
+                self._record_programs()
+            end_run(self.store, self.run_id, prior_wall + time.perf_counter() - started, exc, self.emit)
+            user_exc = for_user(exc, self.run_id)
+            if user_exc is exc:
+                raise
+            raise user_exc from None
+        wall = prior_wall + time.perf_counter() - started
+        self._record_programs()
+        self.store.finish_run(self.run_id, status, wall, error)
+        if status == Status.FAILED:
+            self.emit(RunFailed(self.run_id, error or "some units failed"))
+        else:
+            self.emit(RunFinished(self.run_id, status, wall))
+        return status
+
+    def _record_programs(self) -> None:
+        meta = self.store.run_info(self.run_id)["meta"]
+        # Summed over the sessions that ran this run (a resumed run compiles afresh).
+        self.store.update_run_meta(self.run_id, compiles=int(meta.get("compiles") or 0) + self.compiles - self._recorded,
+                                   programs=sorted(map(list, self.programs)))
+        self._recorded = self.compiles
+
+
+def end_run(store: Store, run_id: str, wall: float, exc: BaseException, emit: Callable[[Event], None]) -> None:
+    """Record the run as interrupted (KeyboardInterrupt) or failed with the reason, if the store can."""
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    message = None if interrupted else describe(exc)
+    try:
+        store.finish_run(run_id, Status.INTERRUPTED if interrupted else Status.FAILED, wall, message)
+    except StoreError as store_exc:  # a full disk, say: the run then reads as interrupted
+        message = f"{message or 'interrupted'}; the store could not record it either ({store_exc})"
+    emit(RunFinished(run_id, Status.INTERRUPTED, wall) if interrupted else RunFailed(run_id, message))

@@ -1,0 +1,205 @@
+"""A search as a store run: draw trials, train them grouped by shape, score, confirm, resume.
+
+Every trial is a unit of a run of kind "search" (named like "adam-t007", spec = its
+hyperparameters); its objective lands in the unit's extra when it finishes. Events for
+consumers: the engine's, one unit per trial, plus TrialsPlanned once after RunStarted and
+TrialScored after each trial's UnitFinished (see optui.search).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..engine import device
+from ..engine.core import member_keys
+from ..engine.events import RunStarted, UnitFinished, UnitStarted
+from ..engine.executor import Unit
+from ..errors import OptuiError
+from ..presets import Study
+from ..search import (CONFIRM_STREAM, TrialPlan, TrialScored, TrialsPlanned, confirm_name, plan_from_row,
+                      rank_trials, score_unit, search_space_of, trial_name)
+from ..search_space import SearchSpace, fair_budget
+from ..status import FINISHED, Status
+from ..store import Store
+from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
+from .studies import build_workload, resolve_strategy
+
+
+class SearchRunner:
+    """Run (or resume, extend, confirm) one search space of a study as a store run."""
+
+    def __init__(self, study: Study, space_name: str | None, store: Store, listener: Listener | None = None,
+                 cancel: threading.Event | None = None, compiled: CompiledGroups | None = None):
+        self.study = study
+        self.space = search_space_of(study, space_name)
+        self.store = store
+        self.listener = listener or (lambda e: None)
+        self.cancel = cancel or threading.Event()
+        self.compiled = compiled or CompiledGroups()
+        self.run_id: str | None = None
+        self.workload: Any = None
+        self.strategy: Any = None
+        self.budget_note = ""
+        self.compiles = 0  # training programs this runner had to compile
+        self.programs: set[tuple] = set()  # (optimizer, batch, members per call[, steps per call])
+
+    # -- public --------------------------------------------------------------------------------
+    def run(self, trials: int | None = None, resume: str | None = None,
+            confirm: tuple[int, int] | None = None, workload: Any = None) -> str:
+        """Run the search (or finish one with resume=RUN_ID); returns the run id.
+
+        trials overrides the space's count; with resume it may extend the run (trial i's draw
+        never depends on the count). confirm = (top K, replicates R) re-runs the K best trials
+        with R fresh seed replicates once the search is done. The run ends done, interrupted
+        or failed (some trials failed: resume re-runs them).
+        """
+        space = self._prepare(workload)
+        budget, self.budget_note = fair_budget(space, self.study.budget)
+        if resume:
+            run_id = self._reopen(resume)
+            info = self.store.run_info(run_id)
+            existing = {r["name"] for r in self.store.unit_rows(run_id)}
+            count = max(int(info["meta"].get("trials", space.trials)), trials or 0)
+            confirm = confirm or (tuple(info["meta"]["confirm"]) if info["meta"].get("confirm") else None)
+            prior_wall = info["wall_time_s"]
+            self.store.claim_run(run_id)
+        else:
+            count = trials or space.trials
+            dev = device.describe()
+            meta = {**dev, "versions": device.versions(), "strategy": self.strategy.label,
+                    "space": space.as_dict(), "space_name": space.name, "seed": space.seed,
+                    "budget": budget.describe(), "budget_note": self.budget_note,
+                    "eval_points": self.study.eval_points, "data": self.workload.info,
+                    "overrides": self.study.overrides}
+            run_id = self.store.create_run(self.study.name, self.study.workload, "search", self.study.text,
+                                           self.study.path, meta)
+            existing, prior_wall = set(), 0.0
+        self.run_id = run_id
+        self.store.update_run_meta(run_id, trials=count, confirm=list(confirm) if confirm else None)
+        for i in range(count):  # new trials only: a resumed run keeps its stored draws
+            name = trial_name(space.name, i)
+            if name not in existing:
+                params = space.sample(i)
+                plan = TrialPlan(name, i, params, budget.steps(params["batch_size"], self.workload.n_train),
+                                 space.replicates)
+                self.store.add_unit(run_id, name, plan.spec(space), plan.replicates, plan.steps,
+                                    self.study.eval_points)
+        driver = self._driver(run_id)
+
+        def work() -> tuple[Status, str | None]:
+            status, error = self._execute(driver, bool(resume), confirm_units=False)
+            if status == Status.DONE and confirm:
+                self._add_confirm_units(run_id, *confirm)
+                status, error = self._execute(driver, bool(resume), confirm_units=True)
+            return status, error
+
+        driver.conclude(work, prior_wall)
+        self.compiles, self.programs = driver.compiles, driver.programs
+        return run_id
+
+    def confirm(self, run_id: str, top: int, replicates: int, workload: Any = None) -> str:
+        """Re-run the `top` best trials of a finished search with `replicates` seed replicates."""
+        self._prepare(workload)
+        run_id = self._reopen(run_id)
+        info = self.store.run_info(run_id)
+        if info["status"] != Status.DONE:
+            raise OptuiError(f"run {run_id} is {info['status']}; finish the search first (--resume {run_id})")
+        self.run_id = run_id
+        self.store.claim_run(run_id)
+        self.store.update_run_meta(run_id, confirm=[top, replicates])
+        self._add_confirm_units(run_id, top, replicates)
+        driver = self._driver(run_id)
+        driver.conclude(lambda: self._execute(driver, False, confirm_units=True), info["wall_time_s"])
+        self.compiles, self.programs = driver.compiles, driver.programs
+        return run_id
+
+    # -- internals -----------------------------------------------------------------------------
+    def _prepare(self, workload: Any) -> SearchSpace:
+        if self.workload is None:
+            self.workload = workload or build_workload(self.study)
+            self.strategy = resolve_strategy(self.study, self.workload)
+        self.space.check_batch_sizes(self.workload.n_train)  # before any training
+        return self.space
+
+    def _driver(self, run_id: str) -> RunDriver:
+        return RunDriver(self.store, run_id, self.workload, self.strategy, eval_points=self.study.eval_points,
+                         checkpoint_seconds=self.study.engine["checkpoint_seconds"], emit=self.listener,
+                         cancel=self.cancel, compiled=self.compiled)
+
+    def _reopen(self, run_id: str) -> str:
+        run_id = self.store.resolve(run_id)
+        info = self.store.run_info(run_id)
+        if info["kind"] != "search":
+            raise OptuiError(f"run {run_id} is a {info['kind']} run, not a search")
+        stored = info["meta"].get("space_name")
+        if stored != self.space.name:
+            raise OptuiError(f"run {run_id} searched space {stored!r}, not {self.space.name!r}; "
+                             f"use --space {stored}")
+        return run_id
+
+    def _add_confirm_units(self, run_id: str, top: int, replicates: int) -> None:
+        ranked = [t for t in rank_trials(self.store, run_id) if t["objective"] is not None][:top]
+        if not ranked:
+            raise OptuiError(f"run {run_id}: no trial finished without diverging; nothing to confirm")
+        existing = {r["name"] for r in self.store.unit_rows(run_id)}
+        for t in ranked:
+            name = confirm_name(t["name"], replicates)
+            if name not in existing:
+                plan = TrialPlan(name, t["trial"] - 1, t["params"], t["steps"], replicates, CONFIRM_STREAM,
+                                 t["name"])
+                self.store.add_unit(run_id, name, plan.spec(self.space), replicates, plan.steps,
+                                    self.study.eval_points)
+
+    def _unit_plan(self, p: TrialPlan) -> UnitPlan:
+        keys = member_keys(self.space.seed, p.replicates, p.index, p.stream)
+        hparams = {n: p.params[n] for n in self.space.params if n != "batch_size"}
+        return UnitPlan(Unit(p.name, keys, hparams), self.space.optimizer, p.batch_size, p.steps)
+
+    def _execute(self, driver: RunDriver, resumed: bool, confirm_units: bool) -> tuple[Status, str | None]:
+        """Train every unfinished unit of the chosen kind; (run status, first error)."""
+        run_id = driver.run_id
+        rows = [r for r in self.store.unit_rows(run_id) if bool(r["spec"].get("confirm_of")) == confirm_units]
+        plans = {r["name"]: plan_from_row(r) for r in rows}
+        groups = self._group([plans[r["name"]] for r in rows if r["status"] not in FINISHED])
+        self.listener(RunStarted(run_id, self.study.name, "confirm" if confirm_units else "search",
+                                 {p.name: (p.steps, p.replicates) for p in plans.values()},
+                                 device.describe()["device"], self.strategy.label, resumed=resumed))
+        self.listener(TrialsPlanned(
+            run_id, self.space.name, self.space.objective, self.budget_note,
+            [{"name": r["name"], "trial": plans[r["name"]].index + 1, "params": plans[r["name"]].params,
+              "steps": r["total_steps"], "replicates": r["replicates"], "status": r["status"],
+              "objective": r["extra"].get("objective")} for r in rows],
+            [(self.space.optimizer, g[0].batch_size, tuple(p.name for p in g)) for g in groups]))
+        for r in rows:  # finished earlier: shown as done straight away
+            if r["status"] in FINISHED:
+                p = plans[r["name"]]
+                self.listener(UnitStarted(run_id, p.name, p.steps, p.replicates, steps_done=p.steps))
+                self.listener(UnitFinished(run_id, p.name, r["status"], int(r["extra"].get("diverged", 0)),
+                                           r["wall_time_s"]))
+                self.listener(TrialScored(run_id, p.name, p.params, r["status"], r["extra"].get("objective"),
+                                          r["extra"]))
+        group_of = {p.name: len(g) for g in groups for p in g}
+
+        def score(name: str) -> tuple[Status, dict[str, Any]]:
+            row = next(r for r in self.store.unit_rows(run_id) if r["name"] == name)
+            status, extra = score_unit(self.store.load_unit(run_id, row), self.space)
+            extra["group"] = {"batch_size": plans[name].batch_size, "trials": group_of[name]}
+            return status, extra
+
+        def scored(plan: UnitPlan, status: Status, extra: dict[str, Any]) -> None:
+            self.listener(TrialScored(run_id, plan.name, plans[plan.name].params, status,
+                                      extra.get("objective"), extra))
+
+        return driver.train([[self._unit_plan(p) for p in g] for g in groups], score,
+                            isolate_failures=True, on_finished=scored)
+
+    def _group(self, todo: list[TrialPlan]) -> list[list[TrialPlan]]:
+        """Units sharing batch size, steps, replicate count and checkpoint chunk train together."""
+        groups: dict[tuple, list[TrialPlan]] = {}
+        for p in todo:
+            ckpt = self.store.checkpoint(self.run_id, p.name)
+            groups.setdefault((p.batch_size, p.steps, ckpt[0] if ckpt else None), []).append(p)
+        # Resumed groups first, then by batch size: small batches are quick, so results show early.
+        order = sorted(groups, key=lambda k: (k[2] is None, k[0], k[1]))
+        return [groups[k] for k in order]

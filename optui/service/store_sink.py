@@ -1,0 +1,24 @@
+"""The run store as the executor's sink: every chunk, and checkpoint, of one run."""
+
+from __future__ import annotations
+
+from ..engine.core import ChunkOutput
+from ..store import Store
+
+
+class StoreSink:
+    """Writes a run's chunks and checkpoints into the store (one transaction per chunk)."""
+
+    def __init__(self, store: Store, run_id: str):
+        self.store = store
+        self.run_id = run_id
+
+    def checkpoint(self, unit: str) -> tuple[int, bytes] | None:
+        return self.store.checkpoint(self.run_id, unit)
+
+    def restart(self, unit: str, after_chunk: int) -> None:
+        self.store.truncate_unit(self.run_id, unit, after_chunk)
+
+    def chunk(self, unit: str, out: ChunkOutput, state: bytes | None) -> None:
+        self.store.write_chunk(self.run_id, unit, out.chunk_index, out.step_start, out.minibatch_loss,
+                               out.step_end, out.eval, out.diverged_at, state=state)

@@ -1,0 +1,122 @@
+"""A study as a store run: plan its units (configs x replicates), start or resume, train."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+from ..engine import device
+from ..engine.core import member_keys
+from ..engine.events import RunStarted, UnitFinished, UnitStarted
+from ..engine.executor import Unit
+from ..errors import OptuiError, PresetError
+from ..presets import Study
+from ..status import Status
+from ..store import Store
+from ..workloads import module as workload_module
+from ..workloads.base import Strategy, Workload
+from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
+
+
+def resolve_strategy(study: Study, workload: Workload) -> Strategy:
+    """The preset's [engine] strategy, or the workload's measured choice for this backend."""
+    setting = study.engine["strategy"]
+    if setting == "auto":
+        strategy = workload.choose_strategy(device.describe()["backend"])
+    else:
+        how, members = setting.split("-")
+        strategy = Strategy(scan=how == "scan", vmap_replicates=members == "vmap")
+    return dataclasses.replace(strategy, max_members=study.engine["replicates_per_batch"])
+
+
+def build_workload(study: Study) -> Workload:
+    return workload_module(study.workload, study.path).build(study)
+
+
+def config_plan(study: Study, name: str, steps: int, replicates: int) -> UnitPlan:
+    cfg = study.configs[name]
+    unit = Unit(name, member_keys(study.replicates_seed, replicates), dict(cfg.hyperparams))
+    return UnitPlan(unit, cfg.optimizer, cfg.batch_size, steps)
+
+
+def plan_units(study: Study, workload: Workload, configs: list[str] | None = None,
+               replicates: int | None = None) -> list[UnitPlan]:
+    """One unit per config (in preset order), checked against the data before any training."""
+    plans = []
+    for name in configs or list(study.configs):
+        if name not in study.configs:
+            raise PresetError(f"{study.path or 'preset'}: no config {name!r}; known: {', '.join(study.configs)}")
+        cfg = study.configs[name]
+        if cfg.batch_size > workload.n_train:
+            raise PresetError(f"{study.path or 'preset'}: configs.{name}.batch_size must be at most the "
+                              f"training set size ({workload.n_train:,}), got {cfg.batch_size:,}")
+        steps = study.budget.steps(cfg.batch_size, workload.n_train)
+        plans.append(config_plan(study, name, steps, replicates or study.replicates_count))
+    return plans
+
+
+class StudyRunner:
+    """Run (or resume) a study's configs as seed replicates into one store run."""
+
+    def __init__(self, study: Study, store: Store, listener: Listener | None = None,
+                 cancel: threading.Event | None = None, compiled: CompiledGroups | None = None):
+        self.study = study
+        self.store = store
+        self.listener = listener or (lambda e: None)
+        self.cancel = cancel or threading.Event()
+        self.compiled = compiled
+        self.run_id: str | None = None
+
+    def run(self, resume: str | None = None, configs: list[str] | None = None,
+            replicates: int | None = None, workload: Workload | None = None) -> str:
+        """Run (or resume) the study; returns the run id. The run ends done, interrupted or failed."""
+        study = self.study
+        workload = workload or build_workload(study)
+        strategy = resolve_strategy(study, workload)
+        dev = device.describe()
+        if resume:
+            run_id, units, prior_wall = self._reopen(resume)
+        else:
+            units = plan_units(study, workload, configs, replicates)
+            meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
+                    "budget": study.budget.describe(), "eval_points": study.eval_points,
+                    "seed": study.replicates_seed, "data": workload.info, "overrides": study.overrides}
+            run_id = self.store.create_run(study.name, study.workload, "study", study.text, study.path, meta)
+            for u in units:
+                cfg = study.configs[u.name]
+                self.store.add_unit(run_id, u.name, {**cfg.as_dict(), "steps": u.steps},
+                                    u.unit.replicates, u.steps, study.eval_points)
+            prior_wall = 0.0
+        self.run_id = run_id
+        self.listener(RunStarted(run_id, study.name, "study",
+                                 {u.name: (u.steps, u.unit.replicates) for u in units},
+                                 dev["device"], strategy.label, resumed=bool(resume)))
+        driver = RunDriver(self.store, run_id, workload, strategy, eval_points=study.eval_points,
+                           checkpoint_seconds=study.engine["checkpoint_seconds"], emit=self.listener,
+                           cancel=self.cancel, compiled=self.compiled)
+
+        def work() -> tuple[Status, str | None]:
+            done = {r["name"] for r in self.store.unit_rows(run_id) if r["status"] == Status.DONE}
+            for u in units:  # finished before: shown as done straight away
+                if u.name in done:
+                    self.listener(UnitStarted(run_id, u.name, u.steps, u.unit.replicates, steps_done=u.steps))
+                    self.listener(UnitFinished(run_id, u.name, Status.DONE, -1, 0.0))
+            return driver.train([[u] for u in units if u.name not in done])
+
+        driver.conclude(work, prior_wall)
+        return run_id
+
+    def _reopen(self, resume: str) -> tuple[str, list[UnitPlan], float]:
+        run_id = self.store.resolve(resume)
+        info = self.store.run_info(run_id)
+        if info["kind"] != "study":
+            raise OptuiError(f"run {run_id} is a {info['kind']} run; resume it with its own command")
+        if info["status"] == Status.DONE:
+            raise OptuiError(f"run {run_id} is already complete; nothing to resume")
+        rows = self.store.unit_rows(run_id)
+        if any(r["name"] not in self.study.configs for r in rows):
+            raise OptuiError(f"run {run_id}: its configs are not all in this preset")
+        units = [config_plan(self.study, r["name"], r["total_steps"], r["replicates"]) for r in rows]
+        self.store.claim_run(run_id)
+        return run_id, units, info["wall_time_s"]
