@@ -17,6 +17,7 @@ from rich.table import Table
 
 from .engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from .errors import OptuiError
+from .progress import RunProgress, UnitProgress, reduce
 from .status import Status
 from .terminal import detach_if_hung_up
 
@@ -53,7 +54,8 @@ def stop_on_signals(cancel: threading.Event, console: Console) -> Iterator[None]
 
 
 class ProgressPrinter:
-    """Turns engine events into a rich progress display: per config, steps done and ETA."""
+    """Renders a study's progress state: a rich bar per config (steps done, test loss, ETA), or
+    plain lines every 10% when the output is a file or pipe (a batch job's log)."""
 
     def __init__(self, console: Console):
         self.console = console
@@ -62,68 +64,54 @@ class ProgressPrinter:
             TextColumn("steps"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
             TimeRemainingColumn(), console=console, transient=False,
         )
+        self.state = RunProgress()
         self.tasks: dict[str, int] = {}
-        self.started = time.perf_counter()
-        # Output to a file or pipe (a batch job's log): plain lines every 10% instead of a live bar.
         self.plain = not console.is_terminal
-        self.logged: dict[str, int] = {}
+        self.logged: dict[str, int] = {}  # unit -> tenths of the run already logged
 
     def __call__(self, event: Event) -> None:
-        if self.plain:
-            self._log_line(event)
-        p = self.progress
+        self.state = reduce(self.state, event)
+        name = getattr(event, "unit", None)
+        unit = self.state.units.get(name) if name else None
         if isinstance(event, RunStarted):
             verb = "resuming" if event.resumed else "running"
             self.console.print(f"[bold]{verb}[/] {event.study} as run [cyan]{event.run_id}[/] on "
                                f"{event.device} ({event.strategy})")
             if not self.plain:
-                p.start()
-            for name, (steps, reps) in event.units.items():
-                self.tasks[name] = p.add_task(name, total=steps, status=f"{reps} replicates")
+                self.progress.start()
+            for u in self.state.units.values():
+                self.tasks[u.name] = self.progress.add_task(u.name, total=u.total_steps,
+                                                            status=f"{u.replicates} replicates")
         elif isinstance(event, UnitStarted):
-            p.reset(self.tasks[event.unit], total=event.total_steps, completed=event.steps_done,
-                    status=f"{event.replicates} replicates")
+            self.progress.reset(self.tasks[unit.name], total=unit.total_steps, completed=unit.steps_done,
+                                status=f"{unit.replicates} replicates")
+            self.logged[unit.name] = unit.steps_done * 10 // max(unit.total_steps, 1)
         elif isinstance(event, ChunkDone):
-            diverged = int((event.diverged_at >= 0).sum()) if event.diverged_at is not None else 0
-            test = event.eval.get("test_loss")
-            status = f"test {float(_nanmean(test)):.4f}" if test is not None else ""
-            if diverged:
-                status += f" [red]{diverged} diverged[/]"
-            p.update(self.tasks[event.unit], completed=event.step_end, status=status)
-        elif isinstance(event, UnitFinished):
-            if event.status != "done":
-                p.update(self.tasks[event.unit], status=f"[yellow]{event.status}[/]")
+            status = "" if unit.last_test is None else f"test {unit.last_test:.4f}"
+            if unit.diverged:
+                status += f" [red]{unit.diverged} diverged[/]"
+            self.progress.update(self.tasks[unit.name], completed=unit.steps_done, status=status)
+            if self.plain:
+                self._log_line(unit)
+        elif isinstance(event, UnitFinished) and event.status != Status.DONE:
+            self.progress.update(self.tasks[unit.name], status=f"[yellow]{event.status}[/]")
+            if self.plain:
+                self.console.print(f"{unit.name:<18} {event.status}", highlight=False)
         elif isinstance(event, (RunFinished, RunFailed)):
-            p.stop()
+            self.progress.stop()
 
-
-    def _log_line(self, event: Event) -> None:
-        if isinstance(event, UnitStarted):
-            self.logged[event.unit] = event.steps_done * 10 // max(event.total_steps, 1)
-        elif isinstance(event, ChunkDone):
-            tenth = event.step_end * 10 // max(event.total_steps, 1)
-            if tenth <= self.logged.get(event.unit, 0):
-                return
-            self.logged[event.unit] = tenth
-            test = event.eval.get("test_loss")
-            done = event.step_end / max(event.total_steps, 1)
-            eta = event.elapsed_s * (1 - done) / done if done else float("nan")
-            diverged = int((event.diverged_at >= 0).sum()) if event.diverged_at is not None else 0
-            self.console.print(
-                f"{event.unit:<16} {100 * done:3.0f}% {event.step_end:>6}/{event.total_steps} steps"
-                + (f"  test {_nanmean(test):.4f}" if test is not None else "")
-                + (f"  {diverged} diverged" if diverged else "")
-                + f"  {event.elapsed_s:.0f} s, ETA {eta:.0f} s", highlight=False, soft_wrap=True)
-        elif isinstance(event, UnitFinished) and event.status != "done":
-            self.console.print(f"{event.unit:<18} {event.status}", highlight=False)
-
-
-def _nanmean(values) -> float:
-    import numpy as np
-
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if v.size else float("nan")
+    def _log_line(self, unit: UnitProgress) -> None:
+        tenth = unit.steps_done * 10 // max(unit.total_steps, 1)
+        if tenth <= self.logged.get(unit.name, 0):
+            return
+        self.logged[unit.name] = tenth
+        done = unit.fraction
+        eta = unit.elapsed_s * (1 - done) / done if done else float("nan")
+        self.console.print(
+            f"{unit.name:<16} {100 * done:3.0f}% {unit.steps_done:>6}/{unit.total_steps} steps"
+            + (f"  test {unit.last_test:.4f}" if unit.last_test is not None else "")
+            + (f"  {unit.diverged} diverged" if unit.diverged else "")
+            + f"  {unit.elapsed_s:.0f} s, ETA {eta:.0f} s", highlight=False, soft_wrap=True)
 
 
 def summary_table(summary: dict) -> Table:

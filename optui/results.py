@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Protocol
 
 import numpy as np
+
+
+class Chunk(Protocol):
+    """One chunk of a unit's history, as stored or as a ChunkDone event carries it."""
+
+    minibatch_loss: np.ndarray  # (replicates, steps in the chunk)
+    eval_step: int
+    eval: dict[str, np.ndarray]  # metric -> (replicates,)
+    diverged_at: np.ndarray | None
 
 
 @dataclass
@@ -42,9 +51,23 @@ class UnitResult:
         """Boolean mask of replicates that never diverged."""
         return self.diverged_at < 0
 
-    def percent_of_run(self, steps: np.ndarray) -> np.ndarray:
-        total = max(self.total_steps, 1)
-        return 100.0 * np.asarray(steps, dtype=float) / total
+    @classmethod
+    def from_chunks(cls, name: str, spec: dict[str, Any], replicates: int, chunks: Iterable[Chunk],
+                    **rest: Any) -> "UnitResult":
+        """A unit from its chunks in order: the one place histories are assembled."""
+        losses, steps, evals = [], [], {}
+        diverged = np.full(replicates, -1, dtype=np.int64)
+        for chunk in chunks:
+            losses.append(np.asarray(chunk.minibatch_loss, np.float32))
+            steps.append(chunk.eval_step)
+            for k, v in chunk.eval.items():
+                evals.setdefault(k, []).append(np.asarray(v, dtype=np.float64))
+            if chunk.diverged_at is not None:
+                diverged = np.asarray(chunk.diverged_at)
+        return cls(name=name, spec=spec,
+                   minibatch_loss=np.concatenate(losses, axis=1) if losses else np.zeros((replicates, 0), np.float32),
+                   eval_steps=np.asarray(steps, dtype=np.int64),
+                   eval={k: np.stack(v, axis=1) for k, v in evals.items()}, diverged_at=diverged, **rest)
 
 
 @dataclass

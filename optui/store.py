@@ -15,6 +15,7 @@ import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -110,6 +111,19 @@ def _npy(a: np.ndarray) -> bytes:
 
 def _unnpy(b: bytes) -> np.ndarray:
     return np.load(io.BytesIO(b), allow_pickle=False)
+
+
+def _unnpz(b: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(b), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+@dataclass(frozen=True)
+class _StoredChunk:
+    minibatch_loss: np.ndarray
+    eval_step: int
+    eval: dict[str, np.ndarray]
+    diverged_at: np.ndarray
 
 
 def new_run_id() -> str:
@@ -304,11 +318,6 @@ class Store:
             meta.update(updates)
             c.execute("UPDATE runs SET meta=? WHERE id=?", (json.dumps(meta, default=str), run_id))
 
-    def delete_run(self, run_id: str) -> None:
-        with self.tx() as c:
-            c.execute("DELETE FROM runs WHERE id=?", (run_id,))
-
-    # -- reading ---------------------------------------------------------------------------
     def resolve(self, run_id: str) -> str:
         """A full id from an id, a unique prefix, or 'latest'."""
         if run_id == "latest":
@@ -404,27 +413,14 @@ class Store:
         ]
 
     def load_unit(self, run_id: str, row: dict[str, Any]) -> UnitResult:
-        chunks = self.conn.execute(
-            "SELECT chunk_index, minibatch_loss, eval_step, eval, diverged_at FROM chunks"
+        rows = self.conn.execute(
+            "SELECT minibatch_loss, eval_step, eval, diverged_at FROM chunks"
             " WHERE run_id=? AND unit=? ORDER BY chunk_index", (run_id, row["name"])).fetchall()
-        reps = row["replicates"]
-        losses, steps, evals = [], [], {}
-        diverged = np.full(reps, -1, dtype=np.int64)
-        for _, loss, eval_step, eval_blob, div in chunks:
-            losses.append(_unnpy(loss))
-            steps.append(eval_step)
-            with np.load(io.BytesIO(eval_blob)) as z:
-                for k in z.files:
-                    evals.setdefault(k, []).append(z[k])
-            diverged = _unnpy(div)
-        return UnitResult(
-            name=row["name"], spec=row["spec"],
-            minibatch_loss=np.concatenate(losses, axis=1) if losses else np.zeros((reps, 0), np.float32),
-            eval_steps=np.asarray(steps, dtype=np.int64),
-            eval={k: np.stack(v, axis=1) for k, v in evals.items()},
-            diverged_at=diverged, status=row["status"], wall_time_s=row["wall_time_s"],
-            total_steps=row["total_steps"], extra=row["extra"],
-        )
+        chunks = (_StoredChunk(_unnpy(loss), eval_step, _unnpz(eval_blob), _unnpy(div))
+                  for loss, eval_step, eval_blob, div in rows)
+        return UnitResult.from_chunks(row["name"], row["spec"], row["replicates"], chunks, status=row["status"],
+                                      wall_time_s=row["wall_time_s"], total_steps=row["total_steps"],
+                                      extra=row["extra"])
 
     def load_run(self, run_id: str) -> RunResult:
         run_id = self.resolve(run_id)

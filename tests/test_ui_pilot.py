@@ -167,7 +167,7 @@ async def test_edit_run_compare_export(folder: Path):
         await wait_for(pilot, lambda: replicates.series_count() == 2, 120, "bands of both configs")
         await wait_for(pilot, lambda: app.running is None, 120, "the run to finish")
         assert app.last_run_status == "done"
-        for unit in app.live.values():
+        for unit in app.progress.units.values():
             assert unit.steps_done == 40 and unit.as_unit().minibatch_loss.shape == (5, 40)
 
         store = Store.open(folder / "runs")
@@ -209,12 +209,12 @@ async def test_cancel_keeps_what_is_done_and_marks_interrupted(folder: Path):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.live.get("sgd") is not None and app.live["sgd"].steps_done > 0,
+        await wait_for(pilot, lambda: app.progress.units.get("sgd") is not None and app.progress.units["sgd"].steps_done > 0,
                        120, "the first chunk")
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
         assert app.last_run_status == "interrupted"
-        done = app.live["sgd"].steps_done
+        done = app.progress.units["sgd"].steps_done
         assert 0 < done < 400_000
     store = Store.open(folder / "runs")
     (info,) = store.list_runs()
@@ -232,7 +232,7 @@ async def test_quit_during_run_asks_then_cancels_and_waits(folder: Path):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.live.get("sgd") is not None and app.live["sgd"].steps_done > 0,
+        await wait_for(pilot, lambda: app.progress.units.get("sgd") is not None and app.progress.units["sgd"].steps_done > 0,
                        120, "the first chunk")
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)

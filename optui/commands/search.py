@@ -56,22 +56,31 @@ def register(app: typer.Typer) -> None:
 
 
 class SearchPrinter:
-    """Engine and search events -> a rich progress display and one line per finished trial."""
+    """Renders a search's progress state: a bar of trials, a bar of the group in training, and
+    one line per finished trial."""
 
     def __init__(self, console: Any):
+        from ..progress import RunProgress
+
         self.console = console
+        self.state = RunProgress()
         self.progress = None
         self.trials_task = self.group_task = None
-        self.group_of: dict[str, tuple[int, int]] = {}
-        self.current_group: tuple[int, int] | None = None
+        self.current_group: int | None = None
+
+    def _group_of(self, unit: str) -> int | None:
+        return next((i for i, (_, _, units) in enumerate(self.state.groups) if unit in units), None)
 
     def __call__(self, event: Any) -> None:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
         from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitStarted
+        from ..progress import reduce
         from ..search import TrialScored, TrialsPlanned
+        from ..status import Status
 
+        self.state = reduce(self.state, event)
         if isinstance(event, RunStarted):
             if self.progress is not None:
                 self.progress.stop()
@@ -85,30 +94,27 @@ class SearchPrinter:
             self.progress.start()
             self.trials_task = self.progress.add_task("trials", total=len(event.units), status="")
             self.group_task = self.progress.add_task("group", total=1, status="", visible=False)
+            self.current_group = None
         elif isinstance(event, TrialsPlanned):
-            finished = sum(t["status"] in ("done", "diverged") for t in event.trials)
-            self.progress.update(self.trials_task, completed=finished)
+            self.progress.update(self.trials_task, completed=self.state.finished_units)
             self.console.print(f"budget: {event.budget}")
             sizes = ", ".join(f"{b}x{len(u)}" for _, b, u in event.groups)
             if event.groups:
                 self.console.print(f"{sum(len(u) for _, _, u in event.groups)} units to train in "
                                    f"{len(event.groups)} groups (batch size x units): {sizes}")
-            for i, (_, batch, units) in enumerate(event.groups):
-                for u in units:
-                    self.group_of[u] = (i, batch)
         elif isinstance(event, UnitStarted):
-            group = self.group_of.get(event.unit)
+            group = self._group_of(event.unit)
             if group is not None and group != self.current_group:
                 self.current_group = group
                 self.progress.reset(self.group_task, total=event.total_steps, completed=event.steps_done,
-                                    visible=True, description=f"batch {group[1]}", status="steps")
+                                    visible=True, description=f"batch {self.state.groups[group][1]}",
+                                    status="steps")
         elif isinstance(event, ChunkDone):
-            if self.group_of.get(event.unit) == self.current_group:
+            if self._group_of(event.unit) == self.current_group:
                 self.progress.update(self.group_task, completed=event.step_end)
         elif isinstance(event, TrialScored):
-            if event.status in ("done", "diverged", "failed"):
-                self.progress.advance(self.trials_task)
-            colour = {"done": "green", "diverged": "red", "failed": "red"}.get(event.status, "yellow")
+            self.progress.update(self.trials_task, completed=self.state.finished_units)
+            colour = {Status.DONE: "green", Status.DIVERGED: "red", Status.FAILED: "red"}.get(event.status, "yellow")
             score = "-" if event.objective is None else f"{event.objective:.4f}"
             params = "  ".join(f"{k}={v:.4g}" for k, v in event.params.items() if k != "eps")
             self.progress.console.print(f"  {event.unit:<14} [{colour}]{event.status:<9}[/] {score:>8}  {params}")

@@ -25,9 +25,10 @@ from .. import presets
 from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..errors import OptuiError
 from ..results import RunResult
+from ..progress import RunProgress, reduce
 from ..search import TrialScored, TrialsPlanned
+from ..status import Status
 from ..terminal import detach_if_hung_up
-from .live import LiveUnit
 from . import jobs
 from .messages import DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone
 from .screens import FieldCommands, QuitScreen
@@ -87,7 +88,7 @@ class OptuiApp(App):
         self.cancel_event: threading.Event | None = None
         self.current_run_id: str | None = None
         self.last_run_status: str | None = None
-        self.live: dict[str, LiveUnit] = {}
+        self.progress = RunProgress()  # the run in progress, folded from its events
         self.runs: list[dict] = []
         self._run_cache: dict[str, RunResult] = {}
         self._quit_after_run = False
@@ -341,8 +342,8 @@ class OptuiApp(App):
         self.current_run_id = None
         self.last_run_status = None
         self.cancel_event = threading.Event()
-        self.live = {}
-        panel.start(study.name, self.live)
+        self.progress = RunProgress()
+        panel.start(study.name, self.progress.units)
         self.query_one(StatusLine).set_activity(f"running {study.name}: building and compiling…")
         self.action_show_panel("replicates")
         self._run_replicates(study, configs, replicates, self.cancel_event)
@@ -392,43 +393,25 @@ class OptuiApp(App):
             return
         panel = self.query_one(ReplicatesPanel)
         status = self.query_one(StatusLine)
+        study = self.run_study
+        specs = {n: c.as_dict() for n, c in study.configs.items()} if study else {}
+        self.progress = reduce(self.progress, e, specs)
+        panel.show_progress(self.progress)
         if isinstance(e, RunStarted):
             self.current_run_id = e.run_id
-            study = self.run_study
-            spec = {n: c.as_dict() for n, c in study.configs.items()} if study else {}
-            for name, (steps, reps) in e.units.items():
-                self.live[name] = LiveUnit(name, steps, reps, spec.get(name, {}))
-            panel.start(e.study, self.live)
+            panel.start(e.study, self.progress.units)
             status.set_activity(f"running {e.study} on {e.device} ({e.strategy})")
-        elif isinstance(e, UnitStarted):
-            unit = self.live.setdefault(e.unit, LiveUnit(e.unit, e.total_steps, e.replicates))
-            unit.total_steps, unit.steps_done, unit.status = e.total_steps, e.steps_done, "compiling"
-            panel.refresh_table()
         elif isinstance(e, ChunkDone):
-            unit = self.live.get(e.unit)
-            if unit is not None:
-                unit.add_chunk(e)
-                panel.dirty = True
-                panel.refresh_table()
             stopping = " (stopping)" if self.cancel_event and self.cancel_event.is_set() else ""
             status.set_activity(f"running: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
-        elif isinstance(e, UnitFinished):
-            unit = self.live.get(e.unit)
-            if unit is not None:
-                unit.status = e.status
-                panel.refresh_table()
         elif isinstance(e, RunFinished):
             self.last_run_status = e.status
-            for unit in self.live.values():
-                if unit.status == "waiting":  # stopped before its turn came
-                    unit.status = "not run"
-            panel.refresh_table()
             when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
-            severity = "information" if e.status == "done" else "warning"
+            severity = "information" if e.status == Status.DONE else "warning"
             self.notify(f"run {self.run_label(e.run_id)} {e.status}{when}", severity=severity)
             self._after_run(e.run_id)
         elif isinstance(e, RunFailed):
-            self.last_run_status = "failed"
+            self.last_run_status = Status.FAILED
             status.set_activity("failed")
 
     def _on_search_event(self, e) -> None:

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Input, Label, SelectionList
 from textual_plotext import PlotextPlot
 
 from .. import plots
-from ..live import LiveUnit
+from ...progress import RunProgress, UnitProgress
 from ..widgets import ToggleList
 
 LIVE_METRICS = ("minibatch_loss", "test_loss", "train_loss")
@@ -22,7 +22,7 @@ class ReplicatesPanel(Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.metric = LIVE_METRICS[0]
-        self.units: dict[str, LiveUnit] = {}
+        self.units: dict[str, UnitProgress] = {}
         self.title = ""
         self.dirty = False
         self._preset_count = ""  # the count last taken from the preset
@@ -69,11 +69,18 @@ class ReplicatesPanel(Vertical):
         return self.query_one("#rep-count", Input).value.strip()
 
     # -- live run -------------------------------------------------------------------------------
-    def start(self, title: str, units: dict[str, LiveUnit]) -> None:
+    def start(self, title: str, units: dict[str, UnitProgress]) -> None:
         self.title = title
         self.units = units
         self.dirty = True
         self.refresh_table()
+
+    def show_progress(self, progress: RunProgress) -> None:
+        """The run's latest progress: the table now, the plot at its next redraw."""
+        if progress.units is not self.units:
+            self.units = progress.units
+            self.dirty = True
+            self.refresh_table()
 
     def refresh_table(self) -> None:
         table = self.query_one("#rep-progress", DataTable)
