@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from . import optimizers
+from .budget import BUDGET_KINDS, MAX_EPOCHS, Budget, parse_budget  # noqa: F401 (re-exported)
 from .errors import PresetError
+from .search_space import SearchSpace, parse_search_section
 from .schema import Field, check_section, check_value, where
 
 MAX_PRESET_BYTES = 1_000_000
-MAX_EPOCHS = 1_000_000  # keeps a run's step count (epochs x batches per epoch) a sane integer
-BUDGET_KINDS = ("iterations", "epochs", "examples")
 METRICS = ("minibatch_loss", "train_loss", "test_loss", "train_test")
 
 TOP_LEVEL = {"study", "workload", "description", "data", "model", "budget", "eval",
@@ -46,21 +46,12 @@ COMPARE_FIELDS = {
 
 
 @dataclass(frozen=True)
-class Budget:
-    kind: str  # iterations | epochs | examples
-    value: float
+class EngineSettings:
+    """The [engine] section: how a run executes (checked against ENGINE_FIELDS)."""
 
-    def steps(self, batch_size: int, n_train: int) -> int:
-        """Training steps for a batch size; epochs and examples keep the data seen equal."""
-        if self.kind == "iterations":
-            return int(self.value)
-        if self.kind == "epochs":
-            return max(1, int(self.value * (n_train // batch_size)))
-        return max(1, int(self.value) // batch_size)
-
-    def describe(self) -> str:
-        v = int(self.value) if float(self.value).is_integer() else self.value
-        return f"{v:,} {self.kind}" if isinstance(v, int) else f"{v} {self.kind}"
+    strategy: str = "auto"
+    checkpoint_seconds: float = 10.0
+    replicates_per_batch: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,34 +84,17 @@ class Study:
     eval: dict[str, Any]
     replicates_count: int
     replicates_seed: int
-    engine: dict[str, Any]
+    engine: EngineSettings
     configs: dict[str, Config]
-    search: dict[str, Any]
+    search: dict[str, SearchSpace]
     compare: list[Compare]
     path: str | None = None
     text: str = ""
-    raw: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
 
     @property
     def eval_points(self) -> int:
         return int(self.eval["points"])
-
-
-def parse_budget(raw: Any, file: str | None, prefix: str = "budget") -> Budget:
-    if not isinstance(raw, dict) or not raw:
-        raise PresetError(f"{where(file, prefix)} must be a table with one of: {', '.join(BUDGET_KINDS)}")
-    unknown = sorted(set(raw) - set(BUDGET_KINDS))
-    if unknown:
-        raise PresetError(f"{where(file, prefix + '.' + unknown[0])}: unknown key; "
-                          f"use exactly one of {', '.join(BUDGET_KINDS)}")
-    if len(raw) != 1:
-        raise PresetError(f"{where(file, prefix)} must set exactly one of {', '.join(BUDGET_KINDS)}, "
-                          f"got {', '.join(sorted(raw))}")
-    (kind, value), = raw.items()
-    spec = (Field("float", low=0.0, high=MAX_EPOCHS, low_open=True) if kind == "epochs"
-            else Field("int", low=1, high=10**12))
-    return Budget(kind, check_value(value, spec, file, f"{prefix}.{kind}"))
 
 
 def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs") -> Config:
@@ -211,7 +185,7 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
     settings = mod.validate_settings(raw, file)
     budget = parse_budget(raw.get("budget"), file)
     reps = check_section(raw.get("replicates"), REPLICATE_FIELDS, file, "replicates")
-    engine = check_section(raw.get("engine"), ENGINE_FIELDS, file, "engine")
+    engine = EngineSettings(**check_section(raw.get("engine"), ENGINE_FIELDS, file, "engine"))
     raw_configs = raw.get("configs")
     if not isinstance(raw_configs, dict) or not raw_configs:
         raise PresetError(f"{where(file, 'configs')} must hold at least one config, "
@@ -222,19 +196,13 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
             raise PresetError(f"{where(file, 'configs.' + cname)}: config names may not contain '.'")
         configs[cname] = parse_config(cname, craw, file)
     compare = _parse_compare(raw.get("compare"), configs, file)
-    search = _parse_search(raw.get("search"), file, budget)
+    search = parse_search_section(raw.get("search"), file)
     return Study(
         name=name, workload=workload, description=description,
         data=settings["data"], model=settings["model"], budget=budget, eval=settings["eval"],
         replicates_count=reps["count"], replicates_seed=reps["seed"], engine=engine,
-        configs=configs, search=search, compare=compare, path=file, text=text, raw=raw,
+        configs=configs, search=search, compare=compare, path=file, text=text,
     )
-
-
-def _parse_search(raw: Any, file: str | None, budget: Budget) -> dict[str, Any]:
-    from .search_space import parse_search_section
-
-    return parse_search_section(raw, file, budget)
 
 
 def parse_toml(text: str, file: str | None) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from . import optimizers
+from .budget import Budget, parse_budget
 from .errors import PresetError
 from .schema import Field, check_value, where
 
@@ -96,9 +97,6 @@ class Interval:
             return math.exp(math.log(low) + t * (math.log(high) - math.log(low)))
         return low + t * (high - low)
 
-    def bucket_values(self) -> list[float]:
-        return sorted({self.value((k + 0.5) / self.buckets) for k in range(self.buckets)}) if self.buckets else []
-
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"low": self.low, "high": self.high, "scale": self.scale}
         if self.integer:
@@ -121,7 +119,7 @@ class SearchSpace:
     seed: int
     objective: str
     last_percent: float
-    budget: Any  # optui.presets.Budget, or None for the fair default
+    budget: Budget | None  # None: the fair default (see fair_budget)
     replicates: int
     intervals: dict[str, Interval]  # searched hyperparameters (batch_size included when searched)
     fixed: dict[str, float]  # fixed values given in the space (batch_size included when fixed)
@@ -195,7 +193,7 @@ def _uniform(seed: int, index: int, name: str) -> float:
     return float(np.random.default_rng(seq).random())
 
 
-def fair_budget(space: SearchSpace, study_budget: Any) -> tuple[Any, str]:
+def fair_budget(space: SearchSpace, study_budget: Budget) -> tuple[Budget, str]:
     """The budget each trial gets when the space sets none, and a sentence saying why.
 
     Trials with different batch sizes must see the same amount of data to be compared fairly
@@ -204,8 +202,6 @@ def fair_budget(space: SearchSpace, study_budget: Any) -> tuple[Any, str]:
     space's reference batch size (the geometric middle of its batch range), so a typical trial
     runs about the study's iteration count.
     """
-    from .presets import Budget
-
     if space.budget is not None:
         return space.budget, f"{space.budget.describe()} per trial (set in search.{space.name}.budget)"
     if study_budget.kind in ("epochs", "examples"):
@@ -221,7 +217,7 @@ def fair_budget(space: SearchSpace, study_budget: Any) -> tuple[Any, str]:
 
 # -- parsing -----------------------------------------------------------------------------------
 
-def parse_search_section(raw: Any, file: str | None, budget: Any) -> dict[str, SearchSpace]:
+def parse_search_section(raw: Any, file: str | None) -> dict[str, SearchSpace]:
     """Validate the preset's [search.*] tables. Raises PresetError naming file and key."""
     if raw is None:
         return {}
@@ -237,7 +233,6 @@ def parse_search_section(raw: Any, file: str | None, budget: Any) -> dict[str, S
 
 
 def parse_space(name: str, raw: Any, file: str | None) -> SearchSpace:
-    from .presets import parse_budget
 
     key = f"search.{name}"
     if not isinstance(raw, dict):

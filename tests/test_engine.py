@@ -3,6 +3,8 @@ resume reproduces an uninterrupted run, replicate keys are stable."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -255,7 +257,7 @@ def test_plan_units_and_strategy(tmp_path):
     study = presets.load(path, ["engine.strategy=step-sequential"])
     w = build_workload(study)
     assert resolve_strategy(study, w) == Strategy(scan=False, vmap_replicates=False)
-    study.engine["strategy"] = "auto"
+    study.engine = dataclasses.replace(study.engine, strategy="auto")
     assert resolve_strategy(study, w) == w.choose_strategy("cpu")
     units = plan_units(study, w)
     assert [(u.name, u.steps, u.replicates) for u in units] == [("sgd", 40, 3), ("adam", 40, 3)]

@@ -57,7 +57,7 @@ def test_tiny_preset_loads_with_defaults_filled(write_preset):
     assert study.data["min_count"] == 3 and study.data["train_fraction"] == 0.75
     assert study.model == {"loss": "cosine", "init": 1.0}
     assert study.configs["adam"].hyperparams == {"learning_rate": 0.01, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
-    assert study.engine["strategy"] == "auto"
+    assert study.engine.strategy == "auto"
 
 
 # --- bad files ----------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_override_creates_nested_keys(write_preset):
     extra = study.configs["extra"]
     assert extra.optimizer == "momentum" and extra.batch_size == 4
     assert extra.hyperparams == {"learning_rate": 0.2, "momentum": 0.9}
-    assert study.engine["strategy"] == "step-sequential"
+    assert study.engine.strategy == "step-sequential"
 
 
 def test_override_replaces_budget_kind_only_with_the_same_key(write_preset):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -41,7 +42,7 @@ def register(app: typer.Typer) -> None:
         c.print(f"data {study.data}")
         c.print(f"model {study.model}   eval {study.eval}")
         c.print(f"budget {study.budget.describe()}   replicates {study.replicates_count} "
-                f"(seed {study.replicates_seed})   engine {study.engine}")
+                f"(seed {study.replicates_seed})   engine {dataclasses.asdict(study.engine)}")
         t = Table(title="configs")
         for col in ("name", "optimizer", "batch size", "hyperparameters"):
             t.add_column(col)

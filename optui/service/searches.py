@@ -124,7 +124,7 @@ class SearchRunner:
 
     def _driver(self, run_id: str) -> RunDriver:
         return RunDriver(self.store, run_id, self.workload, self.strategy, eval_points=self.study.eval_points,
-                         checkpoint_seconds=self.study.engine["checkpoint_seconds"], emit=self.listener,
+                         checkpoint_seconds=self.study.engine.checkpoint_seconds, emit=self.listener,
                          cancel=self.cancel, compiled=self.compiled)
 
     def _reopen(self, run_id: str) -> str:

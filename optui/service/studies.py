@@ -21,13 +21,13 @@ from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
 
 def resolve_strategy(study: Study, workload: Workload) -> Strategy:
     """The preset's [engine] strategy, or the workload's measured choice for this backend."""
-    setting = study.engine["strategy"]
+    setting = study.engine.strategy
     if setting == "auto":
         strategy = workload.choose_strategy(device.describe()["backend"])
     else:
         how, members = setting.split("-")
         strategy = Strategy(scan=how == "scan", vmap_replicates=members == "vmap")
-    return dataclasses.replace(strategy, max_members=study.engine["replicates_per_batch"])
+    return dataclasses.replace(strategy, max_members=study.engine.replicates_per_batch)
 
 
 def build_workload(study: Study) -> Workload:
@@ -93,7 +93,7 @@ class StudyRunner:
                                  {u.name: (u.steps, u.unit.replicates) for u in units},
                                  dev["device"], strategy.label, resumed=bool(resume)))
         driver = RunDriver(self.store, run_id, workload, strategy, eval_points=study.eval_points,
-                           checkpoint_seconds=study.engine["checkpoint_seconds"], emit=self.listener,
+                           checkpoint_seconds=study.engine.checkpoint_seconds, emit=self.listener,
                            cancel=self.cancel, compiled=self.compiled)
 
         def work() -> tuple[Status, str | None]:
