@@ -62,7 +62,8 @@ class Config:
     hyperparams: dict[str, float]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer, "batch_size": self.batch_size, **self.hyperparams}
+        return {"optimizer": self.optimizer, "batch_size": self.batch_size,
+                **optimizers.display(self.hyperparams)}
 
 
 @dataclass(frozen=True)
@@ -103,18 +104,18 @@ def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs")
         raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
     opt = raw.get("optimizer")
     if opt is None:
-        raise PresetError(f"{where(file, key + '.optimizer')} is required (one of {optimizers.known()})")
-    if not isinstance(opt, str) or opt not in optimizers.OPTIMIZERS:  # a list is unhashable
-        raise PresetError(f"{where(file, key + '.optimizer')} must be one of {optimizers.known()}, got {opt!r}")
-    spec = optimizers.OPTIMIZERS[opt]
-    fields = {"optimizer": Field("str"), "batch_size": Field("int", low=1, high=10**9), **spec.hyperparams}
+        raise PresetError(f"{where(file, key + '.optimizer')} is required: a name from `optui optimizers` "
+                          f"(e.g. \"adam\"), an installed plug-in or \"module:factory\"")
+    spec = optimizers.resolve(opt, file, key + ".optimizer")
+    settings = optimizers.config_fields(spec)
+    fields = {"optimizer": Field("str"), "batch_size": Field("int", low=1, high=10**9), **settings}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise PresetError(f"{where(file, key + '.' + unknown[0])}: {opt} has no such setting; "
-                          f"allowed: batch_size, {', '.join(spec.hyperparams)}")
+                          f"allowed: batch_size, {', '.join(settings)}")
     values = check_section(raw, fields, file, key)
-    hyper = {k: float(values[k]) for k in spec.hyperparams}
-    return Config(name, opt, int(values["batch_size"]), hyper)
+    hyper = optimizers.settle(spec, values, file, key)
+    return Config(name, spec.name, int(values["batch_size"]), hyper)
 
 
 def _parse_compare(raw: Any, configs: dict[str, Config], file: str | None) -> list[Compare]:

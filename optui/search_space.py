@@ -181,7 +181,8 @@ class SearchSpace:
 
     def __str__(self) -> str:
         parts = [f"{k} {v.describe()}" for k, v in self.intervals.items()]
-        parts += [f"{k}={v:g}" for k, v in self.fixed.items()]
+        parts += [f"{k}={optimizers.toml_value(k, v)}" if k == "schedule" else f"{k}={v:g}"
+                  for k, v in self.fixed.items()]
         budget = self.budget.describe() if self.budget else "fair default"
         return (f"{self.optimizer}, {self.trials} trials (seed {self.seed}), {self.objective}, "
                 f"budget {budget}: " + "; ".join(parts))
@@ -239,10 +240,10 @@ def parse_space(name: str, raw: Any, file: str | None) -> SearchSpace:
         raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
     opt = raw.get("optimizer")
     if opt is None:
-        raise PresetError(f"{where(file, key + '.optimizer')} is required (one of {optimizers.known()})")
-    if not isinstance(opt, str) or opt not in optimizers.OPTIMIZERS:  # a list is unhashable
-        raise PresetError(f"{where(file, key + '.optimizer')} must be one of {optimizers.known()}, got {opt!r}")
-    hyper_fields = optimizers.OPTIMIZERS[opt].hyperparams
+        raise PresetError(f"{where(file, key + '.optimizer')} is required: a name from `optui optimizers`, "
+                          f"an installed plug-in or \"module:factory\"")
+    spec = optimizers.resolve(opt, file, key + ".optimizer")
+    hyper_fields = optimizers.config_fields(spec)
     for k in raw:
         if k not in SPACE_KEYS and k != "batch_size" and k not in hyper_fields:
             raise PresetError(
@@ -259,26 +260,34 @@ def parse_space(name: str, raw: Any, file: str | None) -> SearchSpace:
         raise PresetError(f"{where(file, key + '.batch_size')} is required: a number, or an interval "
                           f"such as {{ low = 12, high = 2048, int = true }}")
     intervals: dict[str, Interval] = {}
-    fixed: dict[str, float] = {}
+    given: dict[str, Any] = {}  # fixed values as written (a schedule kind by name)
     for pname in ["batch_size", *hyper_fields]:
         if pname not in raw:
             continue
-        spec = BATCH_FIELD if pname == "batch_size" else hyper_fields[pname]
+        spec_field = BATCH_FIELD if pname == "batch_size" else hyper_fields[pname]
         value = raw[pname]
         pkey = f"{key}.{pname}"
         if isinstance(value, dict):
-            intervals[pname] = _parse_interval(value, spec, file, pkey, is_batch=pname == "batch_size")
+            if spec_field.kind == "str":
+                raise PresetError(f"{where(file, pkey)} is a choice ({spec_field.allowed()}), not a range: "
+                                  f"fix it in the space")
+            intervals[pname] = _parse_interval(value, spec_field, file, pkey, is_batch=pname == "batch_size")
         else:
-            fixed[pname] = float(check_value(value, spec, file, pkey))
-    defaults = {}
-    for pname, spec in hyper_fields.items():
-        if pname in intervals or pname in fixed:
-            continue
-        if spec.required:
+            given[pname] = check_value(value, spec_field, file, pkey)
+    for pname, spec_field in spec.hyperparams.items():
+        if pname not in intervals and pname not in given and spec_field.required:
             raise PresetError(f"{where(file, f'{key}.{pname}')} is required: a number or an interval "
-                              f"{{ low = ..., high = ... }} ({spec.allowed()})")
-        defaults[pname] = float(spec.default)
-    return SearchSpace(name, opt, settings["trials"], settings["seed"], settings["objective"],
+                              f"{{ low = ..., high = ... }} ({spec_field.allowed()})")
+    # Own defaults and the schedule's fill-ins come from the same rules as a config's.
+    values = {p: given.get(p, None if p in intervals else f.default) for p, f in hyper_fields.items()}
+    settled = optimizers.settle(spec, values, file, key, searched=tuple(intervals))
+    fixed: dict[str, float] = {}
+    if "batch_size" in given:
+        fixed["batch_size"] = float(given["batch_size"])
+    defaults = {}
+    for pname, v in settled.items():
+        (fixed if pname in given else defaults)[pname] = v
+    return SearchSpace(name, spec.name, settings["trials"], settings["seed"], settings["objective"],
                        float(settings["last_percent"]), space_budget, settings["replicates"],
                        intervals, fixed, defaults, file)
 

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from .. import presets
+        from .. import optimizers, presets
 
         with user_errors():
             study = presets.load(file, set_)
@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
             t.add_column(col)
         for cfg in study.configs.values():
             t.add_row(cfg.name, cfg.optimizer, str(cfg.batch_size),
-                      ", ".join(f"{k}={v:g}" for k, v in cfg.hyperparams.items()))
+                      ", ".join(f"{k}={v}" if isinstance(v, str) else f"{k}={v:g}"
+                                for k, v in optimizers.display(cfg.hyperparams).items()))
         c.print(t)
         for cmp in study.compare:
             c.print(f"compare ({cmp.metric}) {cmp.title}: {', '.join(cmp.configs)}")

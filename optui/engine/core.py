@@ -76,7 +76,7 @@ class GroupRunner:
             batch = w.sample_batch(data, data_key, step, batch_size)
             loss, grads = jax.value_and_grad(w.loss)(state.params, data, batch)
             tx = optimizers.build(optimizer, hp)
-            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+            updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
             params = optax.apply_updates(state.params, updates)
             bad = ~jnp.isfinite(loss)
             frozen = (state.diverged_at >= 0) | bad
@@ -95,7 +95,7 @@ class GroupRunner:
             return jax.lax.scan(body, state, start + jnp.arange(length, dtype=jnp.int32))
 
         def eval_one(state: MemberState, data):
-            metrics = w.evaluate(state.params, data)
+            metrics = w.evaluate(optimizers.eval_params(optimizer, state.opt_state, state.params), data)
             bad = state.diverged_at >= 0
             return {k: jnp.where(bad, jnp.nan, v) for k, v in metrics.items()}
 
@@ -189,6 +189,7 @@ def run_group(
     bounds = chunk_bounds(total_steps, eval_points)
     chunks_total = len(bounds) - 1
     n = len(keys)
+    hparams = optimizers.engine_inputs(runner.optimizer, hparams, total_steps, keys)
     if resume is None:
         state = runner.init(keys, hparams)
         first = 0

@@ -218,7 +218,8 @@ def write_best_config(path: str | Path, config_name: str, optimizer: str, params
     table.add("optimizer", optimizer)
     for name in optimizers.hyperparam_names(optimizer):
         if name in params:
-            table.add(name, float(params[name]))
+            value = optimizers.toml_value(name, params[name])  # a schedule kind by name
+            table.add(name, value if isinstance(value, str) else float(value))
     table.add("batch_size", int(params["batch_size"]))
     configs = doc.get("configs")
     if configs is None:

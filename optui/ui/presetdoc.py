@@ -24,6 +24,8 @@ Key = tuple[str | int, ...]
 WORKLOAD_SECTIONS = {"data": "DATA_FIELDS", "model": "MODEL_FIELDS", "eval": "EVAL_FIELDS"}
 FIXED_SECTIONS = {"replicates": presets.REPLICATE_FIELDS, "engine": presets.ENGINE_FIELDS}
 TOP_FIELDS = {"study": Field("str", ""), "workload": Field("str"), "description": Field("str", "")}
+OPTIMIZER_HELP = ("a name from `optui optimizers` (adam, sgd, prodigy, ...), an installed plug-in, "
+                  "\"package.module:factory\" or \"./my_opt.py:factory\"")
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,10 @@ class PresetDocument:
         configs = raw.get("configs") if isinstance(raw.get("configs"), dict) else {}
         for cname, craw in configs.items():
             craw = craw if isinstance(craw, dict) else {}
-            spec = optimizers.OPTIMIZERS.get(craw.get("optimizer"))
-            fields = {"optimizer": Field("str", choices=tuple(optimizers.OPTIMIZERS)),
-                      "batch_size": Field("int")}
-            fields.update(spec.hyperparams if spec else {})
+            # Built-ins and plug-ins already resolved by validation; nothing is imported here.
+            spec = optimizers.cached(craw.get("optimizer"), self.file)
+            fields = {"optimizer": Field("str", help=OPTIMIZER_HELP), "batch_size": Field("int")}
+            fields.update(optimizers.config_fields(spec) if spec else {})
             out += self._section_rows(("configs", cname), craw, fields)
         search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
         for sname, sraw in search.items():
@@ -154,7 +156,7 @@ class PresetDocument:
                                             and field.kind in ("str", "path"))
         default = "" if field is None or field.required else field.default
         placeholder = "" if field is None or field.required else (
-            "optional" if default == "" else f"default {_literal(default)}")
+            "optional" if default in ("", None) else f"default {_literal(default)}")
         if field is not None and field.choices:
             placeholder = (placeholder + "; " if placeholder else "") + " | ".join(field.choices)
         return FieldRow(key, label_of(key), "" if value is None else _literal(value), is_str,
