@@ -134,6 +134,23 @@ def distribution(values: np.ndarray, seed: int = BOOTSTRAP_SEED) -> dict[str, An
     }
 
 
+def interval(values: np.ndarray, kind: str, seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
+    """The band of one value per replicate: minmax (range), iqr (25th-75th percentile) or ci95
+    (bootstrap CI of the mean); non-finite values left out, None when none is left."""
+    if kind not in BAND_KINDS:
+        raise ValueError(f"band kind must be one of {', '.join(BAND_KINDS)}, got {kind!r}")
+    x = _finite_rows(np.asarray(values, dtype=float).ravel())
+    if x.size == 0:
+        return None
+    if kind == "minmax":
+        lo, hi = x.min(), x.max()
+    elif kind == "iqr":
+        lo, hi = np.percentile(x, [25, 75])
+    else:
+        lo, hi = bootstrap_mean_ci(x, seed=seed)
+    return float(lo), float(hi)
+
+
 def time_to_target(percent: np.ndarray, values: np.ndarray, target: float) -> float | None:
     """The % of the run at which the mean over healthy replicates first falls below target."""
     rows = _finite_rows(values)
