@@ -101,7 +101,7 @@ def _refuse_run_as_folder(store, folder: str) -> None:
 
 
 def _missing_to_exit_2(require) -> None:
-    from ..export.tensorboard import MissingDependency
+    from ..optional import MissingDependency
 
     try:
         require()
@@ -257,6 +257,8 @@ def register(app: typer.Typer) -> None:
         from ..export.tables import dumps_json
         from ..store import Store
 
+        if as_json and fmt not in (TableFormat.table, TableFormat.json):
+            _fail_input(f"--json and --format {fmt.value} ask for two outputs; choose one")
         pairs = [_split_target(item) for item in targets]
         with user_errors():
             s = Store.open(store)
@@ -326,6 +328,6 @@ def _print_comparison(result) -> None:
     for e in entries[1:]:
         if e.unpaired_reason:
             console.print(f"no paired comparison: {escape(e.unpaired_reason)}")
-    if len(entries) > 1 and len(result.run_ids) > 1:
+    if any(e.paired for e in entries) and len(result.run_ids) > 1:
         console.print("[dim]pairs are matched by replicate index; they share PRNG keys only if "
                       "both runs used the same replicates.seed[/]")

@@ -145,18 +145,11 @@ def _write_final_values(run: RunResult, out: Path, kind: str, band: str) -> Path
     return atomic.write_text(path, render(final_values_table(run, band), kind))
 
 
-def export_search_run(store: Any, run: RunResult, out_dir: str | Path,
-                      formats: Iterable[str] = SEARCH_DEFAULT_FORMATS) -> list[Path]:
-    """A search run's files: search-<space>.md / .tex / .csv / .json and its scatter plots.
-
-    The study and space are read back from the preset text and overrides stored with the run;
-    pickle is not a search format and is skipped.
-    """
+def search_of(store: Any, run: RunResult) -> tuple[Any, Any, dict[str, Any]]:
+    """(study, space, run info) of a search run, read back from the preset text and overrides
+    stored with it."""
     from .. import presets
-    from ..search import rank_confirmations, rank_trials
-    from .search_report import export_search
 
-    formats = check_formats(formats)
     info = store.run_info(run.run_id)
     meta = info["meta"]
     try:
@@ -166,5 +159,28 @@ def export_search_run(store: Any, run: RunResult, out_dir: str | Path,
     except (OptuiError, KeyError, ImportError) as exc:
         raise ExportError(f"search run {run.run_id}: its preset no longer reads as this optui's "
                           f"({exc}); export it with the optui that ran it") from None
+    return study, space, info
+
+
+def search_trials_table(store: Any, run: RunResult) -> Any:
+    """A search run's ranked trials as a PaperTable."""
+    from ..search import rank_trials
+    from .search_report import trials_table
+
+    study, space, info = search_of(store, run)
+    return trials_table(study, space, info, rank_trials(store, run.run_id))
+
+
+def export_search_run(store: Any, run: RunResult, out_dir: str | Path,
+                      formats: Iterable[str] = SEARCH_DEFAULT_FORMATS) -> list[Path]:
+    """A search run's files: search-<space>.md / .tex / .csv / .json and its scatter plots.
+
+    pickle is not a search format and is skipped.
+    """
+    from ..search import rank_confirmations, rank_trials
+    from .search_report import export_search
+
+    formats = check_formats(formats)
+    study, space, info = search_of(store, run)
     return export_search(study, space, info, rank_trials(store, run.run_id),
                          rank_confirmations(store, run.run_id), out_dir, tuple(sorted(formats)))

@@ -31,26 +31,17 @@ from typing import Any
 
 import numpy as np
 
+from ..optional import require
 from ..results import RunResult, UnitResult
 from .atomic import ExportError, ensure_writable_dir
 
-INSTALL_HINT = "pip install 'optui[tensorboard]'  (or: pip install tensorboardX)"
 # Spec keys of a search unit that describe it rather than set a hyperparameter.
 _NOT_HPARAMS = ("trial", "space", "steps", "confirm_of")
 
 
-class MissingDependency(ExportError):
-    """An optional package this export needs is not installed; the message says how to install it."""
-
-
 def require_tensorboardx() -> Any:
     """The tensorboardX module, or MissingDependency naming the install command."""
-    try:
-        import tensorboardX
-    except ImportError:
-        raise MissingDependency(f"--tensorboard needs the optional package tensorboardX: "
-                                f"{INSTALL_HINT}") from None
-    return tensorboardX
+    return require("tensorboardX", "--tensorboard")
 
 
 def path_part(text: str) -> str:
