@@ -52,4 +52,4 @@ for _name in COMMAND_MODULES:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    sys.exit(app(prog_name="optui"))

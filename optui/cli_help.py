@@ -14,20 +14,20 @@ import typer
 from typer.core import TyperGroup
 
 # Exit codes per command path; documented here, shown at the foot of each help page and in README.
-_DONE_FAILED_BAD = "0 done; 1 failed (store or write error, unknown run); 2 bad input (options, files)"
+# Typer itself exits 2 on a bad option or argument everywhere.
 EXIT_CODES: dict[str, str] = {
     "optui": "0 done; 2 bad usage; otherwise that of the command run",
     "run": "0 done; 1 failed (the finished chunks are kept); 2 bad input (preset, data, options); "
            "130 interrupted (resume with --resume RUN_ID)",
     "search": "0 done; 1 failed (some trials failed; the rest are kept); 2 bad input (preset, "
               "space, options); 130 interrupted (resume with --resume RUN_ID)",
-    "export": "0 written; 1 failed (store error, unknown run, a write failed); 2 bad input "
-              "(options, folders) or a missing optional package (the message names the install)",
+    "export": "0 written; 1 failed (store error, unknown run, a folder or file cannot be written); "
+              "2 bad options, or a missing optional package (the message names the install)",
     "import": "0 imported; 1 store error; 2 bad input (not a report-layout pickle, refused content)",
     "compare": "0 shown; 1 store error or unknown run; 2 bad input (RUN:CONFIG, metric, options)",
-    "ui": "0 closed normally; 2 bad input (preset)",
-    "runs": "0 listed; 1 store error",
-    "runs show": "0 shown; 1 store error or unknown run",
+    "ui": "0 closed; 2 bad options",
+    "runs": "0 listed; 1 store error; 2 bad options",
+    "runs show": "0 shown; 1 store error or unknown run; 2 bad options",
     "presets": "0 done; 2 bad input",
     "presets validate": "0 every preset valid; 2 the first invalid one (file, key, allowed values)",
     "presets show": "0 shown; 2 bad input (file, key, allowed values)",
