@@ -166,3 +166,21 @@ def test_real_run_read_back_from_tensorboard_files(real_run):
     store = Store.open(real_run.cwd / "runs")
     run = store.load_run("latest")
     assert check_run_against_store(real_run.cwd / "tb", run) == 2 * 2 * 3 * (40 + 11 * 2)
+
+
+def test_odd_names_get_distinct_folders_and_killed_exports_are_swept(tmp_path):
+    from optui.export.tensorboard import unit_folders, write_run
+
+    store, study_id, _ = make_store(tmp_path / "runs")
+    run = store.load_run(study_id)
+    run.units = {"a/b": run.units["sgd"], "a-b": run.units["adam"], "..": run.units["sgd"]}
+    assert unit_folders(run) == {"a/b": "a-b", "a-b": "a-b-2", "..": "figure"}
+    run.study = "../up"
+    dead = tmp_path / "tb" / "up" / f".{study_id}.999999999.tmp"  # an export killed part-way
+    dead.mkdir(parents=True)
+    folder = write_run(run, tmp_path / "tb")
+    assert folder == tmp_path / "tb" / "up" / study_id  # never outside the log folder
+    assert sorted(p.name for p in folder.iterdir()) == ["a-b", "a-b-2", "figure"]
+    assert not dead.exists()
+    result = export(tmp_path / "runs", study_id, "--tensorboard=")
+    assert result.exit_code == 2 and "needs a folder name" in result.output

@@ -163,6 +163,8 @@ def register(app: typer.Typer) -> None:
         chosen = _chosen_formats(formats, FORMATS)
         chosen |= {f for f, on in (("png", png), ("pickle", pickle), ("csv", csv), ("json", json_)) if on}
         logdir = None
+        if tensorboard is not None and not tensorboard.strip():
+            _fail_input("--tensorboard needs a folder name, or no value for OUT/tensorboard")
         if tensorboard is not None:
             logdir = out / "tensorboard" if tensorboard == OPTIONAL_DEFAULT else Path(tensorboard)
         console = Console()

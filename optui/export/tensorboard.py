@@ -23,6 +23,7 @@ again replaces its event files instead of adding a second copy that TensorBoard 
 from __future__ import annotations
 
 import contextlib
+import glob
 import math
 import os
 import shutil
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..optional import require
+from ..processes import pid_alive
 from ..results import RunResult, UnitResult
 from .atomic import ExportError, ensure_writable_dir
 
@@ -61,13 +63,15 @@ def write_run(run: RunResult, logdir: str | Path) -> Path:
     tbx = require_tensorboardx()
     final = run_folder(logdir, run)
     ensure_writable_dir(final.parent)
+    _sweep_leftovers(final)
     staging = final.parent / f".{final.name}.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
+    folders = unit_folders(run)
     try:
-        for unit in run.units.values():
-            _write_unit(tbx, run, unit, staging / path_part(unit.name))
+        for name, unit in run.units.items():
+            _write_unit(tbx, run, unit, staging / folders[name])
         if run.kind == "search":
-            _write_hparams(tbx, run, staging)
+            _write_hparams(tbx, run, staging, folders)
         staging.mkdir(parents=True, exist_ok=True)  # a run with no units still gets its folder
         _replace_folder(staging, final)
     except OSError as exc:
@@ -75,6 +79,29 @@ def write_run(run: RunResult, logdir: str | Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def unit_folders(run: RunResult) -> dict[str, str]:
+    """A distinct folder name per unit (names that make the same slug get -2, -3, ...)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in run.units:
+        base = folder = path_part(name)
+        k = 1
+        while folder.lower() in used:  # also apart on case-insensitive file systems
+            k += 1
+            folder = f"{base}-{k}"
+        used.add(folder.lower())
+        out[name] = folder
+    return out
+
+
+def _sweep_leftovers(final: Path) -> None:
+    """Remove staging and moved-aside folders of final left by exports that were killed."""
+    for leftover in final.parent.glob(f".{glob.escape(final.name)}.*"):
+        pid = leftover.name[len(final.name) + 2:].split(".", 1)[0]
+        if leftover.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _replace_folder(new: Path, final: Path) -> None:
@@ -157,7 +184,7 @@ def objective_tag(run: RunResult) -> str:
     return f"hparams/{name}"
 
 
-def _write_hparams(tbx: Any, run: RunResult, folder: Path) -> None:
+def _write_hparams(tbx: Any, run: RunResult, folder: Path, folders: dict[str, str]) -> None:
     from tensorboardX.summary import hparams
 
     columns: dict[str, Any] = {}
@@ -174,9 +201,9 @@ def _write_hparams(tbx: Any, run: RunResult, folder: Path) -> None:
         writer.add_summary(exp)
     finally:
         writer.close()
-    for unit in run.units.values():
+    for name, unit in run.units.items():
         _, start, end = hparams(session_hparams(unit), metrics)
-        writer = tbx.FileWriter(str(folder / path_part(unit.name)))
+        writer = tbx.FileWriter(str(folder / folders[name]))
         try:
             writer.add_summary(start)
             objective = session_objective(unit)
