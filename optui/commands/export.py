@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
     @app.command("export", cls=optional_value_command("--tensorboard"))
     def export(
         run_ids: list[str] = typer.Argument(None, help="Run ids (or unique prefixes, or 'latest'); "
-                                            "default: the latest study run of each study."),
+                                            "default: the latest study or import run of each study."),
         formats: list[str] = typer.Option([], "--format", "-f", help=(
             "png, pdf, svg (figures; fonts embedded in PDFs), pickle, csv, json, markdown, latex "
             "(tables for papers); repeatable or comma-separated.")),
@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
             "TensorBoard event files (needs tensorboardX) under DIR, default OUT/tensorboard; "
             "view with tensorboard --logdir DIR. Alone, it writes nothing else.")),
         out: Path = typer.Option(Path("exports"), "--out", help="Exports folder; files go to OUT/<study>/."),
-        band: BandKind = typer.Option(BandKind.minmax, "--band", help="Band across replicates."),
+        band: BandKind = typer.Option(BandKind.minmax, "--band", help="Band across replicates (figures and tables)."),
         centre: Centre = typer.Option(Centre.mean, "--centre", help="Centre line."),
         linear: bool = typer.Option(False, "--linear", help="Linear y axis instead of log."),
         dpi: int = typer.Option(120, "--dpi", min=20, max=1200, help="PNG resolution."),
