@@ -7,12 +7,16 @@ import sys
 
 import typer
 
+from .cli_help import OptuiGroup, version_callback
+
 app = typer.Typer(
     name="optui",
     help="Compare stochastic optimisers: presets, random search, seed replicates, loss bands, exports.",
     no_args_is_help=False,
-    add_completion=False,
+    add_completion=True,  # Typer's own --install-completion and --show-completion
+    rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    cls=OptuiGroup,
 )
 
 # Each module exposes register(app); heavy imports stay inside the commands so --help is quick.
@@ -28,7 +32,9 @@ COMMAND_MODULES = (
 
 
 @app.callback(invoke_without_command=True)
-def main(ctx: typer.Context) -> None:
+def main(ctx: typer.Context,
+         version: bool = typer.Option(False, "--version", is_eager=True, callback=version_callback,
+                                      help="Print optui's version and exit.")) -> None:
     """With no command, open the interactive session on the current folder."""
     if ctx.invoked_subcommand is None:
         from .commands.ui import open_ui
@@ -47,4 +53,4 @@ for _name in COMMAND_MODULES:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    sys.exit(app(prog_name="optui"))

@@ -1,7 +1,8 @@
 """Statistics over seed replicates: bands, final-loss distributions, time-to-target, paired tests.
 
-Pure numpy. Arrays of replicates are (R,) or (R, T); NaN marks a value a replicate never produced
-(it diverged, or the run stopped early) and is left out of every statistic.
+numpy, with scipy.stats for the bootstrap and the paired tests. Arrays of replicates are (R,) or
+(R, T); NaN marks a value a replicate never produced (it diverged, or the run stopped early) and
+is left out of every statistic.
 """
 
 from __future__ import annotations
@@ -29,33 +30,25 @@ def _finite_rows(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values).all(axis=1)]
 
 
-def _resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) counts of how often each item is drawn, divided by n: mean = weights @ x."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(resamples, n))
-    counts = np.zeros((resamples, n))
-    np.add.at(counts, (np.arange(resamples)[:, None], idx), 1.0)
-    return counts / n
-
-
 def bootstrap_mean_ci(values: np.ndarray, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
                       seed: int = BOOTSTRAP_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap CI of the mean over axis 0 of (R,) or (R, T) values (all finite)."""
+    """Percentile bootstrap CI of the mean over axis 0 of (R,) or (R, T) values (all finite).
+
+    scipy.stats.bootstrap does the resampling, in batches that keep resamples x values held at
+    once under a bound. One replicate gives a CI of zero width (its value); none gives NaN.
+    """
+    from scipy import stats
+
     values = np.asarray(values, dtype=float)
-    flat = values.reshape(values.shape[0], -1)
-    n, t = flat.shape
-    if n == 0:
-        nan = np.full(values.shape[1:], np.nan)
-        return nan, nan.copy()
-    weights = _resample_weights(n, resamples, seed)
-    lo = np.empty(t)
-    hi = np.empty(t)
-    block = max(1, _BOOTSTRAP_BLOCK // resamples)
-    tail = (1.0 - level) / 2.0
-    for start in range(0, t, block):
-        means = weights @ flat[:, start:start + block]  # (resamples, block)
-        lo[start:start + block], hi[start:start + block] = np.quantile(means, [tail, 1.0 - tail], axis=0)
-    return lo.reshape(values.shape[1:]), hi.reshape(values.shape[1:])
+    n = values.shape[0]
+    if n < 2:
+        point = values[0].copy() if n else np.full(values.shape[1:], np.nan)
+        return point, point.copy()
+    result = stats.bootstrap((values,), np.mean, n_resamples=resamples, vectorized=True, axis=0,
+                             confidence_level=level, method="percentile",
+                             batch=max(1, _BOOTSTRAP_BLOCK // values.size),
+                             rng=np.random.default_rng(seed))
+    return np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
 
 
 def band(values: np.ndarray, kind: str = "minmax", centre: str = "mean",
@@ -141,6 +134,23 @@ def distribution(values: np.ndarray, seed: int = BOOTSTRAP_SEED) -> dict[str, An
     }
 
 
+def interval(values: np.ndarray, kind: str, seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
+    """The band of one value per replicate: minmax (range), iqr (25th-75th percentile) or ci95
+    (bootstrap CI of the mean); non-finite values left out, None when none is left."""
+    if kind not in BAND_KINDS:
+        raise ValueError(f"band kind must be one of {', '.join(BAND_KINDS)}, got {kind!r}")
+    x = _finite_rows(np.asarray(values, dtype=float).ravel())
+    if x.size == 0:
+        return None
+    if kind == "minmax":
+        lo, hi = x.min(), x.max()
+    elif kind == "iqr":
+        lo, hi = np.percentile(x, [25, 75])
+    else:
+        lo, hi = bootstrap_mean_ci(x, seed=seed)
+    return float(lo), float(hi)
+
+
 def time_to_target(percent: np.ndarray, values: np.ndarray, target: float) -> float | None:
     """The % of the run at which the mean over healthy replicates first falls below target."""
     rows = _finite_rows(values)
@@ -152,26 +162,44 @@ def time_to_target(percent: np.ndarray, values: np.ndarray, target: float) -> fl
 
 def paired_comparison(a: np.ndarray, b: np.ndarray, seed: int = BOOTSTRAP_SEED,
                       resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any]:
-    """P(A ends below B) over replicates paired by PRNG key, with a bootstrap 95% CI.
+    """P(A ends below B) over replicates paired by PRNG key, with a bootstrap 95% CI, beside the
+    Wilcoxon signed-rank and paired t-test p-values of the differences (two-sided).
 
     a and b hold one final value per replicate, replicate i of each run with the same key.
-    Pairs where either side is not finite are dropped; ties count one half.
+    Pairs where either side is not finite are dropped; ties count one half. A test that the
+    pairs cannot support (fewer than two, or every difference zero) gives None.
     """
     a = np.asarray(a, dtype=float).ravel()
     b = np.asarray(b, dtype=float).ravel()
     if a.shape != b.shape:
         raise ValueError(f"paired comparison needs equal replicate counts, got {a.size} and {b.size}")
     keep = np.isfinite(a) & np.isfinite(b)
-    wins = (a[keep] < b[keep]) + 0.5 * (a[keep] == b[keep])
+    a, b = a[keep], b[keep]
+    wins = (a < b) + 0.5 * (a == b)
     if wins.size == 0:
-        return {"pairs": 0, "p_a_below_b": None, "ci95": None, "mean_difference": None}
+        return {"pairs": 0, "p_a_below_b": None, "ci95": None, "mean_difference": None,
+                "wilcoxon_p": None, "ttest_p": None}
     lo, hi = bootstrap_mean_ci(wins, resamples=resamples, seed=seed)
     return {
         "pairs": int(wins.size),
         "p_a_below_b": float(wins.mean()),
         "ci95": [float(lo), float(hi)],
-        "mean_difference": float((a[keep] - b[keep]).mean()),
+        "mean_difference": float((a - b).mean()),
+        **_paired_tests(a, b),
     }
+
+
+def _paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
+    from scipy import stats
+
+    diff = a - b
+    if diff.size < 2 or not np.any(diff != 0):
+        return {"wilcoxon_p": None, "ttest_p": None}
+    with _quiet_nan_warnings():
+        wilcoxon = stats.wilcoxon(a, b).pvalue
+        # Identical differences have no spread: t is infinite and its p-value says nothing.
+        ttest = stats.ttest_rel(a, b).pvalue if np.ptp(diff) > 0 else math.nan
+    return {"wilcoxon_p": _num(wilcoxon), "ttest_p": _num(ttest)}
 
 
 def final_values(unit: Any, metric: str) -> np.ndarray | None:

@@ -11,6 +11,8 @@ from typing import Optional
 import typer
 
 from .common import STORE_OPTION, user_errors
+from .optional_value import DEFAULT as OPTIONAL_DEFAULT
+from .optional_value import optional_value_command
 
 EXPORT_KINDS = ("study", "import")
 
@@ -24,6 +26,14 @@ class BandKind(str, Enum):
 class Centre(str, Enum):
     mean = "mean"
     median = "median"
+
+
+class TableFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    latex = "latex"
+    csv = "csv"
+    json = "json"
 
 
 def _fail_input(message: str) -> None:
@@ -64,6 +74,41 @@ def _study_folder(study: str, slug) -> str:
     return study if plain else slug(study)
 
 
+def _chosen_formats(values: list[str], allowed: tuple[str, ...]) -> set[str]:
+    """--format values, each one or several separated by commas; exit 2 naming a wrong one."""
+    chosen = set()
+    for value in values:
+        for name in filter(None, (v.strip().lower() for v in value.split(","))):
+            if name not in allowed:
+                _fail_input(f"--format {name!r} is not a format; allowed: {', '.join(allowed)}")
+            chosen.add(name)
+    return chosen
+
+
+def _refuse_run_as_folder(store, folder: str) -> None:
+    """`optui export --tensorboard RUN_ID` would take the run id for the folder: say so instead."""
+    from ..errors import StoreError
+
+    if Path(folder).exists():
+        return
+    try:
+        names_run = folder == "latest" or (len(folder) >= 8 and bool(store.resolve(folder)))
+    except StoreError:
+        names_run = False
+    if names_run:
+        _fail_input(f"--tensorboard took {folder!r} for its folder, but that names a run; put run ids "
+                    f"before --tensorboard, or write --tensorboard=DIR")
+
+
+def _missing_to_exit_2(require) -> None:
+    from ..optional import MissingDependency
+
+    try:
+        require()
+    except MissingDependency as exc:
+        _fail_input(str(exc))
+
+
 def _split_target(item: str) -> tuple[str, str]:
     if ":" not in item:
         _fail_input(f"{item!r}: expected RUN:CONFIG, for example latest:adam-optimal")
@@ -80,47 +125,87 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("export")
+    @app.command("export", cls=optional_value_command("--tensorboard"))
     def export(
         run_ids: list[str] = typer.Argument(None, help="Run ids (or unique prefixes, or 'latest'); "
-                                            "default: the latest run of each study."),
-        png: bool = typer.Option(False, "--png", help="Figures: one per comparison and per config."),
+                                            "default: the latest study or import run of each study."),
+        formats: list[str] = typer.Option([], "--format", "-f", help=(
+            "png, pdf, svg (figures; fonts embedded in PDFs), pickle, csv, json, markdown, latex "
+            "(tables for papers); repeatable or comma-separated.")),
+        png: bool = typer.Option(False, "--png", help="Figures: one per comparison and per config (--format png)."),
         pickle: bool = typer.Option(False, "--pickle", help="mlruns.p (report layout) and <study>-histories.p."),
         csv: bool = typer.Option(False, "--csv", help="histories.csv in long format."),
         json_: bool = typer.Option(False, "--json", help="summary.json with per-config statistics."),
+        tensorboard: Optional[str] = typer.Option(None, "--tensorboard", metavar="[DIR]", help=(
+            "TensorBoard event files (needs tensorboardX) under DIR, default OUT/tensorboard; "
+            "view with tensorboard --logdir DIR. Alone, it writes nothing else.")),
         out: Path = typer.Option(Path("exports"), "--out", help="Exports folder; files go to OUT/<study>/."),
-        band: BandKind = typer.Option(BandKind.minmax, "--band", help="Band across replicates."),
+        band: BandKind = typer.Option(BandKind.minmax, "--band", help="Band across replicates (figures and tables)."),
         centre: Centre = typer.Option(Centre.mean, "--centre", help="Centre line."),
         linear: bool = typer.Option(False, "--linear", help="Linear y axis instead of log."),
-        dpi: int = typer.Option(120, "--dpi", min=20, max=1200, help="Figure resolution."),
+        dpi: int = typer.Option(120, "--dpi", min=20, max=1200, help="PNG resolution."),
         width: float = typer.Option(8.0, "--width", min=1, max=50, help="Figure width, inches."),
         height: float = typer.Option(5.0, "--height", min=1, max=50, help="Figure height, inches."),
         store: Path = STORE_OPTION,
     ) -> None:
-        """Write figures, pickles, CSV and summary JSON of runs (all formats unless some are chosen)."""
-        from rich.console import Console
+        """Write figures, pickles, CSV, summary JSON, tables and TensorBoard files of runs.
 
-        from ..export import FORMATS, FigureStyle, export_run
+        With no format chosen: png, pickle, csv and json (a search run: png, markdown, csv, json).
+        """
+        from rich.console import Console
+        from rich.markup import escape
+
+        from ..export import (DEFAULT_FORMATS, FORMATS, SEARCH_DEFAULT_FORMATS, FigureStyle, export_run,
+                              export_search_run)
         from ..export.atomic import ensure_writable_dir
         from ..store import Store
 
-        chosen = {f for f, on in (("png", png), ("pickle", pickle), ("csv", csv), ("json", json_)) if on}
-        formats = chosen or set(FORMATS)
+        chosen = _chosen_formats(formats, FORMATS)
+        chosen |= {f for f, on in (("png", png), ("pickle", pickle), ("csv", csv), ("json", json_)) if on}
+        logdir = None
+        if tensorboard is not None and not tensorboard.strip():
+            _fail_input("--tensorboard needs a folder name, or no value for OUT/tensorboard")
+        if tensorboard is not None:
+            logdir = out / "tensorboard" if tensorboard == OPTIONAL_DEFAULT else Path(tensorboard)
         console = Console()
         with user_errors():
             style = FigureStyle(band=band.value, centre=centre.value, log_y=not linear, dpi=dpi,
                                 width=width, height=height)
             s = Store.open(store)
+            if tensorboard not in (None, OPTIONAL_DEFAULT):
+                _refuse_run_as_folder(s, tensorboard)
+            if logdir is not None:
+                from ..export.tensorboard import require_tensorboardx
+
+                _missing_to_exit_2(require_tensorboardx)
             runs = [s.load_run(r) for r in _runs_to_export(s, run_ids or [])]
+            files_wanted = bool(chosen) or logdir is None
             dirs = _out_dirs(runs, out)
-            for folder in dirs:  # every folder is checked before any figure is drawn
+            for folder in (dirs if files_wanted else []):  # every folder is checked before any work
                 ensure_writable_dir(folder)
+            if logdir is not None:
+                ensure_writable_dir(logdir)
             for run, folder in zip(runs, dirs):
-                files = export_run(run, folder, formats, style)
-                console.print(f"[bold]{run.study}[/] ({run.run_id}, {run.kind}): {len(files)} files "
-                              f"in {folder}/")
-                for f in files:
-                    console.print(f"  {f.name}")
+                head = f"[bold]{escape(run.study)}[/] ({run.run_id}, {run.kind})"
+                if files_wanted:
+                    if run.kind == "search":
+                        wanted = chosen or set(SEARCH_DEFAULT_FORMATS)
+                        if "pickle" in wanted:
+                            console.print(f"{head}: no pickles for a search run")
+                        wanted = wanted - {"pickle"}
+                        files = export_search_run(s, run, folder, wanted) if wanted else []
+                    else:
+                        files = export_run(run, folder, chosen or set(DEFAULT_FORMATS), style)
+                    console.print(f"{head}: {len(files)} files in {escape(str(folder))}/")
+                    for f in files:
+                        console.print(f"  {escape(f.name)}", highlight=False)
+                if logdir is not None:
+                    from ..export.tensorboard import write_run
+
+                    written = write_run(run, logdir)
+                    console.print(f"{head}: TensorBoard files in {escape(str(written))}/", highlight=False)
+            if logdir is not None and runs:
+                console.print(f"view them with: tensorboard --logdir {escape(str(logdir))}", highlight=False)
 
     @app.command("import")
     def import_(
@@ -156,80 +241,95 @@ def register(app: typer.Typer) -> None:
 
     @app.command("compare")
     def compare(
-        targets: list[str] = typer.Argument(..., help="RUN:CONFIG pairs; RUN is a run id, a prefix or 'latest'."),
+        targets: list[str] = typer.Argument(..., help="RUN:CONFIG pairs; RUN is a run id, a prefix or "
+                                            "'latest'. The first is the baseline of the paired comparison."),
         metric: str = typer.Option("test_loss", "--metric", help="minibatch_loss, train_loss, test_loss, "
                                    "or any recorded eval metric."),
         target: Optional[float] = typer.Option(None, "--target", help="Report when the mean first falls below this."),
+        band: BandKind = typer.Option(BandKind.ci95, "--band", help="Band of the final values in tables for "
+                                      "papers: min-max, IQR, or the bootstrap 95% CI of the mean."),
+        fmt: TableFormat = typer.Option(TableFormat.table, "--format", "-f", help="table (the terminal), "
+                                        "markdown, latex (booktabs), csv or json; to stdout."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON (the same as --format json)."),
         store: Path = STORE_OPTION,
     ) -> None:
-        """Final-value statistics of configs side by side, paired when exactly two share replicate keys."""
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-
-        from ..stats import distribution, final_values, metric_curve, paired_comparison, time_to_target
+        """Final-value statistics of configs side by side, each paired with the first by replicate."""
+        from ..export import comparison as cmp
+        from ..export.paper import render
+        from ..export.tables import dumps_json
         from ..store import Store
 
+        if as_json and fmt not in (TableFormat.table, TableFormat.json):
+            _fail_input(f"--json and --format {fmt.value} ask for two outputs; choose one")
         pairs = [_split_target(item) for item in targets]
-        rows = []
         with user_errors():
             s = Store.open(store)
-            loaded = {}
+            loaded: dict[str, object] = {}
+            chosen = []
             for run_ref, config in pairs:
                 run_id = s.resolve(run_ref)
                 if run_id not in loaded:
                     loaded[run_id] = s.load_run(run_id)
-                run = loaded[run_id]
-                unit = run.units.get(config)
-                if unit is None:
-                    _fail_input(f"run {run_id} has no config {config!r}; it has: {', '.join(run.units)}")
-                finals = final_values(unit, metric)
-                if finals is None:
-                    recorded = ["minibatch_loss"] * (unit.minibatch_loss.shape[-1] > 0) + list(unit.eval)
-                    _fail_input(f"run {run_id} config {config!r} recorded no {metric}; "
-                                f"recorded: {', '.join(recorded) or 'nothing yet'}")
-                ttt = None
-                if target is not None:
-                    x, values = metric_curve(unit, metric)
-                    ttt = time_to_target(x, values[unit.healthy], target)
-                rows.append((run, unit, finals, distribution(finals), ttt))
-        console = Console()
-        run_ids = list(dict.fromkeys(run.run_id for run, *_ in rows))
-        t = Table(title=f"final {metric}" + (" (mean of the last 1% of steps)" if metric == "minibatch_loss" else ""),
-                  caption="runs: " + ", ".join(f"[{i + 1}] {r}" for i, r in enumerate(run_ids)),
-                  box=box.SIMPLE_HEAD)
-        # One column per config: fits 80 columns for the usual two to four configs.
-        t.add_column("", justify="left", no_wrap=True)
-        for run, unit, *_ in rows:
-            label = unit.name if len(run_ids) == 1 else f"[{run_ids.index(run.run_id) + 1}] {unit.name}"
-            t.add_column(label, justify="right", no_wrap=True)
-        stats = [("replicates", lambda u, d, x: str(u.replicates)),
-                 ("diverged", lambda u, d, x: str(u.diverged)),
-                 ("mean", lambda u, d, x: _fmt(d["mean"])),
-                 ("median", lambda u, d, x: _fmt(d["median"])),
-                 ("min", lambda u, d, x: _fmt(d["min"])),
-                 ("max", lambda u, d, x: _fmt(d["max"])),
-                 ("IQR", lambda u, d, x: _fmt(d["iqr"])),
-                 ("mean 95% CI low", lambda u, d, x: _fmt(d["ci95"][0]) if d["ci95"] else "-"),
-                 ("mean 95% CI high", lambda u, d, x: _fmt(d["ci95"][1]) if d["ci95"] else "-")]
-        if target is not None:
-            stats.append((f"% of run to < {target:g}", lambda u, d, x: "never" if x is None else f"{x:.1f}%"))
-        for name, cell in stats:
-            t.add_row(name, *(cell(unit, d, ttt) for _, unit, _, d, ttt in rows))
-        console.print(t)
-        if len(rows) == 2:
-            (ra, ua, fa, _, _), (rb, ub, fb, _, _) = rows
-            if fa.shape != fb.shape:
-                console.print(f"no paired comparison: {ua.name} has {fa.size} replicates, {ub.name} {fb.size}")
-                return
-            p = paired_comparison(fa, fb)
-            if p["pairs"] == 0:
-                console.print("no paired comparison: no replicate pair where both finished")
-                return
-            console.print(
-                f"P({ua.name} ends below {ub.name}) = {p['p_a_below_b']:.2f} "
-                f"(95% CI {p['ci95'][0]:.2f}..{p['ci95'][1]:.2f}) over {p['pairs']} replicate pairs; "
-                f"mean difference {_fmt(p['mean_difference'])}")
-            if ra.run_id != rb.run_id:
-                console.print("[dim]pairs are matched by replicate index; they share PRNG keys only if "
-                              "both runs used the same replicates.seed[/]")
+                chosen.append((loaded[run_id], config))
+            try:
+                result = cmp.compare(chosen, metric, band.value, target)
+            except cmp.ComparisonError as exc:
+                _fail_input(str(exc))
+        kind = "json" if as_json else fmt.value
+        if kind == "json":
+            print(dumps_json(cmp.as_json(result)), end="")
+        elif kind == "table":
+            _print_comparison(result)
+        else:
+            print(render(cmp.table(result), kind), end="")
+
+
+def _print_comparison(result) -> None:
+    """The terminal form: one column per config (fits 80 columns for two to four configs)."""
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..export.comparison import BAND_TITLES, metric_title
+
+    entries = result.entries
+    t = Table(title=metric_title(result.metric),
+              caption="runs: " + ", ".join(f"[{i + 1}] {r}" for i, r in enumerate(result.run_ids)),
+              box=box.SIMPLE_HEAD)
+    t.add_column("", justify="left", no_wrap=True)
+    for e in entries:
+        t.add_column(escape(e.label), justify="right", no_wrap=True)
+    band = BAND_TITLES[result.band]
+    stats = [("replicates", lambda e: str(e.unit.replicates)),
+             ("diverged", lambda e: str(e.unit.diverged)),
+             ("mean", lambda e: _fmt(e.stats["mean"])),
+             ("median", lambda e: _fmt(e.stats["median"])),
+             ("min", lambda e: _fmt(e.stats["min"])),
+             ("max", lambda e: _fmt(e.stats["max"])),
+             ("IQR", lambda e: _fmt(e.stats["iqr"])),
+             (f"{band} low", lambda e: _fmt(e.band[0]) if e.band else "-"),
+             (f"{band} high", lambda e: _fmt(e.band[1]) if e.band else "-")]
+    if result.target is not None:
+        stats.append((f"% of run to < {result.target:g}",
+                      lambda e: "never" if e.time_to_target is None else f"{e.time_to_target:.1f}%"))
+    if len(entries) > 1:
+        def paired(key, show):
+            return lambda e: "-" if e.paired is None or e.paired[key] is None else show(e.paired[key])
+
+        base = escape(entries[0].label)
+        stats += [(f"P(below {base})", paired("p_a_below_b", lambda v: f"{v:.2f}")),
+                  ("  95% CI", paired("ci95", lambda v: f"{v[0]:.2f}..{v[1]:.2f}")),
+                  ("  Wilcoxon p", paired("wilcoxon_p", lambda v: f"{v:.3g}")),
+                  ("  paired t p", paired("ttest_p", lambda v: f"{v:.3g}")),
+                  ("  mean difference", paired("mean_difference", _fmt))]
+    for name, cell in stats:
+        t.add_row(name, *(cell(e) for e in entries))
+    console = Console()
+    console.print(t)
+    for e in entries[1:]:
+        if e.unpaired_reason:
+            console.print(f"no paired comparison: {escape(e.unpaired_reason)}")
+    if any(e.paired for e in entries) and len(result.run_ids) > 1:
+        console.print("[dim]pairs are matched by replicate index; they share PRNG keys only if "
+                      "both runs used the same replicates.seed[/]")

@@ -27,8 +27,9 @@ def register(app: typer.Typer) -> None:
                   f"{len(study.search)} search spaces, {len(study.compare)} comparisons)")
 
     @presets_app.command("show")
-    def show(file: Path = typer.Argument(...),
-             set_: list[str] = typer.Option([], "--set", help="Override: KEY=VALUE.")) -> None:
+    def show(file: Path = typer.Argument(..., help="Preset file."),
+             set_: list[str] = typer.Option([], "--set", help="Override: KEY=VALUE."),
+             as_json: bool = typer.Option(False, "--json", help="Print the resolved study as JSON.")) -> None:
         """Print the study as optui reads it, with defaults filled in."""
         from rich.console import Console
         from rich.table import Table
@@ -37,6 +38,11 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             study = presets.load(file, set_)
+        if as_json:
+            from ..export.tables import dumps_json
+
+            print(dumps_json(_study_record(study)), end="")
+            return
         c = Console()
         c.print(f"[bold]{study.name}[/]: workload {study.workload}; {study.description}")
         c.print(f"data {study.data}")
@@ -55,3 +61,18 @@ def register(app: typer.Typer) -> None:
             c.print(f"compare ({cmp.metric}) {cmp.title}: {', '.join(cmp.configs)}")
         for name, space in study.search.items():
             c.print(f"search {name}: {space}")
+
+
+def _study_record(study) -> dict:
+    """The resolved study as plain data (what `presets show --json` prints)."""
+    return {
+        "study": study.name, "workload": study.workload, "description": study.description,
+        "path": study.path, "overrides": study.overrides, "data": study.data, "model": study.model,
+        "budget": study.budget.describe(), "eval": study.eval,
+        "replicates": {"count": study.replicates_count, "seed": study.replicates_seed},
+        "engine": study.engine,
+        "configs": {name: cfg.as_dict() for name, cfg in study.configs.items()},
+        "search": {name: space.as_dict() for name, space in study.search.items()},
+        "compare": [{"title": c.title, "configs": list(c.configs), "metric": c.metric,
+                     "labels": list(c.labels)} for c in study.compare],
+    }

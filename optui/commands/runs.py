@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
+from enum import Enum
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from .common import STORE_OPTION, user_errors
+
+
+class PaperFormat(str, Enum):
+    markdown = "markdown"
+    latex = "latex"
+    csv = "csv"
+
+
+class Band(str, Enum):
+    minmax = "minmax"
+    iqr = "iqr"
+    ci95 = "ci95"
 
 
 def _when(t: float | None) -> str:
@@ -56,7 +71,12 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.command("show")
     def show(run_id: str = typer.Argument(..., help="Run id, a unique prefix, or 'latest'."),
-             as_json: bool = typer.Option(False, "--json"), store: Path = STORE_OPTION) -> None:
+             as_json: bool = typer.Option(False, "--json", help="Print JSON: settings, meta and per-config statistics."),
+             fmt: Optional[PaperFormat] = typer.Option(None, "--format", "-f", help=(
+                 "Print the results as a table for papers: final values per config (a search: its "
+                 "ranked trials) as markdown, latex (booktabs) or csv.")),
+             band: Band = typer.Option(Band.ci95, "--band", help="Band of the final values (with --format)."),
+             store: Path = STORE_OPTION) -> None:
         """One run: its settings, device, versions and per-config results."""
         from rich import box
         from rich.console import Console
@@ -65,10 +85,20 @@ def register(app: typer.Typer) -> None:
         from ..export.tables import summary
         from ..store import Store
 
+        if as_json and fmt is not None:
+            print(f"error: --json and --format {fmt.value} ask for two outputs; choose one", file=sys.stderr)
+            raise typer.Exit(2)
         with user_errors():
             s = Store.open(store)
             run = s.load_run(run_id)
             info = s.run_info(run.run_id)
+            if fmt is not None:
+                from ..export import final_values_table, search_trials_table
+                from ..export.paper import render
+
+                table = search_trials_table(s, run) if run.kind == "search" else final_values_table(run, band.value)
+                print(render(table, fmt.value), end="")
+                return
         data = summary(run)
         if as_json:
             print(json.dumps({**data, "meta": info["meta"], "error": info["error"]}, indent=2, default=str))

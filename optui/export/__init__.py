@@ -1,11 +1,15 @@
-"""Exports of a run: report-style PNG figures, pickled histories, long CSV and a summary JSON.
+"""Exports of a run: report-style figures (PNG, PDF, SVG), pickled histories, long CSV, a summary
+JSON and tables for papers.
 
 export_run is the one entry point the CLI, the headless runner and the UI share. Files land in
 one folder (the CLI uses exports/<study>/):
-    compare-NN-<title>.png   one per comparison (the preset's [[compare]] entries)
-    config-<name>.png        one per config
+    compare-NN-<title>.png   one per comparison (the preset's [[compare]] entries); .pdf, .svg too
+    config-<name>.png        one per config; .pdf, .svg too
     mlruns.p                 the report's pickle layout      <study>-histories.p  the rich layout
     histories.csv            long-format histories          summary.json         statistics
+    final-values.md / .tex   final test loss per config: n, mean, band, paired with the first
+A search run (export_search_run) writes its trials table and scatter plots instead. TensorBoard
+event files go to a separate log folder (export.tensorboard).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..errors import OptuiError
 from ..presets import Compare
@@ -21,11 +25,16 @@ from ..results import RunResult
 from .atomic import ExportError, ensure_writable_dir
 from .figures import FigureStyle
 
-FORMATS = ("png", "pickle", "csv", "json")
+FIGURE_FORMATS = ("png", "pdf", "svg")
+TABLE_FORMATS = ("markdown", "latex")
+FORMATS = (*FIGURE_FORMATS, "pickle", "csv", "json", *TABLE_FORMATS)
+DEFAULT_FORMATS = ("png", "pickle", "csv", "json")
+# A search's files: its scatter plots, and its trials table as Markdown, LaTeX, CSV and JSON.
+SEARCH_DEFAULT_FORMATS = ("png", "markdown", "csv", "json")
 MAX_PAIRWISE_CONFIGS = 5
 
-__all__ = ["FORMATS", "ExportError", "FigureStyle", "comparisons_for", "default_comparisons",
-           "export_run", "slug"]
+__all__ = ["DEFAULT_FORMATS", "FIGURE_FORMATS", "FORMATS", "ExportError", "FigureStyle",
+           "comparisons_for", "default_comparisons", "export_run", "export_search_run", "slug"]
 
 
 def slug(text: str) -> str:
@@ -67,7 +76,17 @@ def comparisons_for(run: RunResult) -> list[Compare]:
     return default_comparisons(names)
 
 
-def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = FORMATS,
+def check_formats(formats: Iterable[str]) -> set[str]:
+    formats = set(formats)
+    unknown = sorted(formats - set(FORMATS))
+    if unknown:
+        raise ExportError(f"unknown export format {unknown[0]!r}; allowed: {', '.join(FORMATS)}")
+    if not formats:
+        raise ExportError(f"no export format chosen; allowed: {', '.join(FORMATS)}")
+    return formats
+
+
+def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS,
                style: FigureStyle | None = None,
                targets: dict[str, float] | None = None) -> list[Path]:
     """Write the chosen formats of a run into out_dir; returns the files written.
@@ -77,22 +96,20 @@ def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = FOR
     """
     from . import figures, pickles, tables
 
-    formats = set(formats)
-    unknown = sorted(formats - set(FORMATS))
-    if unknown:
-        raise ExportError(f"unknown export format {unknown[0]!r}; allowed: {', '.join(FORMATS)}")
-    if not formats:
-        raise ExportError(f"no export format chosen; allowed: {', '.join(FORMATS)}")
+    formats = check_formats(formats)
     style = style or FigureStyle()
     out = ensure_writable_dir(out_dir)
     written: list[Path] = []
-    if "png" in formats:
+    kinds = [k for k in FIGURE_FORMATS if k in formats]
+    if kinds:  # each figure is drawn once and saved in every chosen type
         for i, compare in enumerate(comparisons_for(run), start=1):
             fig = figures.compare_figure(run, compare, style)
-            written.append(figures.save_figure(fig, out / f"compare-{i:02d}-{slug(compare.title)}.png"))
+            for kind in kinds:
+                written.append(figures.save_figure(fig, out / f"compare-{i:02d}-{slug(compare.title)}.{kind}"))
         for name in run.units:
             fig = figures.config_figure(run, name, style)
-            written.append(figures.save_figure(fig, out / f"config-{slug(name)}.png"))
+            for kind in kinds:
+                written.append(figures.save_figure(fig, out / f"config-{slug(name)}.{kind}"))
     if "pickle" in formats:
         written.append(pickles.write_report_pickle(run, out / "mlruns.p"))
         written.append(pickles.write_rich_pickle(run, out / f"{slug(run.study)}-histories.p"))
@@ -100,4 +117,70 @@ def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = FOR
         written.append(tables.write_csv(run, out / "histories.csv"))
     if "json" in formats:
         written.append(tables.write_json(tables.summary(run, targets), out / "summary.json"))
+    for kind in TABLE_FORMATS:
+        if kind in formats:
+            written.append(_write_final_values(run, out, kind, style.band))
     return written
+
+
+def final_values_table(run: RunResult, band: str = "ci95") -> Any:
+    """Final test loss (else the metric the first config recorded last) of every config that
+    recorded it, each paired with the first: a PaperTable."""
+    from .comparison import compare, recorded_metrics, table
+
+    recorded = [recorded_metrics(u) for u in run.units.values()]
+    metric = "test_loss" if any("test_loss" in m for m in recorded) else next(
+        (m[-1] for m in recorded if m), None)
+    names = [name for name, m in zip(run.units, recorded) if metric in m]
+    if not names:
+        raise ExportError(f"run {run.run_id} has no final values yet: no config recorded a metric")
+    return table(compare([(run, name) for name in names], metric, band))
+
+
+def _write_final_values(run: RunResult, out: Path, kind: str, band: str) -> Path:
+    from . import atomic
+    from .paper import SUFFIXES, render
+
+    path = out / f"final-values.{SUFFIXES[kind]}"
+    return atomic.write_text(path, render(final_values_table(run, band), kind))
+
+
+def search_of(store: Any, run: RunResult) -> tuple[Any, Any, dict[str, Any]]:
+    """(study, space, run info) of a search run, read back from the preset text and overrides
+    stored with it."""
+    from .. import presets
+
+    info = store.run_info(run.run_id)
+    meta = info["meta"]
+    try:
+        study = presets.loads(run.preset_text, info["preset_path"] or f"preset of run {run.run_id}",
+                              meta.get("overrides", []))
+        space = study.search[meta["space_name"]]
+    except (OptuiError, KeyError, ImportError) as exc:
+        raise ExportError(f"search run {run.run_id}: its preset no longer reads as this optui's "
+                          f"({exc}); export it with the optui that ran it") from None
+    return study, space, info
+
+
+def search_trials_table(store: Any, run: RunResult) -> Any:
+    """A search run's ranked trials as a PaperTable."""
+    from ..search import rank_trials
+    from .search_report import trials_table
+
+    study, space, info = search_of(store, run)
+    return trials_table(study, space, info, rank_trials(store, run.run_id))
+
+
+def export_search_run(store: Any, run: RunResult, out_dir: str | Path,
+                      formats: Iterable[str] = SEARCH_DEFAULT_FORMATS) -> list[Path]:
+    """A search run's files: search-<space>.md / .tex / .csv / .json and its scatter plots.
+
+    pickle is not a search format and is skipped.
+    """
+    from ..search import rank_confirmations, rank_trials
+    from .search_report import export_search
+
+    formats = check_formats(formats)
+    study, space, info = search_of(store, run)
+    return export_search(study, space, info, rank_trials(store, run.run_id),
+                         rank_confirmations(store, run.run_id), out_dir, tuple(sorted(formats)))

@@ -217,12 +217,31 @@ def describe_spec(spec: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Render to PNG at the figure's size and DPI, written atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+FIGURE_FORMATS = ("png", "pdf", "svg")
+# Vector files embed their fonts as TrueType (Type 42): journals refuse the Type 3 fonts that are
+# matplotlib's default in PDFs. SVG text becomes paths, so it looks the same without the font.
+# No dates in the metadata and a fixed SVG id salt: the same figure gives the same bytes.
+_VECTOR_RC = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "path", "svg.hashsalt": "optui"}
+_METADATA = {"pdf": {"Creator": "optui", "Producer": "optui (matplotlib)", "CreationDate": None},
+             "svg": {"Creator": "optui", "Date": None}}
 
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Render to the file's type (.png at the figure's DPI, .pdf or .svg as vectors), atomically."""
+    from matplotlib import rc_context
+
+    path = Path(path)
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in FIGURE_FORMATS:
+        raise atomic.ExportError(f"{path}: figures are written as {', '.join(FIGURE_FORMATS)}, not {kind!r}")
     with _RENDER_LOCK:
-        canvas = FigureCanvasAgg(fig)
-        with atomic.atomic_open(path, "wb") as handle:
-            canvas.print_png(handle)
-    return Path(path)
+        if kind == "png":
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+            canvas = FigureCanvasAgg(fig)
+            with atomic.atomic_open(path, "wb") as handle:
+                canvas.print_png(handle)
+        else:
+            with rc_context(_VECTOR_RC), atomic.atomic_open(path, "wb") as handle:
+                fig.savefig(handle, format=kind, metadata=_METADATA[kind])
+    return path

@@ -181,15 +181,62 @@ def _padded(low: float, high: float, log: bool) -> tuple[float, float]:
     return low - pad, high + pad
 
 
+def trials_table(study: Study, space: SearchSpace, run_info: dict[str, Any],
+                 ranked: list[dict[str, Any]]) -> Any:
+    """The ranked trials as a PaperTable (Markdown, booktabs LaTeX or CSV)."""
+    from .paper import PaperTable
+
+    header = trial_header(space)
+    rows = []
+    for t in ranked:
+        rows.append([t["rank"], t["name"], t["status"], t["objective"],
+                     *[_plain(t["params"].get(c)) for c in table_params(space)], int(t["steps"]),
+                     float(t["wall_time_s"])])
+    align = ["r", "l", "l"] + ["r"] * (len(header) - 3)
+    caption = (f"Random search {study.name} / {space.name}: {len(ranked)} trials of {space.optimizer}, "
+               f"best first by {space.objective} (lower is better)")
+    notes = [f"Run {run_info['id']}; budget: {run_info['meta'].get('budget_note') or run_info['meta'].get('budget')}."]
+    return PaperTable(header, rows, align=align, caption=caption, notes=notes)
+
+
+def _plain(value: Any) -> Any:
+    """Integers stay integers (batch sizes), other numbers floats, for every table format."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)) and float(value).is_integer() and abs(value) < 1e9:
+        return int(value)
+    return float(value) if isinstance(value, (int, float)) else value
+
+
 def export_search(study: Study, space: SearchSpace, run_info: dict[str, Any], ranked: list[dict[str, Any]],
-                  confirmations: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
-    """exports/<study>/search-<space>.md and one search-<space>-<param>.png per searched param."""
+                  confirmations: list[dict[str, Any]], out_dir: str | Path,
+                  formats: tuple[str, ...] = ("markdown", "png")) -> list[Path]:
+    """exports/<study>/search-<space>.md and one search-<space>-<param>.png per searched param.
+
+    formats may add latex and csv (the trials table), json (the ranked trials with their
+    confirmations) and pdf or svg (the scatter plots).
+    """
+    from .paper import SUFFIXES, render
+    from .tables import write_json
+
     out = atomic.ensure_writable_dir(out_dir)
-    files = [atomic.write_text(out / f"search-{space.name}.md", markdown(study, space, run_info, ranked,
-                                                                      confirmations))]
-    for param in space.intervals:
-        files.append(save_figure(scatter_figure(study, space, ranked, param),
-                                 out / f"search-{space.name}-{param}.png"))
+    files = []
+    if "markdown" in formats:
+        files.append(atomic.write_text(out / f"search-{space.name}.md",
+                                       markdown(study, space, run_info, ranked, confirmations)))
+    for kind in ("latex", "csv"):
+        if kind in formats:
+            table = trials_table(study, space, run_info, ranked)
+            files.append(atomic.write_text(out / f"search-{space.name}.{SUFFIXES[kind]}", render(table, kind)))
+    if "json" in formats:
+        files.append(write_json({"run_id": run_info["id"], "study": study.name, "space": space.name,
+                                 "objective": space.objective, "trials": ranked,
+                                 "confirmations": confirmations}, out / f"search-{space.name}.json"))
+    kinds = [k for k in ("png", "pdf", "svg") if k in formats]
+    for param in space.intervals if kinds else ():
+        fig = scatter_figure(study, space, ranked, param)
+        for kind in kinds:
+            files.append(save_figure(fig, out / f"search-{space.name}-{param}.{kind}"))
     return files
 
 

@@ -85,6 +85,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def dumps_json(data: Any) -> str:
+    """JSON text of data with numpy values made plain and NaN/inf written as null."""
+    return json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
-    text = json.dumps(_jsonable(data), indent=2, allow_nan=False)
-    return atomic.write_text(path, text + "\n")
+    return atomic.write_text(path, dumps_json(data))
