@@ -200,11 +200,11 @@ def run_study(preset: str | Path, overrides: Iterable[str] = (), *, configs: lis
     Run returned is then "interrupted", and `optui run PRESET --headless --resume RUN_ID`
     finishes it. Exports are not written: call optui.export.export_run(run.result, folder).
     """
-    from . import presets
-    from .engine.runner import StudyRunner
+    from . import service
     from .store import Store
 
-    study = presets.load(preset, list(overrides))
+    study = service.load_study(preset, list(overrides))
     db = Store.open(store)
-    run_id = StudyRunner(study, db, on_event, cancel).run(configs=configs, replicates=replicates)
+    run_id = service.run_study(study, db, configs=configs, replicates=replicates, listener=on_event,
+                               cancel=cancel)
     return RunStore(db).run(run_id)

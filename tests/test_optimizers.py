@@ -16,7 +16,7 @@ import pytest
 
 import tinywork
 from optui import optimizers, presets
-from optui.engine.core import GroupRunner, replicate_keys, run_group
+from optui.engine.core import GroupRunner, member_keys, run_group
 from optui.errors import PresetError
 from optui.schema import check_value
 from optui.workloads.base import Strategy
@@ -148,7 +148,7 @@ def test_two_values_of_every_hyperparameter_train_in_one_compiled_program(tiny, 
     a = {k: representative(f) for k, f in spec.hyperparams.items()}
     b = {k: other_value(f, a[k]) for k, f in spec.hyperparams.items()}
     hp = {k: np.array([a[k], b[k]], np.float32) for k in a}
-    key = replicate_keys(0, 1)
+    key = member_keys(0, 1)
     keys = np.concatenate([key, key])
     runner = GroupRunner(tiny, name, 8, Strategy(scan=False, vmap_replicates=True))
     inputs = optimizers.engine_inputs(name, hp, 4, keys)
@@ -171,7 +171,7 @@ def test_chain_elements_and_schedules_are_data_too(tiny):
           "warmup_fraction": [0.0, 0.25], "final_fraction": [0.0, 0.1],
           "clip_norm": [0.5, 2.0], "clip_value": [0.1, 1.0], "weight_decay": [0.0, 0.01]}
     hp = {k: np.asarray(v, np.float32) for k, v in hp.items()}
-    keys = np.concatenate([replicate_keys(0, 1)] * 2)
+    keys = np.concatenate([member_keys(0, 1)] * 2)
     runner = GroupRunner(tiny, "momentum", 8, Strategy(scan=True, vmap_replicates=True))
     outs = [o for o, _ in run_group(runner, keys, hp, 6, 2)]
     assert np.isfinite(outs[-1].eval["test_loss"]).all()
@@ -298,7 +298,7 @@ def test_schedule_free_is_evaluated_at_its_averaged_point(tiny):
     spec = optimizers.OPTIMIZERS["schedule_free_adamw"]
     hp = {k: np.full(1, representative(f), np.float32) for k, f in spec.hyperparams.items()}
     hp["learning_rate"][:] = 0.05
-    keys = replicate_keys(0, 1)
+    keys = member_keys(0, 1)
     runner = GroupRunner(tiny, "schedule_free_adamw", 8, Strategy(scan=True, vmap_replicates=True))
     outs = [(o, s) for o, s in run_group(runner, keys, hp, 5, 1)]
     out, state = outs[-1]
@@ -312,7 +312,7 @@ def test_schedule_free_is_evaluated_at_its_averaged_point(tiny):
 
 def test_polyak_step_uses_the_minibatch_loss(tiny):
     """One engine step of polyak_sgd equals optax's update given value = the minibatch loss."""
-    keys = replicate_keys(3, 1)
+    keys = member_keys(3, 1)
     hp = {"max_learning_rate": np.ones(1, np.float32), "scaling": np.full(1, 0.5, np.float32),
           "f_min": np.zeros(1, np.float32), "eps": np.zeros(1, np.float32)}
     runner = GroupRunner(tiny, "polyak_sgd", 8, Strategy(scan=False, vmap_replicates=False))
@@ -331,7 +331,7 @@ def test_polyak_step_uses_the_minibatch_loss(tiny):
 
 
 def test_noisy_sgd_replicates_draw_their_own_noise():
-    keys = replicate_keys(0, 3)
+    keys = member_keys(0, 3)
     inputs = optimizers.engine_inputs("noisy_sgd", {"learning_rate": np.ones(3, np.float32)}, 10, keys)
     seeds = inputs["member_seed"]
     assert len(set(seeds.tolist())) == 3 and (seeds < 2**24).all()
