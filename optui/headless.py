@@ -155,8 +155,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     """The headless study: returns the process exit code (0 done, 1 failed, 130 interrupted)."""
     from . import presets
     from .engine.runner import StudyRunner
-    from .export import export_run
     from .export.atomic import ensure_writable_dir
+    from .export.layout import study_dir, write_exports
     from .export.tables import summary as run_summary
     from .store import Store
 
@@ -169,9 +169,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
                               info["meta"].get("overrides", []))
     else:
         study = presets.load(preset, overrides)
-    out_dir = exports_root / study.name
     if export:
-        ensure_writable_dir(out_dir)  # refuse before training, not after
+        ensure_writable_dir(study_dir(exports_root, study.name))  # refuse before training, not after
     cancel = threading.Event()
     printer = ProgressPrinter(console)
     runner = StudyRunner(study, store, printer, cancel)
@@ -196,8 +195,7 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     summary = run_summary(run)
     console.print(summary_table(summary))
     if export:
-        files = export_run(run, out_dir)
-        console.print(f"wrote {len(files)} files to {out_dir}/ (summary.json, figures, histories)")
+        return write_exports(run, exports_root, console)
     return 0
 
 

@@ -31,37 +31,37 @@ def _fail_input(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _runs_to_export(store, run_ids: list[str]) -> list[str]:
-    """The given runs (ids, prefixes or 'latest'), else the latest study/import run of each study."""
+def _runs_to_export(store, run_ids: list[str], say) -> list[str]:
+    """The given runs (ids, prefixes or 'latest'), else the newest finished study or import run
+    of each study; say() tells which, and which newer unfinished runs were passed over."""
     from ..errors import StoreError
 
     if run_ids:
         return list(dict.fromkeys(store.resolve(r) for r in run_ids))
-    latest: dict[str, str] = {}
+    chosen: dict[str, str] = {}
+    passed_over: dict[str, list[dict]] = {}
     for row in store.list_runs():  # oldest first, so later runs replace earlier ones
-        if row["kind"] in EXPORT_KINDS:
-            latest[row["study"]] = row["id"]
-    if not latest:
-        raise StoreError(f"{store.path}: no study or import runs to export; run "
-                         f"`optui run PRESET --headless` or `optui import FILE` first")
-    return list(latest.values())
-
-
-def _out_dirs(runs, out_root: Path) -> list[Path]:
-    """exports/<study>/; runs of one study exported together get a sub-folder each."""
-    from ..export import slug
-
-    studies = [r.study for r in runs]
-    dirs = []
-    for run in runs:
-        folder = out_root / _study_folder(run.study, slug)
-        dirs.append(folder / run.run_id if studies.count(run.study) > 1 else folder)
-    return dirs
-
-
-def _study_folder(study: str, slug) -> str:
-    plain = study and not any(c in study for c in "/\\:") and not study.startswith(".")
-    return study if plain else slug(study)
+        if row["kind"] not in EXPORT_KINDS or row.get("damaged"):
+            continue
+        if row["status"] == "done":
+            chosen[row["study"]] = row["id"]
+            passed_over[row["study"]] = []
+        else:
+            passed_over.setdefault(row["study"], []).append(row)
+    for study, rows in passed_over.items():
+        for row in rows:
+            what = (f"{study}: run {row['id']} is {row['status']} "
+                    f"({row['replicates_done']}/{row['replicates_total']} replicates done)")
+            if study in chosen:
+                say(f"{what}, newer than the finished run exported; `optui export {row['id']}` "
+                    f"exports it as it stands")
+            else:
+                say(f"{what} and the study has no finished run: nothing exported for it; "
+                    f"`optui export {row['id']}` exports it as it stands")
+    if not chosen:
+        raise StoreError(f"{store.path}: no finished study or import run to export; run "
+                         f"`optui run PRESET --headless` or `optui import FILE` first, or name a run")
+    return list(chosen.values())
 
 
 def _split_target(item: str) -> tuple[str, str]:
@@ -83,12 +83,12 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
         run_ids: list[str] = typer.Argument(None, help="Run ids (or unique prefixes, or 'latest'); "
-                                            "default: the latest run of each study."),
+                                            "default: the newest finished run of each study."),
         png: bool = typer.Option(False, "--png", help="Figures: one per comparison and per config."),
         pickle: bool = typer.Option(False, "--pickle", help="mlruns.p (report layout) and <study>-histories.p."),
         csv: bool = typer.Option(False, "--csv", help="histories.csv in long format."),
         json_: bool = typer.Option(False, "--json", help="summary.json with per-config statistics."),
-        out: Path = typer.Option(Path("exports"), "--out", help="Exports folder; files go to OUT/<study>/."),
+        out: Path = typer.Option(Path("exports"), "--out", help="Exports folder; files go to OUT/<study>/<run-id>/."),
         band: BandKind = typer.Option(BandKind.minmax, "--band", help="Band across replicates."),
         centre: Centre = typer.Option(Centre.mean, "--centre", help="Centre line."),
         linear: bool = typer.Option(False, "--linear", help="Linear y axis instead of log."),
@@ -100,8 +100,11 @@ def register(app: typer.Typer) -> None:
         """Write figures, pickles, CSV and summary JSON of runs (all formats unless some are chosen)."""
         from rich.console import Console
 
-        from ..export import FORMATS, FigureStyle, export_run
+        from rich.markup import escape
+
+        from ..export import FORMATS, FigureStyle
         from ..export.atomic import ensure_writable_dir
+        from ..export.layout import LATEST, export_to_run_folder, run_dir
         from ..store import Store
 
         chosen = {f for f, on in (("png", png), ("pickle", pickle), ("csv", csv), ("json", json_)) if on}
@@ -110,17 +113,19 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             style = FigureStyle(band=band.value, centre=centre.value, log_y=not linear, dpi=dpi,
                                 width=width, height=height)
-            s = Store.open(store)
-            runs = [s.load_run(r) for r in _runs_to_export(s, run_ids or [])]
-            dirs = _out_dirs(runs, out)
-            for folder in dirs:  # every folder is checked before any figure is drawn
-                ensure_writable_dir(folder)
-            for run, folder in zip(runs, dirs):
-                files = export_run(run, folder, formats, style)
-                console.print(f"[bold]{run.study}[/] ({run.run_id}, {run.kind}): {len(files)} files "
-                              f"in {folder}/")
+            s = Store.open(store, create=False)
+            ids = _runs_to_export(s, run_ids or [], lambda text: console.print(escape(text), highlight=False))
+            runs = [s.load_run(r) for r in ids]
+            for run in runs:  # every folder is checked before any figure is drawn
+                ensure_writable_dir(run_dir(out, run.study, run.run_id))
+            for run in runs:
+                folder, files, latest = export_to_run_folder(run, out, formats, style)
+                state = "" if run.status == "done" else f", {run.status}: as it stands"
+                console.print(escape(f"{run.study} ({run.run_id}, {run.kind}{state}): {len(files)} files "
+                                     f"in {folder}/") + (f" ({LATEST} points here)" if latest else ""),
+                              highlight=False, soft_wrap=True)
                 for f in files:
-                    console.print(f"  {f.name}")
+                    console.print(f"  {escape(f.name)}", highlight=False)
 
     @app.command("import")
     def import_(
@@ -173,7 +178,7 @@ def register(app: typer.Typer) -> None:
         pairs = [_split_target(item) for item in targets]
         rows = []
         with user_errors():
-            s = Store.open(store)
+            s = Store.open(store, create=False)
             loaded = {}
             for run_ref, config in pairs:
                 run_id = s.resolve(run_ref)

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
             f"Replicates per confirmed trial (with --confirm; default {DEFAULT_CONFIRM_REPLICATES}).")),
         set_: list[str] = typer.Option([], "--set", help="Override a preset key: KEY=VALUE (repeatable)."),
         export: bool = typer.Option(True, "--export/--no-export",
-                                    help="Write exports/<study>/search-<space>.md and scatter PNGs."),
+                                    help="Write exports/<study>/<run-id>/search-<space>.md and scatter PNGs."),
         store: Path = STORE_OPTION,
         exports: Path = EXPORTS_OPTION,
     ) -> None:
@@ -136,6 +136,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..engine.runner import build_workload
     from ..errors import OptuiError, PresetError
     from ..export.atomic import ensure_writable_dir
+    from ..export.layout import run_dir, study_dir
     from ..headless import INTERRUPTED, stop_on_signals
     from ..search import SearchRunner, search_space_of
     from ..store import Store
@@ -159,9 +160,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
             else list(study.search)
     if write_best:
         _check_write_target(write_best)
-    out_dir = exports_root / study.name
     if export:
-        ensure_writable_dir(out_dir)  # refuse before training, not after
+        ensure_writable_dir(study_dir(exports_root, study.name))  # refuse before training, not after
     workload = build_workload(study)
     for name in names:  # every space's batch sizes against the data, before any training
         study.search[name].check_batch_sizes(workload.n_train)
@@ -188,7 +188,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
             return INTERRUPTED
         console.print(f"search {name}: {time.perf_counter() - started:.1f} s here "
                       f"({info['wall_time_s']:.1f} s in all); compiled training programs: {runner.compiles}")
-        best = _report(study, runner.space, store, run_id, console, out_dir if export else None)
+        best = _report(study, runner.space, store, run_id, console,
+                       run_dir(exports_root, study.name, run_id) if export else None)
         if info["status"] == "failed":
             console.print(f"[red]some trials failed:[/] {info['error']}\n  re-run them with: "
                           f"optui search {preset} --headless --resume {run_id}")
