@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from .errors import OptuiError
-from .terminal import detach_if_hung_up
+from .terminal import detach_if_hung_up, guard_console
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s)
 INTERRUPTED = 130  # the exit code of a run stopped by any of STOP_SIGNALS: it can be resumed
@@ -55,6 +55,7 @@ class ProgressPrinter:
     """Turns engine events into a rich progress display: per config, steps done and ETA."""
 
     def __init__(self, console: Console):
+        guard_console(console)  # a closed or full stdout must not stop the run
         self.console = console
         self.progress = Progress(
             TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),

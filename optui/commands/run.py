@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
         exports: Path = EXPORTS_OPTION,
     ) -> None:
         """Run a study's configs as seed replicates, record them, and export the results."""
-        if not headless:
+        from ..terminal import headless_without_terminal
+
+        if not headless and not headless_without_terminal():
             from .ui import open_ui
 
             open_ui(str(preset))

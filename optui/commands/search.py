@@ -38,7 +38,9 @@ def register(app: typer.Typer) -> None:
         exports: Path = EXPORTS_OPTION,
     ) -> None:
         """Random search: draw trials from a space, train them grouped, rank them, keep the best."""
-        if not headless:
+        from ..terminal import headless_without_terminal
+
+        if not headless and not headless_without_terminal():
             from .ui import open_ui
 
             open_ui(str(preset))
@@ -60,6 +62,9 @@ class SearchPrinter:
     """Engine and search events -> a rich progress display and one line per finished trial."""
 
     def __init__(self, console: Any):
+        from ..terminal import guard_console
+
+        guard_console(console)  # a closed or full stdout must not stop the search
         self.console = console
         self.progress = None
         self.trials_task = self.group_task = None
