@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 import threading
 import time
@@ -15,40 +13,24 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from . import stop_signals
 from .engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from .errors import OptuiError
-from .terminal import detach_if_hung_up, guard_console
+from .terminal import guard_console
 
-STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s)
-INTERRUPTED = 130  # the exit code of a run stopped by any of STOP_SIGNALS: it can be resumed
+STOP_SIGNALS = stop_signals.STOP_SIGNALS
+INTERRUPTED = stop_signals.INTERRUPTED  # the exit code of a run stopped by a stop signal: it can be resumed
 
 
 @contextmanager
 def stop_on_signals(cancel: threading.Event, console: Console) -> Iterator[None]:
-    """First SIGINT/SIGTERM/SIGHUP: stop after the current chunk. A second: exit at once.
+    """First SIGINT/SIGTERM/SIGHUP: stop after the current chunk. A second: exit at once, even
+    while the device is busy with a long chunk (see optui.stop_signals).
 
     Exiting at once still loses at most the chunk in flight: every finished chunk is committed.
     """
-    if threading.current_thread() is not threading.main_thread():
+    with stop_signals.watch(cancel, console.print):
         yield
-        return
-
-    def handler(signum, frame):
-        if signum == getattr(signal, "SIGHUP", None):
-            detach_if_hung_up()  # an SSH drop: printing to the lost terminal would fail the run
-        if cancel.is_set():
-            console.print("[red]second stop signal: exiting now[/]")
-            os._exit(INTERRUPTED)
-        cancel.set()
-        console.print(f"[yellow]{signal.Signals(signum).name}: stopping after the current chunk "
-                      f"(send it again to exit at once)[/]")
-
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 class ProgressPrinter:
