@@ -15,7 +15,7 @@ from rich.table import Table
 
 from . import stop_signals
 from .engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
-from .errors import OptuiError
+from .errors import OptuiError, RunLostError
 from .terminal import guard_console
 
 STOP_SIGNALS = stop_signals.STOP_SIGNALS
@@ -134,7 +134,7 @@ def summary_table(summary: dict) -> Table:
 
 def run_study(preset: str, overrides: list[str], resume: str | None, store_root: Path,
               exports_root: Path, configs: list[str] | None, replicates: int | None,
-              export: bool, console: Console) -> int:
+              export: bool, console: Console, force: bool = False) -> int:
     """The headless study: returns the process exit code (0 done, 1 failed, 130 interrupted)."""
     from . import presets
     from .engine.runner import StudyRunner
@@ -144,6 +144,7 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     from .store import Store
 
     store = Store.open(store_root)
+    store.take_over_expired = force
     if resume:
         # Resume exactly what was started: the preset text and overrides recorded with the run.
         resume = store.resolve(resume)
@@ -169,7 +170,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
             if runner.run_id is None:  # refused before the run began: nothing to resume
                 raise
             print(f"error: {exc}", file=sys.stderr)
-            _print_resume(console, preset, runner.run_id, "failed")
+            if not isinstance(exc, RunLostError):  # a deleted store or a run taken over: nothing to resume here
+                _print_resume(console, preset, runner.run_id, "failed")
             return 1
     run = store.load_run(run_id)
     if run.status != "done":

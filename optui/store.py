@@ -196,6 +196,9 @@ class Store:
         self.read_only = read_only
         self._identity = _file_identity(path)
         self._leases: dict[str, _Heartbeat] = {}
+        self._lost: dict[str, StoreError] = {}
+        # --force: claim_run takes over runs whose holder's lease expired (never a live one).
+        self.take_over_expired = False
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -362,7 +365,7 @@ class Store:
             return NO_LEASE if host == here else HOLDER_GONE
         return HOLDER_LIVE if time.time() < expires else LEASE_EXPIRED
 
-    def claim_run(self, run_id: str, force: bool = False) -> None:
+    def claim_run(self, run_id: str, force: bool | None = None) -> None:
         """Take a run that is not running (for --resume): mark it running under a new lease.
 
         The holder is checked inside the claiming transaction: of two processes resuming one
@@ -370,6 +373,7 @@ class Store:
         expired (hung, stopped, on a machine that went away, or a reused process id) is taken
         over only with force; a live lease never.
         """
+        force = self.take_over_expired if force is None else force
         host = os.uname().nodename
         token = uuid.uuid4().hex
         with self.tx() as c:
@@ -393,6 +397,7 @@ class Store:
             c.execute("UPDATE runs SET status=?, pid=?, host=?, error=NULL, finished=NULL, lease_token=?,"
                       " lease_expires=? WHERE id=?",
                       (ACTIVE, os.getpid(), host, token, time.time() + LEASE_SECONDS, run_id))
+        self._lost.pop(run_id, None)
         self._start_heartbeat(run_id, token, float(wall or 0.0))
         if state == HOLDER_GONE:  # its process ended without recording how the run ended
             gone = ", which is gone" if holder_host == host else f" on {holder_host}, assumed gone"
@@ -411,18 +416,24 @@ class Store:
 
     def _check_lease(self, c: sqlite3.Connection, run_id: str) -> None:
         """Inside a write: this process must still hold the run it writes (fencing)."""
+        if run_id in self._lost:
+            raise self._lost[run_id]
         beat = self._leases.get(run_id)
         if beat is None:
             return
         row = c.execute("SELECT lease_token, pid, host FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
-            raise StoreGoneError(f"run {run_id} was deleted from {self.path} while it ran; nothing more "
-                                 f"of it can be recorded")
-        if row[0] != beat.token:
-            self._leases.pop(run_id).stop()
-            raise RunTakenOverError(f"run {run_id} was taken over by process {row[1]} on {row[2]} after "
-                                    f"this process's lease expired; this process stops without writing "
-                                    f"more of it")
+            lost: StoreError = StoreGoneError(f"run {run_id} was deleted from {self.path} while it ran; "
+                                              f"nothing more of it can be recorded")
+        elif row[0] != beat.token:
+            lost = RunTakenOverError(f"run {run_id} was taken over by process {row[1]} on {row[2]} after "
+                                     f"this process's lease expired; this process stops without writing "
+                                     f"more of it")
+        else:
+            return
+        self._leases.pop(run_id).stop()
+        self._lost[run_id] = lost  # every later write of this run is refused the same way
+        raise lost
 
     def _release(self, run_id: str) -> None:
         beat = self._leases.pop(run_id, None)

@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
         write_best: Optional[Path] = typer.Option(None, "--write-best", help=(
             "Add the best trial to this preset file as config <space>-searched (comments are kept).")),
         resume: Optional[str] = typer.Option(None, "--resume", help="Finish or extend a search run: RUN_ID."),
+        force: bool = typer.Option(False, "--force", help=(
+            "With --resume: take the run over from a process whose lease expired. A live run is "
+            "never taken.")),
         confirm: Optional[int] = typer.Option(None, "--confirm", min=1,
                                               help="Re-run the K best trials with fresh seed replicates."),
         replicates: Optional[int] = typer.Option(None, "--replicates", "-r", min=1, help=(
@@ -54,7 +57,7 @@ def register(app: typer.Typer) -> None:
                 raise PresetError("--replicates goes with --confirm K (the number of best trials to re-run)")
             code = run_search(str(preset), set_, space, trials, write_best, resume,
                               (confirm, replicates or DEFAULT_CONFIRM_REPLICATES) if confirm else None,
-                              store, exports, export, Console())
+                              store, exports, export, Console(), force=force)
         raise typer.Exit(code)
 
 
@@ -135,7 +138,7 @@ def _check_write_target(path: Path) -> None:
 
 def run_search(preset: str, overrides: list[str], space_name: str | None, trials: int | None,
                write_best: Path | None, resume: str | None, confirm: tuple[int, int] | None,
-               store_root: Path, exports_root: Path, export: bool, console: Any) -> int:
+               store_root: Path, exports_root: Path, export: bool, console: Any, force: bool = False) -> int:
     """The headless search: exit code 0 done, 1 failed, 130 interrupted."""
     from .. import presets
     from ..engine.runner import build_workload
@@ -147,6 +150,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..store import Store
 
     store = Store.open(store_root)
+    store.take_over_expired = force
     if resume:
         # Resume exactly what was started: the preset text and overrides recorded with the run.
         resume = store.resolve(resume)
