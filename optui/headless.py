@@ -136,7 +136,7 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
               exports_root: Path, configs: list[str] | None, replicates: int | None,
               export: bool, console: Console, force: bool = False) -> int:
     """The headless study: returns the process exit code (0 done, 1 failed, 130 interrupted)."""
-    from . import presets
+    from . import fingerprint, presets
     from .engine.runner import StudyRunner
     from .export.atomic import ensure_writable_dir
     from .export.layout import study_dir, write_exports
@@ -146,11 +146,9 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     store = Store.open(store_root)
     store.take_over_expired = force
     if resume:
-        # Resume exactly what was started: the preset text and overrides recorded with the run.
+        # PRESET as it is now, with the overrides recorded with the run: refused if it changed.
         resume = store.resolve(resume)
-        info = store.run_info(resume)
-        study = presets.loads(store.preset_text(resume), info["preset_path"] or preset,
-                              info["meta"].get("overrides", []))
+        study = fingerprint.study_for_resume(store, resume, preset, overrides)  # checked by the runner
     else:
         study = presets.load(preset, overrides)
     if export:

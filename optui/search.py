@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import fingerprint
 from .errors import OptuiError, PresetError, StoreError
 from .presets import Study
 from .search_space import SearchSpace, fair_budget
@@ -275,6 +276,7 @@ class SearchRunner:
         budget, self.budget_note = fair_budget(space, self.study.budget)
         if resume:
             run_id = self._reopen(resume)
+            fingerprint.check_resume(self.store, run_id, self.study, self.workload)
             info = self.store.run_info(run_id)
             existing = {r["name"] for r in self.store.unit_rows(run_id)}
             count = max(int(info["meta"].get("trials", space.trials)), trials or 0)
@@ -288,7 +290,7 @@ class SearchRunner:
                     "space": space.as_dict(), "space_name": space.name, "seed": space.seed,
                     "budget": budget.describe(), "budget_note": self.budget_note,
                     "eval_points": self.study.eval_points, "data": self.workload.info,
-                    "overrides": self.study.overrides}
+                    "overrides": self.study.overrides, "fingerprint": fingerprint.of(self.study, self.workload, space=space.name)}
             run_id = self.store.create_run(self.study.name, self.study.workload, "search", self.study.text,
                                            self.study.path, meta)
             existing = set()
@@ -316,6 +318,7 @@ class SearchRunner:
         """Re-run the `top` best trials of a finished search with `replicates` seed replicates."""
         self._prepare(workload)
         run_id = self._reopen(run_id)
+        fingerprint.check_resume(self.store, run_id, self.study, self.workload)
         info = self.store.run_info(run_id)
         if info["status"] != "done":
             raise OptuiError(f"run {run_id} is {info['status']}; finish the search first (--resume {run_id})")

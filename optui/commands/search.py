@@ -140,7 +140,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
                write_best: Path | None, resume: str | None, confirm: tuple[int, int] | None,
                store_root: Path, exports_root: Path, export: bool, console: Any, force: bool = False) -> int:
     """The headless search: exit code 0 done, 1 failed, 130 interrupted."""
-    from .. import presets
+    from .. import fingerprint, presets
     from ..engine.runner import build_workload
     from ..errors import OptuiError, PresetError
     from ..export.atomic import ensure_writable_dir
@@ -152,7 +152,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     store = Store.open(store_root)
     store.take_over_expired = force
     if resume:
-        # Resume exactly what was started: the preset text and overrides recorded with the run.
+        # PRESET as it is now, with the overrides recorded with the run: refused if it changed.
         resume = store.resolve(resume)
         info = store.run_info(resume)
         if info["kind"] != "search":
@@ -160,8 +160,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
         stored_space = info["meta"].get("space_name")
         if space_name and space_name != stored_space:
             raise PresetError(f"run {resume} searched space {stored_space!r}, not {space_name!r}")
-        study = presets.loads(store.preset_text(resume), info["preset_path"] or preset,
-                              info["meta"].get("overrides", []))
+        study = fingerprint.study_for_resume(store, resume, preset, overrides)  # checked by the runner
         names = [stored_space]
     else:
         study = presets.load(preset, overrides)

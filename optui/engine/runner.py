@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import fingerprint
 from ..errors import OptuiError, PresetError
 from ..presets import Config, Study
 from ..store import Store
@@ -50,7 +51,7 @@ def resolve_strategy(study: Study, workload: Workload) -> Strategy:
 
 def plan_units(study: Study, workload: Workload, configs: list[str] | None = None,
                replicates: int | None = None) -> list[UnitPlan]:
-    names = configs or list(study.configs)
+    names = list(dict.fromkeys(configs or study.configs))  # a config named twice trains once
     plans = []
     for name in names:
         if name not in study.configs:
@@ -92,6 +93,7 @@ class StudyRunner:
             info = self.store.run_info(run_id)
             if info["kind"] != "study":
                 raise OptuiError(f"run {run_id} is a {info['kind']} run; resume it with its own command")
+            fingerprint.check_resume(self.store, run_id, study, workload, configs, replicates)
             if info["status"] == "done":
                 raise OptuiError(f"run {run_id} is already complete; nothing to resume")
             units = [UnitPlan(r["name"], study.configs[r["name"]] if r["name"] in study.configs else None,
@@ -105,7 +107,7 @@ class StudyRunner:
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
                     "budget": study.budget.describe(), "eval_points": study.eval_points,
                     "seed": study.replicates_seed, "data": workload.info,
-                    "overrides": study.overrides}
+                    "overrides": study.overrides, "fingerprint": fingerprint.of(study, workload, [u.name for u in units])}
             run_id = self.store.create_run(study.name, study.workload, "study", study.text, study.path, meta)
             for u in units:
                 self.store.add_unit(run_id, u.name, {**u.config.as_dict(), "steps": u.steps},
