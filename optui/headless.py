@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 import threading
 import time
@@ -15,42 +13,26 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from . import stop_signals
 from .engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
-from .errors import OptuiError
+from .errors import OptuiError, RunLostError
 from .progress import RunProgress, UnitProgress, reduce
 from .status import Status
-from .terminal import detach_if_hung_up
+from .terminal import guard_console
 
-STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s)
-INTERRUPTED = 130  # the exit code of a run stopped by any of STOP_SIGNALS: it can be resumed
+STOP_SIGNALS = stop_signals.STOP_SIGNALS
+INTERRUPTED = stop_signals.INTERRUPTED  # the exit code of a run stopped by a stop signal: it can be resumed
 
 
 @contextmanager
 def stop_on_signals(cancel: threading.Event, console: Console) -> Iterator[None]:
-    """First SIGINT/SIGTERM/SIGHUP: stop after the current chunk. A second: exit at once.
+    """First SIGINT/SIGTERM/SIGHUP: stop after the current chunk. A second: exit at once, even
+    while the device is busy with a long chunk (see optui.stop_signals).
 
     Exiting at once still loses at most the chunk in flight: every finished chunk is committed.
     """
-    if threading.current_thread() is not threading.main_thread():
+    with stop_signals.watch(cancel, console.print):
         yield
-        return
-
-    def handler(signum, frame):
-        if signum == getattr(signal, "SIGHUP", None):
-            detach_if_hung_up()  # an SSH drop: printing to the lost terminal would fail the run
-        if cancel.is_set():
-            console.print("[red]second stop signal: exiting now[/]")
-            os._exit(INTERRUPTED)
-        cancel.set()
-        console.print(f"[yellow]{signal.Signals(signum).name}: stopping after the current chunk "
-                      f"(send it again to exit at once)[/]")
-
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 class ProgressPrinter:
@@ -58,6 +40,7 @@ class ProgressPrinter:
     plain lines every 10% when the output is a file or pipe (a batch job's log)."""
 
     def __init__(self, console: Console):
+        guard_console(console)  # a closed or full stdout must not stop the run
         self.console = console
         self.progress = Progress(
             TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
@@ -140,22 +123,22 @@ def summary_table(summary: dict) -> Table:
 
 def run_study(preset: str, overrides: list[str], resume: str | None, store_root: Path,
               exports_root: Path, configs: list[str] | None, replicates: int | None,
-              export: bool, console: Console) -> int:
+              export: bool, console: Console, force: bool = False) -> int:
     """The headless study: returns the process exit code (0 done, 1 failed, 130 interrupted)."""
     from . import service
-    from .export import export_run
     from .export.atomic import ensure_writable_dir
+    from .export.layout import study_dir, write_exports
     from .export.tables import summary as run_summary
     from .store import Store
 
     store = Store.open(store_root)
-    if resume:  # exactly what was started: the preset text and overrides recorded with the run
-        resume, study = service.study_of_run(store, resume, preset)
+    store.take_over_expired = force
+    if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
+        resume, study = service.study_of_run(store, resume, preset, overrides)
     else:
         study = service.load_study(preset, overrides)
-    out_dir = exports_root / study.name
     if export:
-        ensure_writable_dir(out_dir)  # refuse before training, not after
+        ensure_writable_dir(study_dir(exports_root, study.name))  # refuse before training, not after
     cancel = threading.Event()
     printer = ProgressPrinter(console)
     runner = service.StudyRunner(study, store, printer, cancel)
@@ -172,7 +155,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
             if runner.run_id is None:  # refused before the run began: nothing to resume
                 raise
             print(f"error: {exc}", file=sys.stderr)
-            _print_resume(console, preset, runner.run_id, "failed")
+            if not isinstance(exc, RunLostError):  # a deleted store or a run taken over: nothing to resume here
+                _print_resume(console, preset, runner.run_id, "failed")
             return 1
     run = store.load_run(run_id)
     if run.status != Status.DONE:
@@ -181,8 +165,7 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     summary = run_summary(run)
     console.print(summary_table(summary))
     if export:
-        files = export_run(run, out_dir)
-        console.print(f"wrote {len(files)} files to {out_dir}/ (summary.json, figures, histories)")
+        return write_exports(run, exports_root, console)
     return 0
 
 

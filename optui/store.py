@@ -12,8 +12,10 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 import uuid
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +23,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import StoreError
+from .errors import RunTakenOverError, StoreError, StoreGoneError, UnknownRunError, UsageError
 from .processes import pid_alive
 from .results import RunResult, UnitResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "optui.sqlite"
 
 _SCHEMA = """
@@ -44,7 +46,9 @@ CREATE TABLE IF NOT EXISTS runs (
     meta TEXT NOT NULL,
     error TEXT,
     pid INTEGER,
-    host TEXT
+    host TEXT,
+    lease_token TEXT,
+    lease_expires REAL
 );
 CREATE TABLE IF NOT EXISTS units (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -94,11 +98,30 @@ def _add_run_owner(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
 
 
+def _add_run_lease(conn: sqlite3.Connection) -> None:
+    """1 -> 2: runs record a heartbeat lease (who holds them, and until when)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind in (("lease_token", "TEXT"), ("lease_expires", "REAL")):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+
+
 # MIGRATIONS[v] brings a store from schema v to v + 1. Steps leave existing rows as they are.
-MIGRATIONS = {0: _add_run_owner}
+MIGRATIONS = {0: _add_run_owner, 1: _add_run_lease}
 OLDEST_MIGRATABLE = min(MIGRATIONS)
 
 ACTIVE = "running"
+DAMAGED = "damaged"
+
+# A running run's owner renews its lease every HEARTBEAT_SECONDS; a lease not renewed for
+# LEASE_SECONDS has expired: its holder is hung, stopped, gone with its machine, or its process id
+# now names another process. Only --force takes such a run over.
+LEASE_SECONDS = 60.0
+HEARTBEAT_SECONDS = 10.0
+
+# What a run's recorded holder is, seen from this process (see Store.holder_state).
+NO_HOLDER, HELD_HERE, HOLDER_GONE, HOLDER_LIVE, LEASE_EXPIRED, NO_LEASE = (
+    "none", "here", "gone", "live", "expired", "no-lease")
 
 log = logging.getLogger(__name__)  # unconfigured, warnings print their message on stderr
 
@@ -130,15 +153,82 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class _Heartbeat(threading.Thread):
+    """Renews one run's lease (and records its wall time so far) until stopped or lost.
+
+    It has its own connection to the store file opened when the lease was taken, so a store
+    deleted meanwhile is noticed rather than silently created anew.
+    """
+
+    def __init__(self, path: Path, identity: tuple[int, int] | None, run_id: str, token: str,
+                 wall_base: float):
+        super().__init__(name=f"optui-lease-{run_id}", daemon=True)
+        self.path, self.identity, self.run_id, self.token = path, identity, run_id, token
+        self.wall_base = wall_base
+        self.started_at = time.monotonic()
+        self.stopped = threading.Event()
+        self.lost: str | None = None
+        self.conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(HEARTBEAT_SECONDS):
+                if _file_identity(self.path) != self.identity:
+                    self.lost = "gone"
+                    return
+                try:
+                    cur = self.conn.execute(
+                        "UPDATE runs SET lease_expires=?, wall_time_s=? WHERE id=? AND lease_token=? "
+                        "AND status=?", (time.time() + LEASE_SECONDS,
+                                         self.wall_base + time.monotonic() - self.started_at,
+                                         self.run_id, self.token, ACTIVE))
+                except sqlite3.Error:
+                    continue  # a long lock or a full disk: try again at the next beat
+                if cur.rowcount == 0 and not self.stopped.is_set():
+                    self.lost = "taken"
+                    return
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
 class Store:
-    def __init__(self, path: Path, conn: sqlite3.Connection):
+    def __init__(self, path: Path, conn: sqlite3.Connection, read_only: bool = False):
         self.path = path
         self.conn = conn
+        self.read_only = read_only
+        self._identity = _file_identity(path)
+        self._leases: dict[str, _Heartbeat] = {}
+        self._lost: dict[str, StoreError] = {}
+        # --force: claim_run takes over runs whose holder's lease expired (never a live one).
+        self.take_over_expired = False
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, root: str | Path = "runs") -> "Store":
+    def open(cls, root: str | Path = "runs", create: bool = True) -> "Store":
+        """Open (create=True: and create if needed) the store in folder root.
+
+        create=False is for commands that only read: a missing store is an error that creates
+        nothing, and a store in a read-only folder is opened read-only.
+        """
         root = Path(root)
+        if not create:
+            if not (root / DB_NAME).is_file():
+                raise UsageError(f"{root}: no run store here ({DB_NAME} not found); nothing has run "
+                                 f"in this folder yet, or pass --store DIR")
+            if not os.access(root, os.W_OK) or not os.access(root / DB_NAME, os.W_OK):
+                return cls._open_read_only(root / DB_NAME)
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -157,6 +247,26 @@ class Store:
             raise StoreError(f"{path}: cannot open the run store: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a usable optui store: {exc}") from None
+        return store
+
+    @classmethod
+    def _open_read_only(cls, path: Path) -> "Store":
+        """A store nobody here can write (a read-only folder or file): read it as it is.
+
+        SQLite's WAL mode needs to write a shared-memory file even to read, so the file is opened
+        as immutable: correct as long as no other process writes it meanwhile, which a read-only
+        folder rules out for this machine.
+        """
+        try:
+            conn = sqlite3.connect(path.absolute().as_uri() + "?immutable=1", uri=True,
+                                   check_same_thread=False)
+            store = cls(path, conn, read_only=True)
+            version = store._schema_version()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot read the run store (read-only): {exc}") from None
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{path}: store schema {version} needs upgrading, which a read-only store "
+                             f"cannot be; open it once where it can be written")
         return store
 
     def _schema_version(self) -> int | None:
@@ -205,11 +315,22 @@ class Store:
                                  f"{SCHEMA_VERSION} ({exc}); the store is unchanged") from None
 
     def close(self) -> None:
+        for beat in self._leases.values():
+            beat.stop()
+        self._leases.clear()
         self.conn.close()
+
+    def _check_same_file(self) -> None:
+        """Refuse to write when the store file was deleted or replaced since it was opened: SQLite
+        would go on writing the deleted file, and a run would end "done" with nothing kept."""
+        if self._identity is not None and _file_identity(self.path) != self._identity:
+            raise StoreGoneError(f"{self.path}: the run store was deleted or replaced while this process "
+                                 f"was using it; what this run did since cannot be recorded")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: writers queue on SQLite's lock instead of failing."""
+        self._check_same_file()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -230,36 +351,108 @@ class Store:
     def create_run(self, study: str, workload: str, kind: str, preset_text: str,
                    preset_path: str | None, meta: dict[str, Any]) -> str:
         run_id = new_run_id()
+        token = uuid.uuid4().hex
         with self.tx() as c:
             c.execute(
                 "INSERT INTO runs (id, study, workload, kind, status, created, preset_text, preset_path,"
-                " meta, pid, host) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " meta, pid, host, lease_token, lease_expires) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, study, workload, kind, ACTIVE, time.time(), preset_text, preset_path,
-                 json.dumps(meta, default=str), os.getpid(), os.uname().nodename),
+                 json.dumps(meta, default=str), os.getpid(), os.uname().nodename, token,
+                 time.time() + LEASE_SECONDS),
             )
+        self._start_heartbeat(run_id, token, 0.0)
         return run_id
 
-    def claim_run(self, run_id: str) -> None:
-        """Mark an interrupted run as running again in this process (for --resume).
+    # -- ownership: a heartbeat lease ----------------------------------------------------------
+    @staticmethod
+    def holder_state(status: str, pid: int | None, host: str | None, expires: float | None) -> str:
+        """Who holds a run, seen from here: nobody, this process, a process known to be gone, a
+        live lease, an expired lease, or (a run started by an older optui) no lease at all."""
+        if status != ACTIVE or pid is None:
+            return NO_HOLDER
+        here = os.uname().nodename
+        if pid == os.getpid() and host == here:
+            return HELD_HERE
+        if host == here and not pid_alive(pid):
+            return HOLDER_GONE  # killed, or crashed: no need to wait for its lease
+        if expires is None:
+            return NO_LEASE if host == here else HOLDER_GONE
+        return HOLDER_LIVE if time.time() < expires else LEASE_EXPIRED
+
+    def claim_run(self, run_id: str, force: bool | None = None) -> None:
+        """Take a run that is not running (for --resume): mark it running under a new lease.
 
         The holder is checked inside the claiming transaction: of two processes resuming one
-        run, exactly one wins and the other is told who holds it.
+        run, exactly one wins and the other is told who holds it. A run whose holder's lease
+        expired (hung, stopped, on a machine that went away, or a reused process id) is taken
+        over only with force; a live lease never.
         """
+        force = self.take_over_expired if force is None else force
         host = os.uname().nodename
+        token = uuid.uuid4().hex
         with self.tx() as c:
-            row = c.execute("SELECT status, pid, host FROM runs WHERE id=?", (run_id,)).fetchone()
+            row = c.execute("SELECT status, pid, host, lease_expires, wall_time_s FROM runs WHERE id=?",
+                            (run_id,)).fetchone()
             if row is None:
-                raise StoreError(f"no run {run_id!r} in {self.path}")
-            status, pid, holder_host = row
-            held = status == ACTIVE and pid is not None and pid != os.getpid()
-            if held and holder_host == host and pid_alive(pid):
-                raise StoreError(f"run {run_id} is being run by process {pid}; "
+                raise UnknownRunError(f"no run {run_id!r} in {self.path}")
+            status, pid, holder_host, expires, wall = row
+            state = self.holder_state(status, pid, holder_host, expires)
+            where = "" if holder_host == host else f" on {holder_host}"
+            if state == HOLDER_LIVE:
+                raise StoreError(f"run {run_id} is being run by process {pid}{where} (its lease was renewed "
+                                 f"{max(0.0, LEASE_SECONDS - (expires - time.time())):.0f} s ago); "
                                  f"wait for it or stop it first")
-            c.execute("UPDATE runs SET status=?, pid=?, host=?, error=NULL, finished=NULL WHERE id=?",
-                      (ACTIVE, os.getpid(), host, run_id))
-        if held:  # its process ended without recording how the run ended (killed, or a crash)
+            if state in (LEASE_EXPIRED, NO_LEASE) and not force:
+                why = ("its lease expired " f"{time.time() - expires:.0f} s ago" if state == LEASE_EXPIRED
+                       else "it holds no lease (started by an older optui) and the process id is in use")
+                raise StoreError(f"run {run_id} is held by process {pid}{where}, but {why}: that process "
+                                 f"is hung, stopped, gone, or its id now names another process. If "
+                                 f"nothing is running it, take it over with --force")
+            c.execute("UPDATE runs SET status=?, pid=?, host=?, error=NULL, finished=NULL, lease_token=?,"
+                      " lease_expires=? WHERE id=?",
+                      (ACTIVE, os.getpid(), host, token, time.time() + LEASE_SECONDS, run_id))
+        self._lost.pop(run_id, None)
+        self._start_heartbeat(run_id, token, float(wall or 0.0))
+        if state == HOLDER_GONE:  # its process ended without recording how the run ended
             gone = ", which is gone" if holder_host == host else f" on {holder_host}, assumed gone"
             log.warning(f"warning: run {run_id} was left running by process {pid}{gone}; taking it over")
+        elif state in (LEASE_EXPIRED, NO_LEASE):
+            log.warning(f"warning: run {run_id} was held by process {pid}{where}; taking it over (--force): "
+                        f"if that process wakes up it will find the run taken and stop")
+
+    def _start_heartbeat(self, run_id: str, token: str, wall_base: float) -> None:
+        old = self._leases.pop(run_id, None)
+        if old is not None:
+            old.stop()
+        beat = _Heartbeat(self.path, self._identity, run_id, token, wall_base)
+        self._leases[run_id] = beat
+        beat.start()
+
+    def _check_lease(self, c: sqlite3.Connection, run_id: str) -> None:
+        """Inside a write: this process must still hold the run it writes (fencing)."""
+        if run_id in self._lost:
+            raise self._lost[run_id]
+        beat = self._leases.get(run_id)
+        if beat is None:
+            return
+        row = c.execute("SELECT lease_token, pid, host FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            lost: StoreError = StoreGoneError(f"run {run_id} was deleted from {self.path} while it ran; "
+                                              f"nothing more of it can be recorded")
+        elif row[0] != beat.token:
+            lost = RunTakenOverError(f"run {run_id} was taken over by process {row[1]} on {row[2]} after "
+                                     f"this process's lease expired; this process stops without writing "
+                                     f"more of it")
+        else:
+            return
+        self._leases.pop(run_id).stop()
+        self._lost[run_id] = lost  # every later write of this run is refused the same way
+        raise lost
+
+    def _release(self, run_id: str) -> None:
+        beat = self._leases.pop(run_id, None)
+        if beat is not None:
+            beat.stop()
 
     def add_unit(self, run_id: str, name: str, spec: dict[str, Any], replicates: int,
                  total_steps: int, eval_points: int) -> None:
@@ -280,6 +473,7 @@ class Store:
         evals = io.BytesIO()
         np.savez(evals, **{k: np.asarray(v, np.float64) for k, v in eval.items()})
         with self.tx() as c:
+            self._check_lease(c, run_id)
             c.execute(
                 "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
                 (run_id, unit, chunk_index, step_start, step_start + loss.shape[1], _npy(loss),
@@ -294,6 +488,7 @@ class Store:
     def finish_unit(self, run_id: str, unit: str, status: str, wall_time_s: float,
                     extra: dict[str, Any] | None = None) -> None:
         with self.tx() as c:
+            self._check_lease(c, run_id)
             c.execute("UPDATE units SET status=?, wall_time_s=?, extra=? WHERE run_id=? AND name=?",
                       (status, wall_time_s, json.dumps(extra or {}, default=float), run_id, unit))
             if status == "done":  # finished units need no checkpoint
@@ -305,14 +500,21 @@ class Store:
                       (seconds, run_id, unit))
 
     def finish_run(self, run_id: str, status: str, wall_time_s: float, error: str | None = None) -> None:
+        beat = self._leases.get(run_id)
+        if beat is not None:
+            beat.stop()  # before the final write, so no late beat can overwrite the wall time
         with self.tx() as c:
-            c.execute("UPDATE runs SET status=?, wall_time_s=?, finished=?, error=?, pid=NULL WHERE id=?",
+            self._check_lease(c, run_id)
+            c.execute("UPDATE runs SET status=?, wall_time_s=?, finished=?, error=?, pid=NULL,"
+                      " lease_token=NULL, lease_expires=NULL WHERE id=?",
                       (status, wall_time_s, time.time(), error, run_id))
             if status in ("failed", "interrupted"):  # a unit cut short ends the way its run did
                 c.execute("UPDATE units SET status=? WHERE run_id=? AND status='running'", (status, run_id))
+        self._release(run_id)
 
     def update_run_meta(self, run_id: str, **updates: Any) -> None:
         with self.tx() as c:
+            self._check_lease(c, run_id)
             row = c.execute("SELECT meta FROM runs WHERE id=?", (run_id,)).fetchone()
             meta = json.loads(row[0]) if row else {}
             meta.update(updates)
@@ -323,7 +525,7 @@ class Store:
         if run_id == "latest":
             latest = self.latest_run()
             if latest is None:
-                raise StoreError(f"{self.path}: the store holds no runs yet")
+                raise UnknownRunError(f"{self.path}: the store holds no runs yet")
             return latest
         rows = self.conn.execute("SELECT id FROM runs WHERE id = ? OR id LIKE ?",
                                  (run_id, run_id.replace("%", "") + "%")).fetchall()
@@ -333,52 +535,88 @@ class Store:
         if len(rows) == 1:
             return rows[0][0]
         if not rows:
-            raise StoreError(f"no run {run_id!r} in {self.path}; `optui runs` lists them")
-        raise StoreError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
+            raise UnknownRunError(f"no run {run_id!r} in {self.path}; `optui runs` lists them")
+        raise UnknownRunError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
 
     def run_info(self, run_id: str) -> dict[str, Any]:
         row = self.conn.execute(
             "SELECT id, study, workload, kind, status, created, finished, wall_time_s, preset_path,"
-            " meta, error, pid, host FROM runs WHERE id=?", (run_id,)).fetchone()
+            " meta, error, pid, host, lease_expires FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no run {run_id!r} in {self.path}")
+            raise UnknownRunError(f"no run {run_id!r} in {self.path}")
         keys = ("id", "study", "workload", "kind", "status", "created", "finished", "wall_time_s",
-                "preset_path", "meta", "error", "pid", "host")
+                "preset_path", "meta", "error", "pid", "host", "lease_expires")
         info = dict(zip(keys, row))
-        info["meta"] = json.loads(info["meta"])
-        if info["status"] == ACTIVE and not (info["host"] == os.uname().nodename and pid_alive(info["pid"])):
-            info["status"] = "interrupted"  # its process is gone: killed, or the machine went down
+        try:
+            info["meta"] = json.loads(info["meta"])
+            if not isinstance(info["meta"], dict):
+                raise ValueError(f"a JSON {type(info['meta']).__name__}, not an object")
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"run {run_id}: its recorded metadata is damaged ({exc}); the other runs "
+                             f"are unaffected") from None
+        info["holder"] = self.holder_state(info["status"], info["pid"], info["host"], info["lease_expires"])
+        if info["status"] == ACTIVE and info["holder"] in (NO_HOLDER, HOLDER_GONE, LEASE_EXPIRED):
+            info["status"] = "interrupted"  # nobody is running it: killed, hung, or the machine went down
         return info
 
     def preset_text(self, run_id: str) -> str:
         row = self.conn.execute("SELECT preset_text FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no run {run_id!r} in {self.path}")
+            raise UnknownRunError(f"no run {run_id!r} in {self.path}")
         return row[0]
 
     def list_runs(self) -> list[dict[str, Any]]:
+        """Every run, oldest first. A run whose rows are damaged is listed with status "damaged",
+        damaged=True and the reason in error, so one bad row never hides the others."""
+        try:
+            ids = [r[0] for r in self.conn.execute("SELECT id FROM runs ORDER BY created, id").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: the store is damaged: its list of runs cannot be read ({exc}); "
+                             f"`sqlite3 {self.path} .recover` may save what is left") from None
         out = []
-        for (run_id,) in self.conn.execute("SELECT id FROM runs ORDER BY created, id").fetchall():
-            info = self.run_info(run_id)
-            units = self.conn.execute(
-                "SELECT u.name, u.status, u.replicates, u.total_steps,"
-                " (SELECT MAX(step_end) FROM chunks c WHERE c.run_id=u.run_id AND c.unit=u.name),"
-                " (SELECT diverged_at FROM chunks c WHERE c.run_id=u.run_id AND c.unit=u.name"
-                "  ORDER BY chunk_index DESC LIMIT 1)"
-                " FROM units u WHERE run_id=? ORDER BY position", (run_id,)).fetchall()
-            done = diverged = 0
-            for _, status, reps, _total, _steps, div in units:
-                if status == "done":
-                    done += reps
-                if div is not None:
-                    diverged += int((_unnpy(div) >= 0).sum())
-            info.update(
-                units=[u[0] for u in units], replicates_done=done,
-                replicates_total=sum(u[2] for u in units), diverged=diverged,
-                unit_status={u[0]: u[1] for u in units},
-            )
-            out.append(info)
+        for run_id in ids:
+            try:
+                out.append(self._list_entry(run_id))
+            except (StoreError, sqlite3.DatabaseError, ValueError, TypeError, KeyError, OSError,
+                    EOFError, zipfile.BadZipFile) as exc:
+                out.append(self._damaged_entry(run_id, exc))
         return out
+
+    def _list_entry(self, run_id: str) -> dict[str, Any]:
+        info = self.run_info(run_id)
+        units = self.conn.execute(
+            "SELECT u.name, u.status, u.replicates, u.total_steps,"
+            " (SELECT MAX(step_end) FROM chunks c WHERE c.run_id=u.run_id AND c.unit=u.name),"
+            " (SELECT diverged_at FROM chunks c WHERE c.run_id=u.run_id AND c.unit=u.name"
+            "  ORDER BY chunk_index DESC LIMIT 1)"
+            " FROM units u WHERE run_id=? ORDER BY position", (run_id,)).fetchall()
+        done = diverged = 0
+        for _, status, reps, _total, _steps, div in units:
+            if status == "done":
+                done += reps
+            if div is not None:
+                diverged += int((_unnpy(div) >= 0).sum())
+        info.update(
+            units=[u[0] for u in units], replicates_done=done,
+            replicates_total=sum(u[2] for u in units), diverged=diverged,
+            unit_status={u[0]: u[1] for u in units}, damaged=False,
+        )
+        return info
+
+    def _damaged_entry(self, run_id: str, exc: BaseException) -> dict[str, Any]:
+        """What can still be read of a run with a damaged row, marked damaged."""
+        info: dict[str, Any] = {"id": run_id, "study": "?", "workload": "?", "kind": "?", "created": None,
+                                "finished": None, "wall_time_s": 0.0, "preset_path": None, "meta": {},
+                                "pid": None, "host": None}
+        for column in ("study", "workload", "kind", "created", "wall_time_s"):
+            with contextlib.suppress(sqlite3.DatabaseError):
+                row = self.conn.execute(f"SELECT {column} FROM runs WHERE id=?", (run_id,)).fetchone()
+                if row is not None and row[0] is not None:
+                    info[column] = row[0]
+        reason = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+        info.update(status=DAMAGED, error=f"damaged: {reason}", units=[], replicates_done=0,
+                    replicates_total=0, diverged=0, unit_status={}, damaged=True)
+        return info
 
     def latest_run(self, study: str | None = None, kind: str | None = None) -> str | None:
         sql, args = "SELECT id FROM runs WHERE 1=1", []
@@ -425,10 +663,16 @@ class Store:
     def load_run(self, run_id: str) -> RunResult:
         run_id = self.resolve(run_id)
         info = self.run_info(run_id)
-        units = {r["name"]: self.load_unit(run_id, r) for r in self.unit_rows(run_id)}
+        try:
+            units = {r["name"]: self.load_unit(run_id, r) for r in self.unit_rows(run_id)}
+            preset_text = self.preset_text(run_id)
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, OSError, EOFError,
+                zipfile.BadZipFile) as exc:
+            raise StoreError(f"run {run_id}: its recorded histories are damaged ({type(exc).__name__}: "
+                             f"{exc}); the other runs are unaffected") from None
         return RunResult(
             run_id=run_id, study=info["study"], workload=info["workload"], kind=info["kind"],
             status=info["status"], device=str(info["meta"].get("device", "")), created=info["created"],
-            wall_time_s=info["wall_time_s"], preset_text=self.preset_text(run_id), units=units,
+            wall_time_s=info["wall_time_s"], preset_text=preset_text, units=units,
             meta=info["meta"],
         )

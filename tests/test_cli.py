@@ -47,7 +47,7 @@ def test_headless_run_succeeds(finished):
 def test_summary_json(finished):
     cli, result = finished
     assert result.returncode == 0, result.stderr
-    summary = json.loads((cli.cwd / "exports" / "tiny-e2e" / "summary.json").read_text())
+    summary = json.loads((cli.cwd / "exports" / "tiny-e2e" / "latest" / "summary.json").read_text())
     assert summary["study"] == "tiny-e2e" and summary["workload"] == "twnet"
     assert summary["device"].startswith("cpu") and summary["wall_time_s"] > 0
     assert set(summary["configs"]) == {"sgd", "adam"}
@@ -68,7 +68,8 @@ def test_summary_json(finished):
 
 def test_exports_written(finished):
     cli, _ = finished
-    out = cli.cwd / "exports" / "tiny-e2e"
+    out = cli.cwd / "exports" / "tiny-e2e" / "latest"  # a link to the run's own folder
+    assert out.resolve().parent == (cli.cwd / "exports" / "tiny-e2e").resolve()
     names = {p.name for p in out.iterdir()}
     assert {"summary.json", "mlruns.p", "histories.csv", "config-sgd.png", "config-adam.png"} <= names
     assert any(n.startswith("compare-01-") and n.endswith(".png") for n in names)
@@ -222,7 +223,7 @@ def test_offline_mnist_study_runs_and_reports_accuracy(shared_data, cli):
                  "--set", "eval.points=4", "--replicates", "2",
                  "--config", "sgd-default", "--config", "adam-default")
     assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads((cli.cwd / "exports" / "mnist-offline" / "summary.json").read_text())
+    summary = json.loads((cli.cwd / "exports" / "mnist-offline" / "latest" / "summary.json").read_text())
     assert summary["workload"] == "mnist" and set(summary["configs"]) == {"sgd-default", "adam-default"}
     for cfg in summary["configs"].values():
         assert cfg["replicates"] == 2 and cfg["diverged"] == 0

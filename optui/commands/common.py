@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import warnings
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from typing import Iterator
 
 import typer
 
-from ..errors import DataError, OptuiError, PresetError, StoreError
+from ..errors import DataError, OptuiError, PresetError, StoreError, UsageError
 
 STORE_OPTION = typer.Option(Path("runs"), "--store", help="Run store folder.")
 EXPORTS_OPTION = typer.Option(Path("exports"), "--exports", help="Exports folder.")
@@ -28,9 +29,13 @@ def user_errors() -> Iterator[None]:
         warnings.showwarning = _show_warning
         try:
             yield
-        except (PresetError, DataError) as exc:
+        except (PresetError, DataError, UsageError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from None
         except (StoreError, OptuiError) as exc:
             print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
+        except sqlite3.DatabaseError as exc:  # a damaged page the store's own checks did not meet
+            print(f"error: the run store could not be read ({exc}); it may be damaged: `optui runs` "
+                  f"lists what is still readable", file=sys.stderr)
             raise typer.Exit(1) from None

@@ -41,37 +41,37 @@ def _fail_input(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _runs_to_export(store, run_ids: list[str]) -> list[str]:
-    """The given runs (ids, prefixes or 'latest'), else the latest study/import run of each study."""
+def _runs_to_export(store, run_ids: list[str], say) -> list[str]:
+    """The given runs (ids, prefixes or 'latest'), else the newest finished study or import run
+    of each study; say() tells which, and which newer unfinished runs were passed over."""
     from ..errors import StoreError
 
     if run_ids:
         return list(dict.fromkeys(store.resolve(r) for r in run_ids))
-    latest: dict[str, str] = {}
+    chosen: dict[str, str] = {}
+    passed_over: dict[str, list[dict]] = {}
     for row in store.list_runs():  # oldest first, so later runs replace earlier ones
-        if row["kind"] in EXPORT_KINDS:
-            latest[row["study"]] = row["id"]
-    if not latest:
-        raise StoreError(f"{store.path}: no study or import runs to export; run "
-                         f"`optui run PRESET --headless` or `optui import FILE` first")
-    return list(latest.values())
-
-
-def _out_dirs(runs, out_root: Path) -> list[Path]:
-    """exports/<study>/; runs of one study exported together get a sub-folder each."""
-    from ..export import slug
-
-    studies = [r.study for r in runs]
-    dirs = []
-    for run in runs:
-        folder = out_root / _study_folder(run.study, slug)
-        dirs.append(folder / run.run_id if studies.count(run.study) > 1 else folder)
-    return dirs
-
-
-def _study_folder(study: str, slug) -> str:
-    plain = study and not any(c in study for c in "/\\:") and not study.startswith(".")
-    return study if plain else slug(study)
+        if row["kind"] not in EXPORT_KINDS or row.get("damaged"):
+            continue
+        if row["status"] == "done":
+            chosen[row["study"]] = row["id"]
+            passed_over[row["study"]] = []
+        else:
+            passed_over.setdefault(row["study"], []).append(row)
+    for study, rows in passed_over.items():
+        for row in rows:
+            what = (f"{study}: run {row['id']} is {row['status']} "
+                    f"({row['replicates_done']}/{row['replicates_total']} replicates done)")
+            if study in chosen:
+                say(f"{what}, newer than the finished run exported; `optui export {row['id']}` "
+                    f"exports it as it stands")
+            else:
+                say(f"{what} and the study has no finished run: nothing exported for it; "
+                    f"`optui export {row['id']}` exports it as it stands")
+    if not chosen:
+        raise StoreError(f"{store.path}: no finished study or import run to export; run "
+                         f"`optui run PRESET --headless` or `optui import FILE` first, or name a run")
+    return list(chosen.values())
 
 
 def _chosen_formats(values: list[str], allowed: tuple[str, ...]) -> set[str]:
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
     @app.command("export", cls=optional_value_command("--tensorboard"))
     def export(
         run_ids: list[str] = typer.Argument(None, help="Run ids (or unique prefixes, or 'latest'); "
-                                            "default: the latest study or import run of each study."),
+                                            "default: the newest finished run of each study."),
         formats: list[str] = typer.Option([], "--format", "-f", help=(
             "png, pdf, svg (figures; fonts embedded in PDFs), pickle, csv, json, markdown, latex "
             "(tables for papers); repeatable or comma-separated.")),
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
         tensorboard: Optional[str] = typer.Option(None, "--tensorboard", metavar="[DIR]", help=(
             "TensorBoard event files (needs tensorboardX) under DIR, default OUT/tensorboard; "
             "view with tensorboard --logdir DIR. Alone, it writes nothing else.")),
-        out: Path = typer.Option(Path("exports"), "--out", help="Exports folder; files go to OUT/<study>/."),
+        out: Path = typer.Option(Path("exports"), "--out", help="Exports folder; files go to OUT/<study>/<run-id>/."),
         band: BandKind = typer.Option(BandKind.minmax, "--band", help="Band across replicates (figures and tables)."),
         centre: Centre = typer.Option(Centre.mean, "--centre", help="Centre line."),
         linear: bool = typer.Option(False, "--linear", help="Linear y axis instead of log."),
@@ -158,6 +158,7 @@ def register(app: typer.Typer) -> None:
         from ..export import (DEFAULT_FORMATS, FORMATS, SEARCH_DEFAULT_FORMATS, FigureStyle, export_run,
                               export_search_run)
         from ..export.atomic import ensure_writable_dir
+        from ..export.layout import LATEST, export_to_run_folder, run_dir
         from ..store import Store
 
         chosen = _chosen_formats(formats, FORMATS)
@@ -171,23 +172,26 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             style = FigureStyle(band=band.value, centre=centre.value, log_y=not linear, dpi=dpi,
                                 width=width, height=height)
-            s = Store.open(store)
+            s = Store.open(store, create=False)
             if tensorboard not in (None, OPTIONAL_DEFAULT):
                 _refuse_run_as_folder(s, tensorboard)
             if logdir is not None:
                 from ..export.tensorboard import require_tensorboardx
 
                 _missing_to_exit_2(require_tensorboardx)
-            runs = [s.load_run(r) for r in _runs_to_export(s, run_ids or [])]
+            ids = _runs_to_export(s, run_ids or [], lambda text: console.print(escape(text), highlight=False))
+            runs = [s.load_run(r) for r in ids]
             files_wanted = bool(chosen) or logdir is None
-            dirs = _out_dirs(runs, out)
+            dirs = [run_dir(out, run.study, run.run_id) for run in runs]
             for folder in (dirs if files_wanted else []):  # every folder is checked before any work
                 ensure_writable_dir(folder)
             if logdir is not None:
                 ensure_writable_dir(logdir)
             for run, folder in zip(runs, dirs):
-                head = f"[bold]{escape(run.study)}[/] ({run.run_id}, {run.kind})"
+                state = "" if run.status == "done" else f", {run.status}: as it stands"
+                head = f"[bold]{escape(run.study)}[/] ({run.run_id}, {run.kind}{state})"
                 if files_wanted:
+                    latest = False
                     if run.kind == "search":
                         wanted = chosen or set(SEARCH_DEFAULT_FORMATS)
                         if "pickle" in wanted:
@@ -195,8 +199,9 @@ def register(app: typer.Typer) -> None:
                         wanted = wanted - {"pickle"}
                         files = export_search_run(s, run, folder, wanted) if wanted else []
                     else:
-                        files = export_run(run, folder, chosen or set(DEFAULT_FORMATS), style)
-                    console.print(f"{head}: {len(files)} files in {escape(str(folder))}/")
+                        folder, files, latest = export_to_run_folder(run, out, chosen or set(DEFAULT_FORMATS), style)
+                    console.print(f"{head}: {len(files)} files in {escape(str(folder))}/"
+                                  + (f" ({LATEST} points here)" if latest else ""), soft_wrap=True)
                     for f in files:
                         console.print(f"  {escape(f.name)}", highlight=False)
                 if logdir is not None:
@@ -263,7 +268,7 @@ def register(app: typer.Typer) -> None:
             _fail_input(f"--json and --format {fmt.value} ask for two outputs; choose one")
         pairs = [_split_target(item) for item in targets]
         with user_errors():
-            s = Store.open(store)
+            s = Store.open(store, create=False)
             loaded: dict[str, object] = {}
             chosen = []
             for run_ref, config in pairs:

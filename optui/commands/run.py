@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         headless: bool = typer.Option(False, "--headless", help="Run in the terminal without the UI."),
         set_: list[str] = typer.Option([], "--set", help="Override a preset key: KEY=VALUE (repeatable)."),
         resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run: RUN_ID."),
+        force: bool = typer.Option(False, "--force", help=(
+            "With --resume: take the run over from a process whose lease expired (hung, stopped, "
+            "or gone with its machine). A live run is never taken.")),
         config: list[str] = typer.Option([], "--config", "-c", help="Run only these configs (repeatable)."),
         replicates: Optional[int] = typer.Option(None, "--replicates", "-r", min=1,
                                                  help="Override replicates.count."),
@@ -25,7 +28,9 @@ def register(app: typer.Typer) -> None:
         exports: Path = EXPORTS_OPTION,
     ) -> None:
         """Run a study's configs as seed replicates, record them, and export the results."""
-        if not headless:
+        from ..terminal import headless_without_terminal
+
+        if not headless and not headless_without_terminal():
             from .ui import open_ui
 
             open_ui(str(preset))
@@ -36,5 +41,5 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             code = run_study(str(preset), set_, resume, store, exports, config or None, replicates,
-                             export, Console())
+                             export, Console(), force=force)
         raise typer.Exit(code)

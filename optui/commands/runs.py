@@ -30,6 +30,11 @@ def _when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
 
 
+def _printable(text: str) -> str:
+    """Names from an older store may hold control characters: show them escaped, never raw."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def register(app: typer.Typer) -> None:
     runs_app = typer.Typer(help="List and inspect recorded runs.", invoke_without_command=True)
     app.add_typer(runs_app, name="runs")
@@ -41,15 +46,22 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
-        from ..store import Store
+        from ..store import DB_NAME, Store
 
+        if not (store / DB_NAME).is_file():  # listing creates nothing: no store, no runs
+            if as_json:
+                print("[]")
+            else:
+                print(f"no runs: no run store in {store}/ (nothing has run in this folder; --store DIR)")
+            return
         with user_errors():
-            rows = Store.open(store).list_runs()
+            rows = Store.open(store, create=False).list_runs()
         if as_json:
             keep = ("id", "study", "kind", "workload", "status", "created", "wall_time_s", "units",
-                    "unit_status", "replicates_done", "replicates_total", "diverged", "error")
+                    "unit_status", "replicates_done", "replicates_total", "diverged", "error", "damaged")
             print(json.dumps([{k: r.get(k) for k in keep} for r in rows], indent=2))
             return
         from rich import box
@@ -60,14 +72,20 @@ def register(app: typer.Typer) -> None:
         for col in ("id", "study", "configs", "status", "reps", "div", "wall s"):
             t.add_column(col, no_wrap=col in ("id", "status"),
                           justify="right" if col in ("reps", "div", "wall s") else "left")
-        colours = {"done": "green", "interrupted": "yellow", "failed": "red", "running": "cyan"}
+        colours = {"done": "green", "interrupted": "yellow", "failed": "red", "running": "cyan",
+                   "damaged": "bold red"}
         for r in rows:
             study = r["study"] if r["kind"] == "study" else f"{r['study']} ({r['kind']})"
-            t.add_row(r["id"], study, ", ".join(r["units"][:6]) + (" ..." if len(r["units"]) > 6 else ""),
-                      f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
+            units = ", ".join(r["units"][:6]) + (" ..." if len(r["units"]) > 6 else "")
+            t.add_row(escape(str(r["id"])), escape(_printable(study)), escape(_printable(units)),
+                      f"[{colours.get(r['status'], 'white')}]{escape(r['status'])}[/]",
                       f"{r['replicates_done']}/{r['replicates_total']}", str(r["diverged"]),
-                      f"{r['wall_time_s']:.0f}")
-        Console().print(t)
+                      f"{float(r['wall_time_s'] or 0):.0f}")
+        console = Console()
+        console.print(t)
+        for r in rows:
+            if r.get("damaged"):
+                console.print(escape(f"run {r['id']} is {r['error']}"), style="red", highlight=False)
 
     @runs_app.command("show")
     def show(run_id: str = typer.Argument(..., help="Run id, a unique prefix, or 'latest'."),
@@ -80,6 +98,7 @@ def register(app: typer.Typer) -> None:
         """One run: its settings, device, versions and per-config results."""
         from rich import box
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         from ..export.tables import summary
@@ -89,7 +108,7 @@ def register(app: typer.Typer) -> None:
             print(f"error: --json and --format {fmt.value} ask for two outputs; choose one", file=sys.stderr)
             raise typer.Exit(2)
         with user_errors():
-            s = Store.open(store)
+            s = Store.open(store, create=False)
             run = s.load_run(run_id)
             info = s.run_info(run.run_id)
             if fmt is not None:
@@ -105,7 +124,7 @@ def register(app: typer.Typer) -> None:
             return
         console = Console()
         meta = info["meta"]
-        console.print(f"[bold]{run.run_id}[/]  {run.study} ({run.workload}, {run.kind})  status "
+        console.print(f"[bold]{escape(run.run_id)}[/]  {escape(_printable(run.study))} ({run.workload}, {run.kind})  status "
                       f"[bold]{run.status}[/]  started {_when(run.created)}  wall {run.wall_time_s:.1f} s")
         if meta:
             console.print(f"device {meta.get('device', '?')}  strategy {meta.get('strategy', '?')}  "
@@ -113,7 +132,7 @@ def register(app: typer.Typer) -> None:
             if meta.get("versions"):
                 console.print("versions " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
         if info["error"]:
-            console.print(f"[red]error: {info['error']}[/]")
+            console.print(f"[red]error: {escape(_printable(info['error']))}[/]")
         # Fits 80 columns: short headers, no vertical rules; each config's spec is listed below.
         accuracy = any(c.get("final_test_accuracy") for c in data["configs"].values())
         t = Table(title="final values, mean over replicates", box=box.SIMPLE_HEAD, show_edge=False,
@@ -125,12 +144,12 @@ def register(app: typer.Typer) -> None:
         specs = []
         for name, unit in run.units.items():
             c = data["configs"][name]
-            specs.append(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in unit.spec.items() if k != "steps"))
+            specs.append(f"  {_printable(name)}: " + ", ".join(f"{k}={v}" for k, v in unit.spec.items() if k != "steps"))
             fmt = lambda d: "-" if not d or d.get("mean") is None else f"{d['mean']:.4f}"
             acc = (c.get("final_test_accuracy") or {}).get("mean")
-            t.add_row(name, unit.status, str(unit.replicates), str(unit.diverged),
+            t.add_row(escape(_printable(name)), unit.status, str(unit.replicates), str(unit.diverged),
                       f"{unit.minibatch_loss.shape[1]}/{unit.total_steps}",
                       fmt(c.get("final_train_loss")), fmt(c.get("final_test_loss")),
                       *((("-" if acc is None else f"{100 * acc:.2f}%"),) if accuracy else ()))
         console.print(t)
-        console.print("\n".join(specs), highlight=False)
+        console.print(escape("\n".join(specs)), highlight=False)

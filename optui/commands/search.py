@@ -26,18 +26,23 @@ def register(app: typer.Typer) -> None:
         write_best: Optional[Path] = typer.Option(None, "--write-best", help=(
             "Add the best trial to this preset file as config <space>-searched (comments are kept).")),
         resume: Optional[str] = typer.Option(None, "--resume", help="Finish or extend a search run: RUN_ID."),
+        force: bool = typer.Option(False, "--force", help=(
+            "With --resume: take the run over from a process whose lease expired. A live run is "
+            "never taken.")),
         confirm: Optional[int] = typer.Option(None, "--confirm", min=1,
                                               help="Re-run the K best trials with fresh seed replicates."),
         replicates: Optional[int] = typer.Option(None, "--replicates", "-r", min=1, help=(
             f"Replicates per confirmed trial (with --confirm; default {DEFAULT_CONFIRM_REPLICATES}).")),
         set_: list[str] = typer.Option([], "--set", help="Override a preset key: KEY=VALUE (repeatable)."),
         export: bool = typer.Option(True, "--export/--no-export",
-                                    help="Write exports/<study>/search-<space>.md and scatter PNGs."),
+                                    help="Write exports/<study>/<run-id>/search-<space>.md and scatter PNGs."),
         store: Path = STORE_OPTION,
         exports: Path = EXPORTS_OPTION,
     ) -> None:
         """Random search: draw trials from a space, train them grouped, rank them, keep the best."""
-        if not headless:
+        from ..terminal import headless_without_terminal
+
+        if not headless and not headless_without_terminal():
             from .ui import open_ui
 
             open_ui(str(preset))
@@ -51,7 +56,7 @@ def register(app: typer.Typer) -> None:
                 raise PresetError("--replicates goes with --confirm K (the number of best trials to re-run)")
             code = run_search(str(preset), set_, space, trials, write_best, resume,
                               (confirm, replicates or DEFAULT_CONFIRM_REPLICATES) if confirm else None,
-                              store, exports, export, Console())
+                              store, exports, export, Console(), force=force)
         raise typer.Exit(code)
 
 
@@ -61,7 +66,9 @@ class SearchPrinter:
 
     def __init__(self, console: Any):
         from ..progress import RunProgress
+        from ..terminal import guard_console
 
+        guard_console(console)  # a closed or full stdout must not stop the search
         self.console = console
         self.state = RunProgress()
         self.progress = None
@@ -125,20 +132,22 @@ class SearchPrinter:
 
 def run_search(preset: str, overrides: list[str], space_name: str | None, trials: int | None,
                write_best: Path | None, resume: str | None, confirm: tuple[int, int] | None,
-               store_root: Path, exports_root: Path, export: bool, console: Any) -> int:
+               store_root: Path, exports_root: Path, export: bool, console: Any, force: bool = False) -> int:
     """The headless search: exit code 0 done, 1 failed, 130 interrupted."""
     from rich.markup import escape
 
     from .. import service
     from ..errors import OptuiError, PresetError
     from ..export.atomic import ensure_writable_dir
+    from ..export.layout import run_dir, study_dir
     from ..headless import INTERRUPTED, stop_on_signals
     from ..status import Status
     from ..store import Store
 
     store = Store.open(store_root)
-    if resume:  # exactly what was started: the preset text and overrides recorded with the run
-        resume, study = service.study_of_run(store, resume, preset)
+    store.take_over_expired = force
+    if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
+        resume, study = service.study_of_run(store, resume, preset, overrides)
         info = store.run_info(resume)
         if info["kind"] != "search":
             raise OptuiError(f"run {resume} is a {info['kind']} run, not a search; resume it with its own command")
@@ -151,9 +160,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
         names = service.search_spaces(study, space_name)
     if write_best:
         service.check_write_target(write_best)
-    out_dir = exports_root / study.name
     if export:
-        ensure_writable_dir(out_dir)  # refuse before training, not after
+        ensure_writable_dir(study_dir(exports_root, study.name))  # refuse before training, not after
     workload = service.build_workload(study)
     for name in names:  # every space's batch sizes against the data, before any training
         study.search[name].check_batch_sizes(workload.n_train)
@@ -178,7 +186,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
             return INTERRUPTED
         console.print(f"search {name}: {time.perf_counter() - started:.1f} s here "
                       f"({info['wall_time_s']:.1f} s in all); compiled training programs: {runner.compiles}")
-        _report(study, runner.space, store, run_id, console, out_dir if export else None)
+        _report(study, runner.space, store, run_id, console,
+                run_dir(exports_root, study.name, run_id) if export else None)
         if info["status"] == Status.FAILED:
             console.print(f"[red]some trials failed:[/] {info['error']}\n  re-run them with: "
                           f"optui search {preset} --headless --resume {run_id}")

@@ -130,7 +130,15 @@ def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[st
     # A lone point at 100% (an imported final test loss) needs room to show its marker.
     lone = any(len(line.get_xdata()) == 1 for line in ax.get_lines())
     ax.set_xlim(0, 102 if lone else 100)
-    if style.log_y:
+    finite = _drawn_values(ax)
+    if finite.size == 0:
+        # Every config diverged (or recorded nothing): an empty axis that says so, never an error.
+        notes.insert(0, "nothing to draw: no finite values")
+        ax.set_ylim(0, 1)
+        ax.set_yticks([])
+    elif style.log_y and not (finite > 0).any():
+        notes.insert(0, "no positive values: linear y axis")
+    elif style.log_y:
         ax.set_yscale("log")
         _plain_log_ticks(ax)
     ax.grid(True, which="major", alpha=0.3)
@@ -139,6 +147,13 @@ def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[st
                 va="bottom", ha="left")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize=9, framealpha=0.85)
+
+
+def _drawn_values(ax: Any) -> np.ndarray:
+    """The finite y values of every line drawn (bands lie around their lines)."""
+    ys = [np.asarray(line.get_ydata(), dtype=float).ravel() for line in ax.get_lines()]
+    values = np.concatenate(ys) if ys else np.zeros(0)
+    return values[np.isfinite(values)]
 
 
 def _plain_log_ticks(ax: Any) -> None:

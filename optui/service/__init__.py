@@ -40,13 +40,15 @@ def load_study(preset: str | Path, overrides: list[str] | None = None) -> Study:
     return presets.load(preset, overrides)
 
 
-def study_of_run(store: Store, run_id: str, preset: str | None = None) -> tuple[str, Study]:
-    """(full run id, the study exactly as the run started: its recorded preset text and overrides)."""
+def study_of_run(store: Store, run_id: str, preset: str | None = None,
+                 overrides: list[str] | None = None) -> tuple[str, Study]:
+    """(full run id, the study to resume it with): PRESET as it is now (else the preset text
+    recorded with the run) with the run's overrides. Resuming refuses it, naming what changed,
+    if it differs from what the run started with (optui.fingerprint)."""
+    from .. import fingerprint
+
     run_id = store.resolve(run_id)
-    info = store.run_info(run_id)
-    study = presets.loads(store.preset_text(run_id), info["preset_path"] or preset,
-                          info["meta"].get("overrides", []))
-    return run_id, study
+    return run_id, fingerprint.study_for_resume(store, run_id, preset, overrides)
 
 
 def run_study(study: Study, store: Store, *, configs: list[str] | None = None, replicates: int | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .. import fingerprint
 from ..engine import device
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
@@ -58,6 +59,7 @@ class SearchRunner:
         budget, self.budget_note = fair_budget(space, self.study.budget)
         if resume:
             run_id = self._reopen(resume)
+            fingerprint.check_resume(self.store, run_id, self.study, self.workload)
             info = self.store.run_info(run_id)
             existing = {r["name"] for r in self.store.unit_rows(run_id)}
             count = max(int(info["meta"].get("trials", space.trials)), trials or 0)
@@ -71,7 +73,8 @@ class SearchRunner:
                     "space": space.as_dict(), "space_name": space.name, "seed": space.seed,
                     "budget": budget.describe(), "budget_note": self.budget_note,
                     "eval_points": self.study.eval_points, "data": self.workload.info,
-                    "overrides": self.study.overrides}
+                    "overrides": self.study.overrides,
+                    "fingerprint": fingerprint.of(self.study, self.workload, space=space.name)}
             run_id = self.store.create_run(self.study.name, self.study.workload, "search", self.study.text,
                                            self.study.path, meta)
             existing, prior_wall = set(), 0.0
@@ -102,6 +105,7 @@ class SearchRunner:
         """Re-run the `top` best trials of a finished search with `replicates` seed replicates."""
         self._prepare(workload)
         run_id = self._reopen(run_id)
+        fingerprint.check_resume(self.store, run_id, self.study, self.workload)
         info = self.store.run_info(run_id)
         if info["status"] != Status.DONE:
             raise OptuiError(f"run {run_id} is {info['status']}; finish the search first (--resume {run_id})")

@@ -6,6 +6,7 @@ import dataclasses
 import threading
 from typing import Any
 
+from .. import fingerprint
 from ..engine import device
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
@@ -44,7 +45,7 @@ def plan_units(study: Study, workload: Workload, configs: list[str] | None = Non
                replicates: int | None = None) -> list[UnitPlan]:
     """One unit per config (in preset order), checked against the data before any training."""
     plans = []
-    for name in configs or list(study.configs):
+    for name in dict.fromkeys(configs or study.configs):  # a config named twice trains once
         if name not in study.configs:
             raise PresetError(f"{study.path or 'preset'}: no config {name!r}; known: {', '.join(study.configs)}")
         cfg = study.configs[name]
@@ -76,12 +77,13 @@ class StudyRunner:
         strategy = resolve_strategy(study, workload)
         dev = device.describe()
         if resume:
-            run_id, units, prior_wall = self._reopen(resume)
+            run_id, units, prior_wall = self._reopen(resume, workload, configs, replicates)
         else:
             units = plan_units(study, workload, configs, replicates)
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
                     "budget": study.budget.describe(), "eval_points": study.eval_points,
-                    "seed": study.replicates_seed, "data": workload.info, "overrides": study.overrides}
+                    "seed": study.replicates_seed, "data": workload.info, "overrides": study.overrides,
+                    "fingerprint": fingerprint.of(study, workload, [u.name for u in units])}
             run_id = self.store.create_run(study.name, study.workload, "study", study.text, study.path, meta)
             for u in units:
                 cfg = study.configs[u.name]
@@ -107,11 +109,13 @@ class StudyRunner:
         driver.conclude(work, prior_wall)
         return run_id
 
-    def _reopen(self, resume: str) -> tuple[str, list[UnitPlan], float]:
+    def _reopen(self, resume: str, workload: Workload, configs: list[str] | None,
+                replicates: int | None) -> tuple[str, list[UnitPlan], float]:
         run_id = self.store.resolve(resume)
         info = self.store.run_info(run_id)
         if info["kind"] != "study":
             raise OptuiError(f"run {run_id} is a {info['kind']} run; resume it with its own command")
+        fingerprint.check_resume(self.store, run_id, self.study, workload, configs, replicates)
         if info["status"] == Status.DONE:
             raise OptuiError(f"run {run_id} is already complete; nothing to resume")
         rows = self.store.unit_rows(run_id)

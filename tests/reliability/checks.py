@@ -26,3 +26,33 @@ def dump(runs: Path) -> list[str]:
         return list(conn.iterdump())
     finally:
         conn.close()
+
+
+def interrupted_run(preset: Path, runs: Path, chunks: int = 2, overrides: list[str] | None = None,
+                    configs: list[str] | None = None) -> str:
+    """Run the study in preset in-process and stop it after `chunks` chunks, as a first Ctrl-C
+    does; returns the id of the interrupted run in the store at runs/."""
+    import threading
+
+    from optui import presets
+    from optui.engine.events import ChunkDone
+    from optui.engine.runner import StudyRunner
+    from optui.store import Store
+
+    study = presets.load(preset, overrides or [])
+    store = Store.open(runs)
+    cancel = threading.Event()
+    seen = []
+
+    def listener(event) -> None:
+        if isinstance(event, ChunkDone):
+            seen.append(event)
+            if len(seen) >= chunks:
+                cancel.set()
+
+    try:
+        run_id = StudyRunner(study, store, listener, cancel).run(configs=configs)
+        assert store.run_info(run_id)["status"] == "interrupted"
+    finally:
+        store.close()
+    return run_id

@@ -229,7 +229,8 @@ def test_sigkill_mid_export_leaves_no_partial_file(cli, write_preset, tmp_path):
     preset = write_preset(**PRESET)
     done = cli("run", preset, "--headless", "--no-export")
     assert done.returncode == 0, done.stdout + done.stderr
-    folder = cli.cwd / "exports" / "tiny"
+    run_id = json.loads(cli("runs", "--json").stdout)[0]["id"]
+    folder = cli.cwd / "exports" / "tiny" / run_id
 
     proc = launch(cli, "export", patch=HOLD_IN_EXPORT)
     wait_for_file(proc, cli.cwd / "exporting")
