@@ -116,12 +116,11 @@ def plan_from_row(row: dict[str, Any]) -> TrialPlan:
 def replicate_objectives(unit: Any, space: SearchSpace) -> np.ndarray:
     """The objective of each replicate of a finished unit (NaN where it diverged or is missing)."""
     reps = unit.minibatch_loss.shape[0]
-    metric = "train_loss" if space.objective == "final_train_loss" else "test_loss"
-    values = unit.eval.get(metric)
+    values = unit.eval.get(space.metric)
     if values is None or values.shape[1] == 0:
         return np.full(reps, np.nan)
-    if space.objective == "mean_last":
-        # The test loss averaged over the eval points in the last last_percent of the run.
+    if space.mean_last:
+        # The metric averaged over the eval points in the last last_percent of the run.
         cut = unit.total_steps * (1.0 - space.last_percent / 100.0)
         take = unit.eval_steps >= cut
         take[-1] = True
@@ -139,7 +138,7 @@ def score_unit(unit: Any, space: SearchSpace) -> tuple[str, dict[str, Any]]:
     finals = {k: float(np.nanmean(v[:, -1])) if v.shape[1] and np.isfinite(v[:, -1]).any() else None
               for k, v in unit.eval.items()}
     extra: dict[str, Any] = {
-        "objective_name": space.objective, "final": finals, "diverged": diverged,
+        "objective_name": space.objective, "objective_goal": space.goal, "final": finals, "diverged": diverged,
         "diverged_at": [int(d) for d in np.asarray(unit.diverged_at)],
         "objectives": [None if not math.isfinite(v) else float(v) for v in per_rep],
     }
@@ -170,9 +169,12 @@ def _rows(store: Store, run_id: str, confirm: bool) -> list[dict[str, Any]]:
             "params": plan.params, "steps": r["total_steps"], "replicates": r["replicates"],
             "wall_time_s": r["wall_time_s"], "extra": r["extra"], "confirm_of": spec.get("confirm_of"),
         })
-    # Only finished trials with a finite objective rank: diverged ones never win.
+    # Only finished trials with a finite objective rank: diverged ones never win. Higher is better
+    # for a "max" objective (an accuracy): recorded with each trial, else in the run's space.
+    goal = store.run_info(run_id)["meta"].get("space", {}).get("goal", "min")
+    sign = -1.0 if goal == "max" else 1.0
     out.sort(key=lambda t: (t["objective"] is None,
-                            t["objective"] if t["objective"] is not None else math.inf,
+                            sign * t["objective"] if t["objective"] is not None else math.inf,
                             _STATUS_ORDER.get(t["status"], 9), t["trial"]))
     for i, t in enumerate(out, 1):
         t["rank"] = i if t["objective"] is not None else None
@@ -269,6 +271,7 @@ class SearchRunner:
         with R fresh seed replicates once the search is done. The run ends done, interrupted
         or failed (some trials failed: resume re-runs them).
         """
+        from . import workloads
         from .engine import device
 
         space = self._prepare(workload)
@@ -288,7 +291,7 @@ class SearchRunner:
                     "space": space.as_dict(), "space_name": space.name, "seed": space.seed,
                     "budget": budget.describe(), "budget_note": self.budget_note,
                     "eval_points": self.study.eval_points, "data": self.workload.info,
-                    "overrides": self.study.overrides}
+                    "overrides": self.study.overrides, **workloads.run_meta(self.study)}
             run_id = self.store.create_run(self.study.name, self.study.workload, "search", self.study.text,
                                            self.study.path, meta)
             existing = set()

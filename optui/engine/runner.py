@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import OptuiError, PresetError
 from ..presets import Config, Study
 from ..store import Store
-from ..workloads import module as workload_module
+from .. import workloads
 from ..workloads.base import Strategy, Workload
 from . import device, failures
 from .core import GroupRunner, chunk_bounds, replicate_keys, run_group, state_from_bytes, state_to_bytes
@@ -65,7 +65,8 @@ def plan_units(study: Study, workload: Workload, configs: list[str] | None = Non
 
 
 def build_workload(study: Study) -> Workload:
-    return workload_module(study.workload, study.path).build(study)
+    """The study's workload, built and checked against the contract (see optui.workloads.build)."""
+    return workloads.build(study)
 
 
 class StudyRunner:
@@ -105,7 +106,7 @@ class StudyRunner:
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
                     "budget": study.budget.describe(), "eval_points": study.eval_points,
                     "seed": study.replicates_seed, "data": workload.info,
-                    "overrides": study.overrides}
+                    "overrides": study.overrides, **workloads.run_meta(study)}
             run_id = self.store.create_run(study.name, study.workload, "study", study.text, study.path, meta)
             for u in units:
                 self.store.add_unit(run_id, u.name, {**u.config.as_dict(), "steps": u.steps},
