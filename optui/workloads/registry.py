@@ -108,7 +108,8 @@ def resolve(reference: Any, preset: str | None = None, key: str = "workload") ->
     """The workload a preset names; PresetError (naming preset, key and what was tried) if none."""
     loc = f"{where(preset, key)} = {quoted(reference)}" if isinstance(reference, str) else where(preset, key)
     if not isinstance(reference, str) or not reference.strip():
-        raise PresetError(f"{loc} must be {FORMS}, got {reference!r}")
+        installed = ", ".join(providers()) or "none"
+        raise PresetError(f"{loc} must be {FORMS} (installed: {installed}), got {reference!r}")
     if ":" in reference:
         target, attr = reference.rsplit(":", 1)
         if not ATTR_PATTERN.match(attr):
