@@ -20,7 +20,8 @@ from .search_space import SearchSpace, parse_search_section
 from .schema import Field, check_section, check_value, where
 
 MAX_PRESET_BYTES = 1_000_000
-METRICS = ("minibatch_loss", "train_loss", "test_loss", "train_test")
+# What a [[compare]] entry may draw besides the workload's declared metrics.
+COMPARE_EXTRA = ("minibatch_loss", "train_test")
 
 TOP_LEVEL = {"study", "workload", "description", "data", "model", "budget", "eval",
              "replicates", "engine", "configs", "search", "compare"}
@@ -40,7 +41,7 @@ ENGINE_FIELDS = {
 COMPARE_FIELDS = {
     "title": Field("str", ""),
     "configs": Field("str"),  # checked by hand: a list of names
-    "metric": Field("str", "minibatch_loss", choices=METRICS),
+    "metric": Field("str", "minibatch_loss"),  # checked against the workload's metrics
     "labels": Field("str", ""),
 }
 
@@ -92,10 +93,19 @@ class Study:
     path: str | None = None
     text: str = ""
     overrides: list[str] = field(default_factory=list)
+    # The workload the preset names, resolved (optui.workloads.Resolved): its spec and origin.
+    resolved: Any = field(default=None, repr=False, compare=False)
+    # Its [data], [model] and [eval] settings as its build receives them (optui.workloads.Settings).
+    settings: Any = field(default=None, repr=False, compare=False)
 
     @property
     def eval_points(self) -> int:
         return int(self.eval["points"])
+
+    @property
+    def spec(self) -> Any:
+        """The workload's WorkloadSpec: declared metrics, objective and settings."""
+        return self.resolved.spec if self.resolved is not None else None
 
 
 def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs") -> Config:
@@ -118,7 +128,18 @@ def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs")
     return Config(name, spec.name, int(values["batch_size"]), hyper)
 
 
-def _parse_compare(raw: Any, configs: dict[str, Config], file: str | None) -> list[Compare]:
+def compare_metrics(spec: Any) -> tuple[str, ...]:
+    """What a [[compare]] entry may draw for a workload: the minibatch loss, its declared metrics
+    and train_test (its train and test losses together) when it declares both."""
+    from .metrics import train_test_pair
+
+    if spec is None:
+        return ("minibatch_loss", "train_loss", "test_loss", "train_test")
+    pair = ("train_test",) if train_test_pair(spec.metrics) else ()
+    return ("minibatch_loss", *spec.metric_names, *pair)
+
+
+def _parse_compare(raw: Any, configs: dict[str, Config], file: str | None, spec: Any = None) -> list[Compare]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -144,8 +165,8 @@ def _parse_compare(raw: Any, configs: dict[str, Config], file: str | None) -> li
                        or not all(isinstance(x, str) for x in labels)):
             raise PresetError(f"{where(file, key + '.labels')} must list one label (a string) per "
                               f"config, got {labels!r}")
-        metric = check_value(entry.get("metric", "minibatch_loss"), COMPARE_FIELDS["metric"], file,
-                             key + ".metric")
+        metric_field = Field("str", "minibatch_loss", choices=compare_metrics(spec))
+        metric = check_value(entry.get("metric", "minibatch_loss"), metric_field, file, key + ".metric")
         title = check_value(entry.get("title", " vs. ".join(names)), Field("str"), file, key + ".title")
         out.append(Compare(title, tuple(names), metric, tuple(labels)))
     return out
@@ -172,20 +193,21 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
         raise PresetError(f"{where(file, unknown[0])}: unknown key; allowed top-level keys: "
                           + ", ".join(sorted(TOP_LEVEL)))
     if "workload" not in raw:
-        raise PresetError(f"{where(file, 'workload')} is required (one of {', '.join(workloads.WORKLOADS)})")
+        raise PresetError(f"{where(file, 'workload')} is required: an installed workload's name (one of "
+                          f"{', '.join(workloads.providers()) or 'none installed'}), "
+                          f"\"package.module:factory\" or \"./file.py:factory\"")
     workload = raw["workload"]
-    if not isinstance(workload, str):
-        raise PresetError(f"{where(file, 'workload')} must be one of "
-                          f"{', '.join(repr(w) for w in workloads.WORKLOADS)}, got {workload!r}")
-    mod = workloads.module(workload, file)
+    resolved = workloads.resolve(workload, file)
     default_name = Path(file).stem if file else workload
     name = check_value(raw.get("study", default_name), Field("str"), file, "study")
+    if not isinstance(raw.get("study"), str) and any(c in name for c in "/\\:"):
+        name = resolved.spec.name  # the default from a "module:factory" or file reference
     if not name or any(c in name for c in "/\\:") or name.startswith("."):
         raise PresetError(f"{where(file, 'study')} must be a plain name (no slashes), got {name!r}")
     description = check_value(raw.get("description", ""), Field("str"), file, "description")
-    settings = mod.validate_settings(raw, file)
-    budget = parse_budget(raw.get("budget"), file)
     reps = check_section(raw.get("replicates"), REPLICATE_FIELDS, file, "replicates")
+    settings = workloads.validate_settings(resolved.spec, raw, file, reps["seed"])
+    budget = parse_budget(raw.get("budget"), file)
     engine = EngineSettings(**check_section(raw.get("engine"), ENGINE_FIELDS, file, "engine"))
     raw_configs = raw.get("configs")
     if not isinstance(raw_configs, dict) or not raw_configs:
@@ -196,13 +218,14 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
         if "." in cname or not cname:
             raise PresetError(f"{where(file, 'configs.' + cname)}: config names may not contain '.'")
         configs[cname] = parse_config(cname, craw, file)
-    compare = _parse_compare(raw.get("compare"), configs, file)
-    search = parse_search_section(raw.get("search"), file)
+    compare = _parse_compare(raw.get("compare"), configs, file, resolved.spec)
+    search = parse_search_section(raw.get("search"), file, resolved.spec)
     return Study(
         name=name, workload=workload, description=description,
-        data=settings["data"], model=settings["model"], budget=budget, eval=settings["eval"],
+        data=dict(settings.data), model=dict(settings.model), budget=budget, eval=dict(settings.eval),
         replicates_count=reps["count"], replicates_seed=reps["seed"], engine=engine,
-        configs=configs, search=search, compare=compare, path=file, text=text,
+        configs=configs, search=search, compare=compare, path=file, text=text, resolved=resolved,
+        settings=settings,
     )
 
 

@@ -101,12 +101,11 @@ def plan_from_row(row: dict[str, Any]) -> TrialPlan:
 def replicate_objectives(unit: Any, space: SearchSpace) -> np.ndarray:
     """The objective of each replicate of a finished unit (NaN where it diverged or is missing)."""
     reps = unit.minibatch_loss.shape[0]
-    metric = "train_loss" if space.objective == "final_train_loss" else "test_loss"
-    values = unit.eval.get(metric)
+    values = unit.eval.get(space.metric)
     if values is None or values.shape[1] == 0:
         return np.full(reps, np.nan)
-    if space.objective == "mean_last":
-        # The test loss averaged over the eval points in the last last_percent of the run.
+    if space.mean_last:
+        # The metric averaged over the eval points in the last last_percent of the run.
         cut = unit.total_steps * (1.0 - space.last_percent / 100.0)
         take = unit.eval_steps >= cut
         take[-1] = True
@@ -124,7 +123,7 @@ def score_unit(unit: Any, space: SearchSpace) -> tuple[Status, dict[str, Any]]:
     finals = {k: float(np.nanmean(v[:, -1])) if v.shape[1] and np.isfinite(v[:, -1]).any() else None
               for k, v in unit.eval.items()}
     extra: dict[str, Any] = {
-        "objective_name": space.objective, "final": finals, "diverged": diverged,
+        "objective_name": space.objective, "objective_goal": space.goal, "final": finals, "diverged": diverged,
         "diverged_at": [int(d) for d in np.asarray(unit.diverged_at)],
         "objectives": [None if not math.isfinite(v) else float(v) for v in per_rep],
     }
@@ -156,18 +155,22 @@ def _rows(store: Store, run_id: str, confirm: bool) -> list[dict[str, Any]]:
             "params": plan.params, "steps": r["total_steps"], "replicates": r["replicates"],
             "wall_time_s": r["wall_time_s"], "extra": r["extra"], "confirm_of": spec.get("confirm_of"),
         })
-    return rank(out)
+    # The goal is recorded with the run's space: higher is better for an accuracy.
+    return rank(out, store.run_info(run_id)["meta"].get("space", {}).get("goal", "min"))
 
 
-def rank(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Trials best first, each given a rank: scored ones by objective (lower is better), then
-    the others by status (diverged, failed, interrupted, running, pending) and draw order.
+def rank(trials: list[dict[str, Any]], goal: str = "min") -> list[dict[str, Any]]:
+    """Trials best first, each given a rank: scored ones by objective (lower is better, or
+    higher when goal is "max"), then the others by status (diverged, failed, interrupted,
+    running, pending) and draw order.
 
     Only trials with a finite objective rank: diverged ones never win.
     """
+    sign = -1.0 if goal == "max" else 1.0
+
     def key(t: dict[str, Any]) -> tuple:
         objective = t.get("objective")
-        return (objective is None, objective if objective is not None else math.inf,
+        return (objective is None, sign * objective if objective is not None else math.inf,
                 _STATUS_ORDER.get(t.get("status"), 9), t.get("trial", 0))
 
     out = sorted(trials, key=key)

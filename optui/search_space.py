@@ -6,17 +6,20 @@ A space names one optimiser and, per hyperparameter, either a fixed number or an
     optimizer = "adam"
     trials = 20
     seed = 0
-    objective = "final_test_loss"        # or "final_train_loss", or "mean_last" (+ last_percent)
+    objective = "final_test_loss"        # final_<metric> or mean_last_<metric> (+ last_percent)
     budget = { examples = 2_880_000 }    # optional; default: a fair budget (see fair_budget)
     replicates = 1                       # seed replicates per trial
     learning_rate = { low = 0.1, high = 100, scale = "log" }
     b1 = { low = 0.5, high = 0.99 }
     batch_size = { low = 12, high = 2049, int = true, scale = "log", buckets = 8 }
 
-Objectives (lower is better; a trial with any diverged replicate has none and never wins):
-final_train_loss / final_test_loss are the full-dataset loss after the last step, mean_last the
-full test loss averaged over the eval points in the last `last_percent` of the run (steadier than
-one point). With replicates > 1 a trial's objective is the mean over its replicates.
+Objectives come from the workload's declared metrics (a trial with any diverged replicate has none
+and never wins): final_<metric> is the metric at the last eval point, mean_last_<metric> its mean
+over the eval points in the last `last_percent` of the run (steadier than one point); plain
+"mean_last" means mean_last_<the workload's default objective>. The default objective is
+final_<the workload's default objective> (final_test_loss for TwNet and MNIST). Whether lower or
+higher is better is the metric's declaration (losses lower, accuracies higher). With replicates > 1
+a trial's objective is the mean over its replicates.
 
 Scales: "uniform" (or "linear") draws evenly between low and high, "log" evenly in log space.
 int = true rounds to whole numbers (batch sizes must be int). buckets = K snaps an int interval to
@@ -45,6 +48,7 @@ from .budget import Budget, parse_budget
 from .errors import PresetError
 from .schema import Field, check_value, where
 
+# The objectives of a workload that declares no metrics (kept for callers without a spec).
 OBJECTIVES = ("final_train_loss", "final_test_loss", "mean_last")
 # "linear" is accepted as another name for "uniform" (both draw evenly between low and high).
 SCALES = ("uniform", "log", "linear")
@@ -59,7 +63,7 @@ SPACE_FIELDS = {
     "optimizer": Field("str"),
     "trials": Field("int", 20, low=1, high=MAX_TRIALS),
     "seed": Field("int", 0, low=0, high=2**31 - 1),
-    "objective": Field("str", "final_test_loss", choices=OBJECTIVES),
+    "objective": Field("str", "final_test_loss", choices=OBJECTIVES),  # per workload: see objectives
     "last_percent": Field("float", 10.0, low=0.0, high=100.0, low_open=True),
     "replicates": Field("int", 1, low=1, high=10_000),
 }
@@ -125,6 +129,19 @@ class SearchSpace:
     fixed: dict[str, float]  # fixed values given in the space (batch_size included when fixed)
     defaults: dict[str, float] = field(default_factory=dict)  # optimiser defaults for the rest
     file: str | None = None
+    metric: str = "test_loss"  # the eval metric the objective reads
+    goal: str = "min"  # "min" or "max": the metric's declared direction
+
+    @property
+    def mean_last(self) -> bool:
+        """True when the objective averages the last last_percent of the run."""
+        return self.objective.startswith("mean_last")
+
+    def describe_objective(self) -> str:
+        """'final test loss, lower is better' or 'test acc over the last 10% of the run, higher ...'."""
+        what = self.metric.replace("_", " ")
+        where_ = f"mean over the last {self.last_percent:g}% of the run" if self.mean_last else "at the end"
+        return f"{what}, {where_}; {'higher' if self.goal == 'max' else 'lower'} is better"
 
     @property
     def params(self) -> list[str]:
@@ -173,6 +190,7 @@ class SearchSpace:
         return {
             "name": self.name, "optimizer": self.optimizer, "trials": self.trials, "seed": self.seed,
             "objective": self.objective, "last_percent": self.last_percent,
+            "metric": self.metric, "goal": self.goal,
             "budget": self.budget.describe() if self.budget else None,
             "replicates": self.replicates,
             "intervals": {k: v.as_dict() for k, v in self.intervals.items()},
@@ -218,7 +236,23 @@ def fair_budget(space: SearchSpace, study_budget: Budget) -> tuple[Budget, str]:
 
 # -- parsing -----------------------------------------------------------------------------------
 
-def parse_search_section(raw: Any, file: str | None) -> dict[str, SearchSpace]:
+def objectives(spec: Any) -> dict[str, tuple[str, str]]:
+    """The objectives a workload allows: name -> (metric, goal). final_<m> and mean_last_<m> for
+    each declared metric m, and mean_last for the workload's default objective."""
+    if spec is None:
+        metrics = [("train_loss", "min"), ("test_loss", "min")]
+        default = "test_loss"
+    else:
+        metrics = [(m.name, m.goal) for m in spec.metrics]
+        default = spec.objective
+    out = {f"final_{name}": (name, goal) for name, goal in metrics}
+    goals = dict(metrics)
+    out["mean_last"] = (default, goals[default])
+    out.update({f"mean_last_{name}": (name, goal) for name, goal in metrics})
+    return out
+
+
+def parse_search_section(raw: Any, file: str | None, spec: Any = None) -> dict[str, SearchSpace]:
     """Validate the preset's [search.*] tables. Raises PresetError naming file and key."""
     if raw is None:
         return {}
@@ -229,12 +263,12 @@ def parse_search_section(raw: Any, file: str | None) -> dict[str, SearchSpace]:
         if not name or "." in name or any(c in name for c in "/\\ "):
             raise PresetError(f"{where(file, 'search.' + name)}: space names must be plain words "
                               f"(no dots, slashes or spaces)")
-        spaces[name] = parse_space(name, table, file)
+        spaces[name] = parse_space(name, table, file, spec)
     return spaces
 
 
-def parse_space(name: str, raw: Any, file: str | None) -> SearchSpace:
-
+def parse_space(name: str, raw: Any, file: str | None, workload: Any = None) -> SearchSpace:
+    """One [search.NAME] table; workload (a WorkloadSpec) declares the metrics it may optimise."""
     key = f"search.{name}"
     if not isinstance(raw, dict):
         raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
@@ -249,11 +283,15 @@ def parse_space(name: str, raw: Any, file: str | None) -> SearchSpace:
             raise PresetError(
                 f"{where(file, f'{key}.{k}')}: unknown key; {opt} has the hyperparameters "
                 f"batch_size, {', '.join(hyper_fields)}; a space also takes {', '.join(SPACE_KEYS)}")
+    allowed = objectives(workload)
+    default_objective = f"final_{workload.objective}" if workload is not None else "final_test_loss"
+    fields = {**SPACE_FIELDS, "objective": Field("str", default_objective, choices=tuple(allowed))}
     settings = {}
-    for k, f in SPACE_FIELDS.items():
+    for k, f in fields.items():
         settings[k] = check_value(raw[k], f, file, f"{key}.{k}") if k in raw else f.default
-    if "last_percent" in raw and settings["objective"] != "mean_last":
-        raise PresetError(f"{where(file, key + '.last_percent')} applies only to objective = \"mean_last\"")
+    if "last_percent" in raw and not settings["objective"].startswith("mean_last"):
+        raise PresetError(f"{where(file, key + '.last_percent')} applies only to the mean_last objectives")
+    metric, goal = allowed[settings["objective"]]
     space_budget = parse_budget(raw["budget"], file, f"{key}.budget") if "budget" in raw else None
 
     if "batch_size" not in raw:
@@ -289,7 +327,7 @@ def parse_space(name: str, raw: Any, file: str | None) -> SearchSpace:
         (fixed if pname in given else defaults)[pname] = v
     return SearchSpace(name, spec.name, settings["trials"], settings["seed"], settings["objective"],
                        float(settings["last_percent"]), space_budget, settings["replicates"],
-                       intervals, fixed, defaults, file)
+                       intervals, fixed, defaults, file, metric, goal)
 
 
 def _parse_interval(raw: dict[str, Any], spec: Field, file: str | None, key: str, is_batch: bool) -> Interval:

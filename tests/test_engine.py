@@ -139,13 +139,13 @@ def quadratic_workload(n: int = 64) -> Workload:
     def sample_batch(data, key, step, batch_size):
         return jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, n)
 
-    def loss(w, data, idx):
-        return jnp.mean((data["y"][idx] - w) ** 2)
+    def loss(w, model_state, data, idx, key):
+        return jnp.mean((data["y"][idx] - w) ** 2), model_state
 
     return Workload(
-        name="quadratic", data={"y": targets}, n_train=n, eval_metrics=("train_loss",),
-        init_params=lambda key: jnp.zeros(4, jnp.float32), loss=loss, sample_batch=sample_batch,
-        evaluate=lambda w, data: {"train_loss": jnp.mean((data["y"] - w) ** 2)},
+        name="quadratic", data={"y": targets}, n_train=n, init=lambda key: (jnp.zeros(4, jnp.float32), {}),
+        sample_batch=sample_batch, loss=loss,
+        evaluate=lambda w, model_state, data: {"train_loss": jnp.mean((data["y"] - w) ** 2)},
     )
 
 

@@ -29,6 +29,13 @@ def tiny_arrays(n_train: int = 40, n_test: int = 13, seed: int = 0) -> MnistArra
     return MnistArrays(*make(n_train), *make(n_test), source="synthetic")
 
 
+def train_loss(w, params, data, batch):
+    """The workload's training loss: no model state, and the CNN has no dropout (key unused)."""
+    loss, state = w.loss(params, {}, data, batch, jax.random.PRNGKey(0))
+    assert state == {}
+    return loss
+
+
 def tiny_workload(n_train=40, n_test=13, train_examples=0, slice_=5, seed=0):
     ev = {"points": 10, "train_examples": train_examples, "test_examples": 0, "slice": slice_}
     return mnist.from_arrays(tiny_arrays(n_train, n_test), TINY, ev, seed)
@@ -82,9 +89,9 @@ def test_training_conv_follows_the_setting_and_the_backend():
     forced = mnist.from_arrays(tiny_arrays(), {**TINY, "train_conv": "xla"},
                                {"points": 10, "train_examples": 0, "test_examples": 0, "slice": 5})
     assert forced.info["train_conv"] == "xla"
-    params = w.init_params(jax.random.PRNGKey(0))
+    params, _ = w.init(jax.random.PRNGKey(0))
     batch = w.sample_batch(w.data, jax.random.PRNGKey(1), 0, 8)
-    np.testing.assert_allclose(w.loss(params, w.data, batch), forced.loss(params, forced.data, batch),
+    np.testing.assert_allclose(train_loss(w, params, w.data, batch), train_loss(forced, params, forced.data, batch),
                                rtol=1e-5)
 
 
@@ -93,7 +100,9 @@ def test_data_layout_on_device():
     assert w.data["train_x"].shape == (40, 28, 28, 1) and w.data["train_x"].dtype == jnp.float32
     assert float(w.data["train_x"].max()) == 1.0 and float(w.data["train_x"].min()) >= 0.0
     assert w.data["train_y"].dtype == jnp.int32
-    assert w.eval_metrics == ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+    assert mnist.workload().metric_names == ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+    assert set(jax.eval_shape(w.evaluate, w.init(jax.random.PRNGKey(0))[0], {}, w.data)) == set(
+        mnist.workload().metric_names)
     assert w.info["n_test"] == 13 and w.info["eval_test_examples"] == 13
     assert w.data["eval_test_idx"].shape == (3, 5)  # 13 padded to 15
 
@@ -138,8 +147,8 @@ def test_permuted_is_a_keyed_permutation(n):
 
 def test_sliced_eval_matches_a_direct_computation():
     w = tiny_workload(n_train=40, n_test=13, train_examples=17, slice_=5)
-    params = w.init_params(jax.random.PRNGKey(0))
-    got = jax.jit(w.evaluate)(params, w.data)
+    params, state = w.init(jax.random.PRNGKey(0))
+    got = jax.jit(w.evaluate)(params, state, w.data)
     net = mnist_model.CNN(**TINY)
 
     @jax.jit
@@ -164,20 +173,20 @@ def test_tiny_cnn_learns_with_adam():
     w = tiny_workload(n_train=40, n_test=13)
     tx = optax.adam(0.03)
     key = jax.random.PRNGKey(1)
-    params = w.init_params(key)
+    params, _ = w.init(key)
     state = tx.init(params)
 
     @jax.jit
     def step(params, state, s):
         batch = w.sample_batch(w.data, key, s, 10)
-        loss, grads = jax.value_and_grad(w.loss)(params, w.data, batch)
+        loss, grads = jax.value_and_grad(train_loss, argnums=1)(w, params, w.data, batch)
         updates, state = tx.update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
-    before = jax.jit(w.evaluate)(params, w.data)
+    before = jax.jit(w.evaluate)(params, {}, w.data)
     for s in range(100):
         params, state, loss = step(params, state, s)
-    after = jax.jit(w.evaluate)(params, w.data)
+    after = jax.jit(w.evaluate)(params, {}, w.data)
     assert float(after["train_loss"]) < 0.5 * float(before["train_loss"])
     assert float(after["train_accuracy"]) > 0.8
 

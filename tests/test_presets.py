@@ -184,8 +184,8 @@ def test_compare_with_bad_metric(tmp_path):
 def test_unknown_workload_lists_known(tmp_path):
     text = tiny_preset_text().replace('workload = "twnet"', 'workload = "imagenet"')
     path, msg = error_for(tmp_path, text)
-    assert f"{path}: workload" in msg and "'imagenet'" in msg
-    assert "'twnet'" in msg and "'mnist'" in msg
+    assert f'{path}: workload = "imagenet": no installed workload' in msg
+    assert "mnist, twnet" in msg and "optui.workloads" in msg and "package.module:factory" in msg
 
 
 def test_missing_workload(tmp_path):

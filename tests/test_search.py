@@ -248,18 +248,17 @@ def quadratic_workload():
     rows = jax.random.normal(jax.random.PRNGKey(0), (64, 5))
     data = {"rows": rows}
 
-    def loss(x, data, batch):
-        return jnp.mean((batch @ x - 1.0) ** 2)
+    def loss(x, model_state, data, batch, key):
+        return jnp.mean((batch @ x - 1.0) ** 2), model_state
 
-    def evaluate(x, data):
+    def evaluate(x, model_state, data):
         full = jnp.mean((data["rows"] @ x - 1.0) ** 2)
         return {"train_loss": full, "test_loss": full}
 
     return Workload(
-        name="quadratic", data=data, n_train=64, eval_metrics=("train_loss", "test_loss"),
-        init_params=lambda key: jnp.zeros(5), loss=loss,
+        name="quadratic", data=data, n_train=64, init=lambda key: (jnp.zeros(5), {}),
         sample_batch=lambda d, key, step, b: d["rows"][jax.random.randint(jax.random.fold_in(key, step), (b,), 0, 64)],
-        evaluate=evaluate,
+        loss=loss, evaluate=evaluate,
     )
 
 

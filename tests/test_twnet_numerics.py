@@ -83,16 +83,17 @@ def test_evaluate_agrees_with_the_minibatch_loss_over_each_split():
     for loss in ("cosine", "mse"):
         w = twnet.make_workload(d, loss=loss)
         x = jnp.asarray(weights(4))
-        ev = w.evaluate(x, w.data)
+        ev = w.evaluate(x, {}, w.data)
         for split in ("train", "test"):
-            full = w.loss(x, w.data, w.data[split])
+            full = minibatch_loss(w, x, w.data, w.data[split])
             assert float(ev[f"{split}_loss"]) == pytest.approx(float(full), rel=1e-5), (loss, split)
 
 
 def test_init_is_all_ones_and_batches_are_training_edges():
     d = small_data()
     w = twnet.make_workload(d)
-    x = w.init_params(jax.random.PRNGKey(0))
+    x, model_state = w.init(jax.random.PRNGKey(0))
+    assert model_state == {}  # a linear model keeps no state
     assert x.shape == (N_VOCAB,) and x.dtype == jnp.float32 and bool(jnp.all(x == 1.0))
     key = jax.random.PRNGKey(7)
     batch = np.asarray(w.sample_batch(w.data, key, jnp.int32(3), 64))
@@ -105,8 +106,15 @@ def test_init_is_all_ones_and_batches_are_training_edges():
 
 # --- no NaN at the zero cases -------------------------------------------------------------------
 
+def minibatch_loss(w, x, data, edges):
+    """The workload's training loss (no model state; its key is unused)."""
+    loss, state = w.loss(x, {}, data, edges, jax.random.PRNGKey(0))
+    assert state == {}
+    return loss
+
+
 def loss_and_grad(w, x, edges):
-    loss, grad = jax.value_and_grad(w.loss)(jnp.asarray(x), w.data, jnp.asarray(edges))
+    loss, grad = jax.value_and_grad(minibatch_loss, argnums=1)(w, jnp.asarray(x), w.data, jnp.asarray(edges))
     return float(loss), np.asarray(grad)
 
 
@@ -125,12 +133,12 @@ def test_user_without_tokens_gives_finite_loss_and_gradient(loss):
 def test_all_zero_weights_give_finite_loss_and_gradient(loss):
     d = small_data()
     w = twnet.make_workload(d, loss=loss, init=0.0)
-    x = w.init_params(jax.random.PRNGKey(0))
+    x, _ = w.init(jax.random.PRNGKey(0))
     value, grad = loss_and_grad(w, x, np.arange(len(d.edges)))
     assert np.isfinite(value) and np.all(np.isfinite(grad))
     if loss == "cosine":
         assert value == 1.0  # every similarity is 0
-    ev = w.evaluate(x, w.data)
+    ev = w.evaluate(x, {}, w.data)
     assert all(np.isfinite(float(v)) for v in ev.values())
 
 
@@ -148,7 +156,7 @@ def test_batch_of_non_edges_gives_finite_loss_and_gradient(loss):
 def test_eval_with_an_empty_user_is_finite():
     d = small_data(empty_user=0)
     w = twnet.make_workload(d)
-    ev = w.evaluate(jnp.asarray(weights()), w.data)
+    ev = w.evaluate(jnp.asarray(weights()), {}, w.data)
     assert all(np.isfinite(float(v)) for v in ev.values())
 
 
@@ -168,7 +176,7 @@ def test_gradient_matches_central_differences(loss):
             "strength": jnp.asarray(d.strength, jnp.float64),
         }
         e = jnp.asarray(edges)
-        f = lambda x: w.loss(x, data, e)
+        f = lambda x: minibatch_loss(w, x, data, e)
         x = jnp.asarray(x0, jnp.float64)
         grad = np.asarray(jax.grad(f)(x))
         assert grad.dtype == np.float64
@@ -187,5 +195,5 @@ def test_overflowing_weights_give_a_non_finite_loss():
     d = small_data()
     w = twnet.make_workload(d)
     x = jnp.full((N_VOCAB,), 1e30, jnp.float32)  # x * x overflows float32
-    value = float(w.loss(x, w.data, jnp.arange(len(d.edges))))
+    value = float(minibatch_loss(w, x, w.data, jnp.arange(len(d.edges))))
     assert not np.isfinite(value)

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from .. import optimizers
-from ..workloads.base import Strategy, Workload
+from ..workloads.base import MODEL_STREAM, Strategy, Workload
 
 
 def chunk_bounds(total_steps: int, points: int) -> list[int]:
@@ -44,9 +44,14 @@ class ChunkOutput:
 @jax.tree_util.register_dataclass
 @dataclass
 class MemberState:
+    """Everything a member carries from step to step, and what a checkpoint saves."""
+
     params: Any
     opt_state: Any
     diverged_at: jax.Array  # int32, -1 while healthy
+    # The workload's mutable model state (BatchNorm statistics), {} when it has none. Last, so
+    # the checkpoints of stateless workloads keep the leaf order they had before it existed.
+    model_state: Any
 
 
 def _keys(keys: np.ndarray) -> jax.Array:
@@ -67,14 +72,18 @@ class GroupRunner:
 
         def init_one(key, hp):
             init_key, _ = jax.random.split(key)
-            params = w.init_params(init_key)
+            params, model_state = w.init(init_key)
             tx = optimizers.build(optimizer, hp)
-            return MemberState(params, tx.init(params), jnp.int32(-1))
+            return MemberState(params, tx.init(params), jnp.int32(-1), model_state)
 
         def step_one(state: MemberState, hp, key, step, data):
             _, data_key = jax.random.split(key)
             batch = w.sample_batch(data, data_key, step, batch_size)
-            loss, grads = jax.value_and_grad(w.loss)(state.params, data, batch)
+            # The loss's own key (dropout, augmentation): fresh every step, apart from the keys
+            # of init and batches, so workloads that ignore it train exactly as before.
+            step_key = jax.random.fold_in(jax.random.fold_in(key, MODEL_STREAM), step)
+            (loss, model_state), grads = jax.value_and_grad(w.loss, has_aux=True)(
+                state.params, state.model_state, data, batch, step_key)
             tx = optimizers.build(optimizer, hp)
             updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
             params = optax.apply_updates(state.params, updates)
@@ -84,7 +93,8 @@ class GroupRunner:
             keep = lambda new, old: jnp.where(frozen, old, new)
             diverged_at = jnp.where((state.diverged_at < 0) & bad, step.astype(jnp.int32), state.diverged_at)
             new_state = MemberState(jax.tree.map(keep, params, state.params),
-                                    jax.tree.map(keep, opt_state, state.opt_state), diverged_at)
+                                    jax.tree.map(keep, opt_state, state.opt_state), diverged_at,
+                                    jax.tree.map(keep, model_state, state.model_state))
             recorded = jnp.where(diverged_at >= 0, jnp.nan, loss)
             return new_state, recorded
 
@@ -95,7 +105,8 @@ class GroupRunner:
             return jax.lax.scan(body, state, start + jnp.arange(length, dtype=jnp.int32))
 
         def eval_one(state: MemberState, data):
-            metrics = w.evaluate(optimizers.eval_params(optimizer, state.opt_state, state.params), data)
+            metrics = w.evaluate(optimizers.eval_params(optimizer, state.opt_state, state.params),
+                                 state.model_state, data)
             bad = state.diverged_at >= 0
             return {k: jnp.where(bad, jnp.nan, v) for k, v in metrics.items()}
 

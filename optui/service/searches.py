@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .. import fingerprint
+from .. import fingerprint, workloads
 from ..engine import device
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
@@ -74,7 +74,8 @@ class SearchRunner:
                     "budget": budget.describe(), "budget_note": self.budget_note,
                     "eval_points": self.study.eval_points, "data": self.workload.info,
                     "overrides": self.study.overrides,
-                    "fingerprint": fingerprint.of(self.study, self.workload, space=space.name)}
+                    "fingerprint": fingerprint.of(self.study, self.workload, space=space.name),
+                    **workloads.run_meta(self.study)}
             run_id = self.store.create_run(self.study.name, self.study.workload, "search", self.study.text,
                                            self.study.path, meta)
             existing, prior_wall = set(), 0.0

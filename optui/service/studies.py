@@ -15,7 +15,7 @@ from ..errors import OptuiError, PresetError
 from ..presets import Study
 from ..status import Status
 from ..store import Store
-from ..workloads import module as workload_module
+from .. import workloads
 from ..workloads.base import Strategy, Workload
 from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
 
@@ -32,7 +32,8 @@ def resolve_strategy(study: Study, workload: Workload) -> Strategy:
 
 
 def build_workload(study: Study) -> Workload:
-    return workload_module(study.workload, study.path).build(study)
+    """The study's workload, built and checked against the contract (see optui.workloads.build)."""
+    return workloads.build(study)
 
 
 def config_plan(study: Study, name: str, steps: int, replicates: int) -> UnitPlan:
@@ -83,7 +84,8 @@ class StudyRunner:
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
                     "budget": study.budget.describe(), "eval_points": study.eval_points,
                     "seed": study.replicates_seed, "data": workload.info, "overrides": study.overrides,
-                    "fingerprint": fingerprint.of(study, workload, [u.name for u in units])}
+                    "fingerprint": fingerprint.of(study, workload, [u.name for u in units]),
+                    **workloads.run_meta(study)}
             run_id = self.store.create_run(study.name, study.workload, "study", study.text, study.path, meta)
             for u in units:
                 cfg = study.configs[u.name]

@@ -11,62 +11,74 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PresetError
-from ..schema import Field, check_section, where
+from ..metrics import Metric
+from .base import Setting, SettingError, Settings, WorkloadSpec
 
-DATA_FIELDS = {
-    "source": Field("str", "tfds", choices=("tfds", "idx"),
-                    help="tfds: TensorFlow Datasets; idx: MNIST IDX files in data.path"),
-    "name": Field("str", "mnist", choices=("mnist",), help="TFDS dataset name"),
-    "data_dir": Field("path", "", help="TFDS data folder; empty = TFDS_DATA_DIR or ~/tensorflow_datasets"),
-    "download": Field("bool", True, help="tfds: download and prepare when not prepared"),
-    "path": Field("path", "", help="idx: folder of MNIST IDX files (.gz or not)"),
-    "train_split": Field("int", 0, low=0, high=10_000_000,
-                         help="idx, t10k pair only: train on its first N images"),
-    "test_split": Field("int", 0, low=0, high=10_000_000,
-                        help="idx, t10k pair only: test on its last N images"),
-    "drop_remainder": Field("bool", True, help="drop each epoch's incomplete last batch"),
+DATA_SETTINGS = {
+    "source": Setting("str", "tfds", choices=("tfds", "idx"),
+                      help="tfds: TensorFlow Datasets; idx: MNIST IDX files in data.path"),
+    "name": Setting("str", "mnist", choices=("mnist",), help="TFDS dataset name"),
+    "data_dir": Setting("path", "", help="TFDS data folder; empty = TFDS_DATA_DIR or ~/tensorflow_datasets"),
+    "download": Setting("bool", True, help="tfds: download and prepare when not prepared"),
+    "path": Setting("path", "", help="idx: folder of MNIST IDX files (.gz or not)"),
+    "train_split": Setting("int", 0, low=0, high=10_000_000,
+                           help="idx, t10k pair only: train on its first N images"),
+    "test_split": Setting("int", 0, low=0, high=10_000_000,
+                          help="idx, t10k pair only: test on its last N images"),
+    "drop_remainder": Setting("bool", True, help="drop each epoch's incomplete last batch"),
 }
-MODEL_FIELDS = {
-    "conv1": Field("int", 32, low=1, high=1024, help="first conv layer's features"),
-    "conv2": Field("int", 64, low=1, high=1024, help="second conv layer's features"),
-    "dense": Field("int", 256, low=1, high=65_536, help="hidden dense layer's width"),
-    "train_conv": Field("str", "auto", choices=("auto", "xla", "patches"),
-                        help="how training computes the convs (same maths): auto = patches on "
-                             "a CPU, xla elsewhere"),
+SETTINGS = {
+    "data": DATA_SETTINGS,
+    "model": {
+        "conv1": Setting("int", 32, low=1, high=1024, help="first conv layer's features"),
+        "conv2": Setting("int", 64, low=1, high=1024, help="second conv layer's features"),
+        "dense": Setting("int", 256, low=1, high=65_536, help="hidden dense layer's width"),
+        "train_conv": Setting("str", "auto", choices=("auto", "xla", "patches"),
+                              help="how training computes the convs (same maths): auto = patches on "
+                                   "a CPU, xla elsewhere"),
+    },
+    "eval": {
+        "points": Setting("int", 100, low=0, high=100_000, help="full-dataset evals per run (100 = every 1%)"),
+        "train_examples": Setting("int", 10_000, low=0, high=10_000_000,
+                                  help="training images in the train-loss eval subset; 0 = all"),
+        "test_examples": Setting("int", 0, low=0, high=10_000_000, help="test images evaluated; 0 = all"),
+        # 250: 20 vmapped replicates of the offline study peak at 3.0 GiB RSS (9.4 GiB at 1000),
+        # with the same eval throughput on CPU (benchmarks/bench_mnist.py --memory).
+        "slice": Setting("int", 250, low=1, high=1_000_000, help="images per eval slice (bounds memory)"),
+    },
 }
-EVAL_FIELDS = {
-    "points": Field("int", 100, low=0, high=100_000, help="full-dataset evals per run (100 = every 1%)"),
-    "train_examples": Field("int", 10_000, low=0, high=10_000_000,
-                            help="training images in the train-loss eval subset; 0 = all"),
-    "test_examples": Field("int", 0, low=0, high=10_000_000, help="test images evaluated; 0 = all"),
-    # 250: 20 vmapped replicates of the offline study peak at 3.0 GiB RSS (9.4 GiB at 1000),
-    # with the same eval throughput on CPU (benchmarks/bench_mnist.py --memory).
-    "slice": Field("int", 250, low=1, high=1_000_000, help="images per eval slice (bounds memory)"),
-}
-EVAL_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+METRICS = (
+    Metric("train_loss", "loss", label="train loss", split="train"),
+    Metric("test_loss", "loss", label="test loss", split="test"),
+    Metric("train_accuracy", "accuracy", label="train acc", split="train"),
+    Metric("test_accuracy", "accuracy", label="test acc", split="test"),
+)
 
 
-def validate_settings(raw: dict[str, Any], file: str | None) -> dict[str, dict[str, Any]]:
-    data = check_section(raw.get("data"), DATA_FIELDS, file, "data")
+def check_settings(settings: Settings) -> None:
+    """Rules across the [data] settings (see DATA_SETTINGS)."""
+    data = settings.data
     if not data["drop_remainder"]:
-        raise PresetError(f"{where(file, 'data.drop_remainder')} must be true: batch size is a "
-                          f"fixed shape, so each epoch's incomplete last batch is dropped (as in "
-                          f"the report)")
+        raise SettingError("data.drop_remainder", "must be true: batch size is a fixed shape, so each "
+                                                  "epoch's incomplete last batch is dropped (as in the report)")
     if data["source"] == "idx" and not data["path"]:
-        raise PresetError(f"{where(file, 'data.path')} is required when data.source = 'idx' "
-                          f"(a folder of MNIST IDX files)")
+        raise SettingError("data.path", "is required when data.source = 'idx' (a folder of MNIST IDX files)")
     if data["source"] == "tfds":
         for key in ("path", "train_split", "test_split"):
-            if data[key] != DATA_FIELDS[key].default:
-                raise PresetError(f"{where(file, 'data.' + key)} applies only to data.source = "
-                                  f"'idx'")
+            if data[key] != DATA_SETTINGS[key].default:
+                raise SettingError("data." + key, "applies only to data.source = 'idx'")
     if (data["train_split"] > 0) != (data["test_split"] > 0):
-        raise PresetError(f"{where(file, 'data.train_split')} and data.test_split must be set "
-                          f"together (both > 0) or not at all")
-    model = check_section(raw.get("model"), MODEL_FIELDS, file, "model")
-    ev = check_section(raw.get("eval"), EVAL_FIELDS, file, "eval")
-    return {"data": data, "model": model, "eval": ev}
+        raise SettingError("data.train_split", "and data.test_split must be set together (both > 0) or "
+                                               "not at all")
+
+
+def workload() -> WorkloadSpec:
+    """The MNIST spec (registered as the entry point `mnist`)."""
+    return WorkloadSpec(
+        name="mnist", build=build, metrics=METRICS, objective="test_loss", settings=SETTINGS,
+        check_settings=check_settings,
+        description="the report's CNN on MNIST digits (section 2.1): TFDS or IDX files",
+    )
 
 
 def eval_slices(indices: np.ndarray, slice_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,11 +100,11 @@ def eval_subset(n: int, wanted: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=wanted, replace=False)).astype(np.int32)
 
 
-def build(study) -> "Workload":
+def build(settings: Settings) -> "Workload":
     from . import mnist_data
 
-    arrays = mnist_data.load(study.data)
-    return from_arrays(arrays, study.model, study.eval, study.replicates_seed)
+    arrays = mnist_data.load(dict(settings.data))
+    return from_arrays(arrays, dict(settings.model), dict(settings.eval), settings.seed)
 
 
 def from_arrays(arrays, model: dict[str, Any], ev: dict[str, Any], seed: int = 0) -> "Workload":
@@ -133,11 +145,12 @@ def from_arrays(arrays, model: dict[str, Any], ev: dict[str, Any], seed: int = 0
     }
 
     def init_params(key):
-        return mnist_model.init_params(net, key)
+        return mnist_model.init_params(net, key), {}  # no model state
 
-    def loss(params, data, batch):
+    def loss(params, model_state, data, batch, key):
+        del key  # no dropout in the report's CNN
         logits = train_net.apply({"params": params}, batch["image"])
-        return jnp.mean(mnist_model.cross_entropy(logits, batch["label"]))
+        return jnp.mean(mnist_model.cross_entropy(logits, batch["label"])), model_state
 
     def sample_batch(data, key, step, batch_size: int):
         steps_per_epoch = n_train // batch_size
@@ -163,7 +176,7 @@ def from_arrays(arrays, model: dict[str, Any], ev: dict[str, Any], seed: int = 0
         n = jnp.sum(w)
         return ce / n, hit / n
 
-    def evaluate(params, data):
+    def evaluate(params, model_state, data):
         tr_loss, tr_acc = _sums(params, data["train_x"], data["train_y"],
                                 data["eval_train_idx"], data["eval_train_w"])
         te_loss, te_acc = _sums(params, data["test_x"], data["test_y"],
@@ -178,13 +191,12 @@ def from_arrays(arrays, model: dict[str, Any], ev: dict[str, Any], seed: int = 0
         "eval_slice": int(tr_idx.shape[1]),
         "model": dict(widths),
         "train_conv": train_conv,
-        "params": mnist_model.count_params(jax.eval_shape(init_params, jax.random.key(0))),
+        "params": mnist_model.count_params(jax.eval_shape(init_params, jax.random.key(0))[0]),
         "flops_per_example_forward": mnist_model.flops_per_example(**widths),
     }
     return Workload(
-        name="mnist", data=data, n_train=n_train, eval_metrics=EVAL_METRICS,
-        init_params=init_params, loss=loss, sample_batch=sample_batch, evaluate=evaluate,
-        choose_strategy=choose_strategy, info=info,
+        name="mnist", data=data, n_train=n_train, init=init_params, sample_batch=sample_batch,
+        loss=loss, evaluate=evaluate, choose_strategy=choose_strategy, info=info,
     )
 
 

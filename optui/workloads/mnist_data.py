@@ -281,7 +281,7 @@ def _short(exc: BaseException) -> str:
 
 
 def load(settings: dict[str, Any]) -> MnistArrays:
-    """The arrays for a validated [data] table (see mnist.DATA_FIELDS)."""
+    """The arrays for a validated [data] table (see mnist.DATA_SETTINGS)."""
     if settings["source"] == "idx":
         if not settings["path"]:
             raise DataError("data.path is required when data.source = 'idx' (a folder of MNIST "

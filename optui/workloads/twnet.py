@@ -15,44 +15,48 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import PresetError
-from ..schema import Field, check_section, where
-from .base import Strategy, Workload
+from ..metrics import Metric
+from .base import Setting, SettingError, Settings, Strategy, Workload, WorkloadSpec
 from .twnet_data import TwNetData, load_json, synthetic
 
-DATA_FIELDS = {
-    "source": Field("str", "synthetic", choices=("synthetic", "json")),
-    "path": Field("path", ""),
-    "seed": Field("int", 0, low=0, high=2**31 - 1),
-    "train_fraction": Field("float", 0.75, low=0.0, high=1.0, low_open=True, high_open=True),
-    "min_count": Field("int", 3, low=0, high=1_000_000),
-    "users": Field("int", 296, low=2, high=20_000),
-    "vocab": Field("int", 3900, low=10, high=1_000_000),
-    "topics": Field("int", 8, low=1, high=1_000),
+SETTINGS = {
+    "data": {
+        "source": Setting("str", "synthetic", choices=("synthetic", "json"),
+                          help="synthetic: a generated follower network; json: the report's file"),
+        "path": Setting("path", "", help="json: the report's {\"dataset\": [...]} file"),
+        "seed": Setting("int", 0, low=0, high=2**31 - 1, help="data seed (network and train/test split)"),
+        "train_fraction": Setting("float", 0.75, low=0.0, high=1.0, low_open=True, high_open=True,
+                                  help="share of user pairs used for training"),
+        "min_count": Setting("int", 3, low=0, high=1_000_000, help="prune tokens seen this often or less"),
+        "users": Setting("int", 296, low=2, high=20_000, help="synthetic: users"),
+        "vocab": Setting("int", 3900, low=10, high=1_000_000, help="synthetic: vocabulary size"),
+        "topics": Setting("int", 8, low=1, high=1_000, help="synthetic: topics follows depend on"),
+    },
+    "model": {
+        "loss": Setting("str", "cosine", choices=("cosine", "mse"),
+                        help="cosine distance (the report's) or MSE of edge similarities"),
+        "init": Setting("float", 1.0, help="initial value of every word weight"),
+    },
+    "eval": {
+        "points": Setting("int", 100, low=1, high=100_000, help="full-dataset evals per run (100 = every 1%)"),
+    },
 }
 SYNTHETIC_ONLY = ("users", "vocab", "topics")
-MODEL_FIELDS = {
-    "loss": Field("str", "cosine", choices=("cosine", "mse")),
-    "init": Field("float", 1.0, help="initial value of every word weight"),
-}
-EVAL_FIELDS = {
-    "points": Field("int", 100, low=1, high=100_000),
-}
+METRICS = (
+    Metric("train_loss", "loss", label="train loss", split="train"),
+    Metric("test_loss", "loss", label="test loss", split="test"),
+)
 
 
-def validate_settings(raw: dict[str, Any], file: str | None) -> dict[str, dict[str, Any]]:
-    data = check_section(raw.get("data"), DATA_FIELDS, file, "data")
+def check_settings(settings: Settings) -> None:
+    """Rules across settings: a json source needs a path; synthetic sizes apply only to synthetic."""
+    data = settings.data
     if data["source"] == "json":
         if not data["path"]:
-            raise PresetError(f"{where(file, 'data.path')} is required when data.source = \"json\"")
-        given = [k for k in SYNTHETIC_ONLY if k in (raw.get("data") or {})]
+            raise SettingError("data.path", "is required when data.source = \"json\"")
+        given = [k for k in SYNTHETIC_ONLY if k in settings.given.get("data", ())]
         if given:
-            raise PresetError(f"{where(file, 'data.' + given[0])} applies only to data.source = \"synthetic\"")
-    return {
-        "data": data,
-        "model": check_section(raw.get("model"), MODEL_FIELDS, file, "model"),
-        "eval": check_section(raw.get("eval"), EVAL_FIELDS, file, "eval"),
-    }
+            raise SettingError("data." + given[0], "applies only to data.source = \"synthetic\"")
 
 
 def load_data(settings: dict[str, Any]) -> TwNetData:
@@ -126,20 +130,21 @@ def make_workload(d: TwNetData, loss: str = "cosine", init: float = 1.0) -> Work
     loss_fn = LOSSES[loss]
     n_vocab = d.counts.shape[1]
 
-    def init_params(key: jax.Array) -> jax.Array:
+    def init_params(key: jax.Array):
         del key  # the report starts every run from all-ones weights; replicates differ in batches
-        return jnp.full((n_vocab,), init, dtype=jnp.float32)
+        return jnp.full((n_vocab,), init, dtype=jnp.float32), {}  # no model state
 
     def sample_batch(data, key, step, batch_size: int):
         # Edges drawn at random (with replacement) from the training edges, as in the report.
         pick = jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, data["train"].shape[0])
         return data["train"][pick]
 
-    def minibatch_loss(x, data, edges):
+    def minibatch_loss(x, model_state, data, edges, key):
+        del key  # a linear model: nothing random in the loss
         sim = edge_similarity(x, data["counts"], data["pairs"][edges])
-        return loss_fn(sim, data["strength"][edges])
+        return loss_fn(sim, data["strength"][edges]), model_state
 
-    def evaluate(x, data):
+    def evaluate(x, model_state, data):
         sims = all_similarities(x, data["counts"])
         pair_sim = sims[data["pairs"][:, 0], data["pairs"][:, 1]]
         out = {}
@@ -153,12 +158,20 @@ def make_workload(d: TwNetData, loss: str = "cosine", init: float = 1.0) -> Work
         return Strategy(scan=True, vmap_replicates=True)
 
     return Workload(
-        name="twnet", data=to_device(d), n_train=int(len(d.train)),
-        eval_metrics=("train_loss", "test_loss"), init_params=init_params, loss=minibatch_loss,
-        sample_batch=sample_batch, evaluate=evaluate, choose_strategy=choose_strategy,
+        name="twnet", data=to_device(d), n_train=int(len(d.train)), init=init_params,
+        sample_batch=sample_batch, loss=minibatch_loss, evaluate=evaluate, choose_strategy=choose_strategy,
         info={**d.describe(), "loss": loss, "warnings": list(d.warnings)},
     )
 
 
-def build(study) -> Workload:
-    return make_workload(load_data(study.data), study.model["loss"], study.model["init"])
+def build(settings: Settings) -> Workload:
+    return make_workload(load_data(settings.data), settings.model["loss"], settings.model["init"])
+
+
+def workload() -> WorkloadSpec:
+    """The TwNet spec (registered as the entry point `twnet`)."""
+    return WorkloadSpec(
+        name="twnet", build=build, metrics=METRICS, objective="test_loss", settings=SETTINGS,
+        check_settings=check_settings,
+        description="word weights on a Twitter-like follower network (the report's section 2.2)",
+    )

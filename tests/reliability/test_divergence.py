@@ -33,13 +33,14 @@ def poisoned(workload, study, bad: list[int]):
     """
     keys = member_keys(study.replicates_seed, REPLICATES)
     targets = jnp.stack([jax.random.split(jnp.asarray(keys[r], jnp.uint32))[0] for r in bad])
-    init = workload.init_params
+    init = workload.init
 
     def init_params(key):
         hit = jnp.any(jnp.all(targets == key, axis=-1))
-        return jax.tree.map(lambda p: jnp.where(hit, p * 1e30, p), init(key))
+        params, model_state = init(key)
+        return jax.tree.map(lambda p: jnp.where(hit, p * 1e30, p), params), model_state
 
-    return dataclasses.replace(workload, init_params=init_params)
+    return dataclasses.replace(workload, init=init_params)
 
 
 def run_study(tmp_path, name, workload, study):
