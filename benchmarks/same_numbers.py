@@ -71,7 +71,7 @@ MNIST_OVERRIDES = [
 
 
 def _study_arrays(study, prefix: str, store, out: dict[str, np.ndarray]) -> None:
-    from optui.engine.runner import StudyRunner
+    from optui.service import StudyRunner
 
     run_id = StudyRunner(study, store).run()
     _store_arrays(store, run_id, prefix, out)

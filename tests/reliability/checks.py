@@ -36,7 +36,7 @@ def interrupted_run(preset: Path, runs: Path, chunks: int = 2, overrides: list[s
 
     from optui import presets
     from optui.engine.events import ChunkDone
-    from optui.engine.runner import StudyRunner
+    from optui.service import StudyRunner
     from optui.store import Store
 
     study = presets.load(preset, overrides or [])

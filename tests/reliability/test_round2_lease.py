@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from optui import presets, store as store_module
-from optui.engine.runner import StudyRunner
+from optui.service import StudyRunner
 from optui.errors import StoreError
 from optui.store import DB_NAME, Store
 from tests.conftest import tiny_preset_text, wait_for_chunks
