@@ -9,6 +9,8 @@ of the arrays the workload trains and evaluates on, with the workload's descript
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import math
 import warnings
@@ -60,7 +62,7 @@ def resolved_preset(study: Any, configs: Iterable[str] | None = None, space: str
         "budget": {study.budget.kind: study.budget.value},
         "eval": study.eval,
         "replicates": {"count": study.replicates_count, "seed": study.replicates_seed},
-        "engine": study.engine,
+        "engine": dataclasses.asdict(study.engine),
     }
     if space is not None:
         if space in study.search:

@@ -162,6 +162,14 @@ class OptuiApp(App):
     def _run_search(self, study: presets.Study, space: str, trials: int, cancel: threading.Event) -> None:
         jobs.run_search(self.post_message, self.root, study, space, trials, cancel)
 
+    @work(thread=True, exclusive=True, group="run", exit_on_error=False)
+    def _resume(self, run_id: str, cancel: threading.Event) -> None:
+        jobs.resume_run(self.post_message, self.root, run_id, cancel)
+
+    @work(thread=True, exclusive=True, group="run", exit_on_error=False)
+    def _confirm(self, run_id: str, top: int, replicates: int, cancel: threading.Event) -> None:
+        jobs.confirm_search(self.post_message, self.root, run_id, top, replicates, cancel)
+
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def _export(self, run: RunResult, names: list[str], metric: str, band: str, formats: list[str],
                 out_dir: Path) -> None:
@@ -378,6 +386,61 @@ class OptuiApp(App):
         self.query_one(StatusLine).set_activity(f"searching {study.name}/{space}: building and compiling…")
         self.action_show_panel("search")
         self._run_search(study, space, trials, self.cancel_event)
+
+    def _start_stored(self, kind: str, what: str) -> threading.Event | None:
+        """Prepare the session for a run that continues a stored one; None if one is running."""
+        if self.running:
+            self.notify("a run is in progress: one at a time (ctrl+t stops it)", severity="warning")
+            return None
+        self.running, self.run_study, self.current_run_id, self.last_run_status = kind, None, None, None
+        self.cancel_event = threading.Event()
+        self.progress = RunProgress()
+        self.query_one(StatusLine).set_activity(what)
+        return self.cancel_event
+
+    def action_resume_run(self) -> None:
+        """Resume the newest interrupted or failed run in the store."""
+        stopped = [r for r in reversed(self.runs) if r["status"] in (Status.INTERRUPTED, Status.FAILED)
+                   and r["kind"] in ("study", "search")]
+        if not stopped:
+            self.notify("no interrupted or failed run to resume", severity="warning")
+            return
+        run = stopped[0]
+        cancel = self._start_stored("search" if run["kind"] == "search" else "replicates",
+                                    f"resuming {run['study']} ({self.run_label(run['id'])})…")
+        if cancel is not None:
+            self.action_show_panel("search" if run["kind"] == "search" else "replicates")
+            self._resume(run["id"], cancel)
+
+    def _shown_search_run(self) -> str | None:
+        run_id = self.query_one(SearchPanel).chosen_run()
+        if not run_id:
+            self.notify("choose a stored search run in the Search panel first", severity="warning")
+        return run_id or None
+
+    def action_confirm_best(self, top: int = 3, replicates: int = 5) -> None:
+        """Re-run the shown search's best trials with fresh seed replicates."""
+        run_id = self._shown_search_run()
+        if run_id is None:
+            return
+        cancel = self._start_stored("search", f"confirming the best {top} trials with {replicates} replicates…")
+        if cancel is not None:
+            self._confirm(run_id, top, replicates, cancel)
+
+    def action_write_best(self) -> None:
+        """Write the shown search's best config into the open preset file (comments kept)."""
+        run_id = self._shown_search_run()
+        if run_id is None:
+            return
+        study = self._current_study()
+        if study is None or self.doc is None:
+            return
+        try:
+            said = jobs.write_best(self.store, run_id, study, Path(self.doc.file))
+        except OptuiError as exc:
+            self.notify(str(exc), title="write best", severity="error")
+            return
+        self.notify(said, title="write best")
 
     def action_stop(self) -> None:
         if not self.running or self.cancel_event is None:
@@ -661,6 +724,11 @@ class OptuiApp(App):
         yield SystemCommand("Stop run", "Stop after the current chunk; finished chunks are kept", self.action_stop)
         yield SystemCommand("Export what Compare shows", "PNG, pickle, CSV into exports/<study>/", self.action_export)
         yield SystemCommand("Refresh runs", "Re-read the run store", self.refresh_runs)
+        yield SystemCommand("Resume run", "Finish the newest interrupted or failed run", self.action_resume_run)
+        yield SystemCommand("Confirm best trials", "Re-run the shown search's best 3 trials with 5 replicates",
+                            self.action_confirm_best)
+        yield SystemCommand("Write best config", "Add the shown search's best config to the open preset",
+                            self.action_write_best)
         for pid, name in PANELS:
             yield SystemCommand(f"Show {name}", f"Go to the {name} panel", lambda p=pid: self.action_show_panel(p))
 

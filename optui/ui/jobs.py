@@ -62,6 +62,49 @@ def run_search(post: Post, root: Path, study: presets.Study, space: str, trials:
     _run(post, root, "search", go)
 
 
+def resume_run(post: Post, root: Path, run_id: str, cancel: threading.Event) -> None:
+    """Finish an interrupted study or search with the preset recorded with it (checked unchanged)."""
+    def go(store, listener):
+        from .. import service
+
+        run_id_full, study = service.study_of_run(store, run_id, store.run_info(store.resolve(run_id))["preset_path"])
+        info = store.run_info(run_id_full)
+        if info["kind"] == "search":
+            service.run_search(study, store, info["meta"]["space_name"], resume=run_id_full, listener=listener,
+                               cancel=cancel)
+        else:
+            service.run_study(study, store, resume=run_id_full, listener=listener, cancel=cancel)
+
+    _run(post, root, "resume", go)
+
+
+def confirm_search(post: Post, root: Path, run_id: str, top: int, replicates: int,
+                   cancel: threading.Event) -> None:
+    """Re-run a finished search's best `top` trials with `replicates` fresh seed replicates."""
+    def go(store, listener):
+        from .. import service
+
+        _, study = service.study_of_run(store, run_id, store.run_info(store.resolve(run_id))["preset_path"])
+        service.confirm_search(study, store, run_id, top, replicates, listener=listener, cancel=cancel)
+
+    _run(post, root, "confirm", go)
+
+
+def write_best(store: Any, run_id: str, study: presets.Study, preset: Path) -> str:
+    """Write search run_id's best config into the preset file (comments kept); says what it did."""
+    from .. import service
+
+    space = study.search.get(store.run_info(run_id)["meta"].get("space_name", ""))
+    if space is None:
+        raise OptuiError(f"{preset}: has no search space of run {run_id}")
+    best = service.best_config(store, run_id, space)
+    if best is None:
+        raise OptuiError(f"run {run_id}: no trial finished without diverging; nothing to write")
+    service.check_write_target(preset)
+    name = service.write_best(preset, best)
+    return f"wrote [configs.{name}] ({best.source}) to {preset}"
+
+
 def _run(post: Post, root: Path, title: str, go: Callable[[Any, Callable], Any]) -> None:
     """Open a store connection for this thread, run, and always report RunDone at the end."""
     store = None
