@@ -12,18 +12,13 @@ from typing import Optional
 import typer
 
 from .common import STORE_OPTION, user_errors
+from .export import BandKind
 
 
 class PaperFormat(str, Enum):
     markdown = "markdown"
     latex = "latex"
     csv = "csv"
-
-
-class Band(str, Enum):
-    minmax = "minmax"
-    iqr = "iqr"
-    ci95 = "ci95"
 
 
 def _when(t: float | None) -> str:
@@ -93,7 +88,7 @@ def register(app: typer.Typer) -> None:
              fmt: Optional[PaperFormat] = typer.Option(None, "--format", "-f", help=(
                  "Print the results as a table for papers: final values per config (a search: its "
                  "ranked trials) as markdown, latex (booktabs) or csv.")),
-             band: Band = typer.Option(Band.ci95, "--band", help="Band of the final values (with --format)."),
+             band: BandKind = typer.Option(BandKind.ci95, "--band", help="Band of the final values (with --format)."),
              store: Path = STORE_OPTION) -> None:
         """One run: its settings, device, versions and per-config results."""
         from rich import box
