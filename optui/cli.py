@@ -43,13 +43,7 @@ def main(ctx: typer.Context,
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(_name)
-    except ModuleNotFoundError as exc:  # a command group not installed in this build
-        if exc.name != _name:
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(_name).register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
