@@ -6,6 +6,7 @@ one folder (the CLI uses exports/<study>/):
     config-<name>.png        one per config
     mlruns.p                 the report's pickle layout      <study>-histories.p  the rich layout
     histories.csv            long-format histories          summary.json         statistics
+    ranking.png, ranking.md, ranking.csv   studies of 3+ configs ranked by final test loss
 """
 
 from __future__ import annotations
@@ -58,12 +59,16 @@ def comparisons_for(run: RunResult) -> list[Compare]:
     if run.kind == "study" and run.preset_text:
         from .. import presets
 
+        # Only [[compare]] is read: the rest may name plug-ins or data this process cannot reach.
+        label = f"preset of run {run.run_id}"
         try:
-            study = presets.loads(run.preset_text, f"preset of run {run.run_id}")
+            raw = presets.parse_toml(run.preset_text, label)
+            known = raw.get("configs") if isinstance(raw.get("configs"), dict) else {}
+            compare = presets._parse_compare(raw.get("compare"), known, label)
         except (OptuiError, ImportError):  # a preset from an older optui may no longer validate
-            study = None
-        if study is not None and study.compare:
-            return list(study.compare)
+            compare = []
+        if compare:
+            return compare
     return default_comparisons(names)
 
 
@@ -75,7 +80,7 @@ def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = FOR
     The folder is created and checked for writing before anything is computed; every file is
     written to a temporary sibling and renamed into place.
     """
-    from . import figures, pickles, tables
+    from . import figures, pickles, ranking, tables
 
     formats = set(formats)
     unknown = sorted(formats - set(FORMATS))
@@ -86,6 +91,12 @@ def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = FOR
     style = style or FigureStyle()
     out = ensure_writable_dir(out_dir)
     written: list[Path] = []
+    ranked = ranking.rank(run, targets) if ranking.applies(run) else None
+    if ranked is not None and "png" in formats:
+        written.append(figures.save_figure(ranking.figure(ranked, max(style.width, 8.0), style.dpi),
+                                           out / "ranking.png"))
+    if ranked is not None and "csv" in formats:
+        written += ranking.write_tables(ranked, out / "ranking.md", out / "ranking.csv")
     if "png" in formats:
         for i, compare in enumerate(comparisons_for(run), start=1):
             fig = figures.compare_figure(run, compare, style)
@@ -99,5 +110,8 @@ def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = FOR
     if "csv" in formats:
         written.append(tables.write_csv(run, out / "histories.csv"))
     if "json" in formats:
-        written.append(tables.write_json(tables.summary(run, targets), out / "summary.json"))
+        data = tables.summary(run, targets)
+        if ranked is not None:
+            data["ranking"] = ranked.as_dict()
+        written.append(tables.write_json(data, out / "summary.json"))
     return written
