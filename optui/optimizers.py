@@ -29,7 +29,7 @@ Hyperparam = Field  # what a plug-in may use to declare a hyperparameter
 
 __all__ = ["ENTRY_POINT_GROUP", "EXTRA_FIELDS", "Hyperparam", "OPTIMIZERS", "OptimizerSpec", "REFUSED",
            "build", "config_fields", "display", "engine_inputs", "eval_params", "hyperparam_names",
-           "known", "lookup", "resolve", "settle", "toml_value"]
+           "known", "label", "lookup", "resolve", "settle", "toml_value"]
 
 ENTRY_POINT_GROUP = plugins.GROUP
 
@@ -80,6 +80,14 @@ def resolve(name: Any, file: str | None, key: str) -> OptimizerSpec:
     _PLUGINS[canonical] = spec
     _REFS[(name, str(base_dir))] = canonical
     return spec
+
+
+def label(name: str) -> str:
+    """A short display name: a file reference by its file name (qhm.py:qhm), others as they are."""
+    if plugins.is_reference(name) and ("/" in name or "\\" in name):
+        path, attr = name.rsplit(":", 1)
+        return f"{Path(path).name}:{attr}"
+    return name
 
 
 def _preset_dir(file: str | None) -> Path | None:

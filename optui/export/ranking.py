@@ -179,11 +179,9 @@ def cells(ranking: Ranking, r: RankedConfig) -> list[str]:
 
 
 def _short(optimizer: str) -> str:
-    """A plug-in's file reference by its file name, not its full path."""
-    if ":" in optimizer and "/" in optimizer:
-        path, attr = optimizer.rsplit(":", 1)
-        return f"{path.rsplit('/', 1)[-1]}:{attr}"
-    return optimizer
+    from .. import optimizers
+
+    return optimizers.label(optimizer)
 
 
 def markdown(ranking: Ranking) -> str:
