@@ -29,7 +29,7 @@ Hyperparam = Field  # what a plug-in may use to declare a hyperparameter
 
 __all__ = ["ENTRY_POINT_GROUP", "EXTRA_FIELDS", "Hyperparam", "OPTIMIZERS", "OptimizerSpec", "REFUSED",
            "build", "config_fields", "display", "engine_inputs", "eval_params", "hyperparam_names",
-           "known", "lookup", "resolve", "settle", "toml_value"]
+           "known", "label", "lookup", "resolve", "settle", "toml_value"]
 
 ENTRY_POINT_GROUP = plugins.GROUP
 
@@ -80,6 +80,14 @@ def resolve(name: Any, file: str | None, key: str) -> OptimizerSpec:
     _PLUGINS[canonical] = spec
     _REFS[(name, str(base_dir))] = canonical
     return spec
+
+
+def label(name: str) -> str:
+    """A short display name: a file reference by its file name (qhm.py:qhm), others as they are."""
+    if plugins.is_reference(name) and ("/" in name or "\\" in name):
+        path, attr = name.rsplit(":", 1)
+        return f"{Path(path).name}:{attr}"
+    return name
 
 
 def _preset_dir(file: str | None) -> Path | None:
@@ -135,6 +143,9 @@ def settle(spec: OptimizerSpec, values: dict[str, Any], file: str | None, key: s
     the kind as a number and drops chain elements that are not set. `searched` names settings a
     search space draws (they count as set, their values come later).
     """
+    for name, value in values.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            check_float32(value, file, f"{key}.{name}")
     present = {k for k, v in values.items() if v is not None} | set(searched)
     out: dict[str, float] = {k: float(values[k]) for k in spec.hyperparams if values.get(k) is not None}
     for name in (chain.CLIP_NORM, chain.CLIP_VALUE, chain.WEIGHT_DECAY):
@@ -168,6 +179,15 @@ def settle(spec: OptimizerSpec, values: dict[str, Any], file: str | None, key: s
             continue
         out[k] = float(values[k]) if values.get(k) is not None else default
     return out
+
+
+def check_float32(value: float, file: str | None, key: str) -> None:
+    """Hyperparameters train as float32: refuse values that overflow it or vanish to zero."""
+    with np.errstate(over="ignore", under="ignore"):
+        f32 = np.float32(value)
+    if not np.isfinite(f32) or (value != 0 and f32 == 0):
+        raise PresetError(f"{where(file, key)} = {value!r} does not fit a 32-bit float, which training "
+                          f"uses (magnitudes from about 1e-38 to 3e38)")
 
 
 def display(hyperparams: dict[str, Any]) -> dict[str, Any]:

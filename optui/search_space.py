@@ -349,6 +349,9 @@ def _parse_interval(raw: dict[str, Any], spec: Field, file: str | None, key: str
             if not float(v).is_integer():
                 raise PresetError(f"{where(file, f'{key}.{k}')} must be a whole number when int = true, got {v!r}")
     low, high = float(low), float(high)
+    if not is_batch:
+        optimizers.check_float32(low, file, f"{key}.low")
+        optimizers.check_float32(high, file, f"{key}.high")
     if low > high:
         raise PresetError(f"{where(file, key)}: low ({low:g}) must not exceed high ({high:g})")
     scale = check_value(raw.get("scale", "uniform"), Field("str", choices=SCALES), file, f"{key}.scale")

@@ -149,6 +149,9 @@ BAD_PLUGINS = {
         "make.hyperparams = {'learning_rate': {'default': 0.1, 'low': 0}}\n", "KeyError: 'momentum'"),
     "returns_something_else": ("def make(hp):\n    return 42\nmake.hyperparams = {}\n",
                                "not an optax.GradientTransformation"),
+    "typed_prng_key_in_state": (
+        "import optax\ndef make(hp):\n    return optax.noisy_sgd(hp['lr'], key=0)\n"
+        "make.hyperparams = {'lr': {'default': 0.1, 'low': 0}}\n", "its state holds a typed PRNG key"),
     "raises_on_import": ("raise RuntimeError('no GPU here')\n", "RuntimeError: no GPU here"),
     "syntax_error": ("def make(hp)\n", "SyntaxError"),
 }

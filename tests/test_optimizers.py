@@ -337,3 +337,32 @@ def test_noisy_sgd_replicates_draw_their_own_noise():
     assert len(set(seeds.tolist())) == 3 and (seeds < 2**24).all()
     assert "total_steps" not in inputs
     assert "member_seed" not in optimizers.engine_inputs("adam", {}, 10, keys)
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("momentum", {"schedule": 5.0, "warmup_fraction": 0.25, "final_fraction": 0.0, "clip_norm": 1.0,
+                  "weight_decay": 0.01}),
+    ("noisy_sgd", {}),
+    ("schedule_free_adamw", {}),
+])
+def test_resuming_from_a_checkpoint_equals_an_uninterrupted_run(tiny, name, extra):
+    """The checkpoint template is built as the runner builds it (without the engine's inputs):
+    the state layout must not depend on them, and the resumed run must match."""
+    from optui.engine.core import state_from_bytes, state_to_bytes
+
+    spec = optimizers.OPTIMIZERS[name]
+    keys = replicate_keys(5, 2)
+    hp = {k: np.full(2, representative(f), np.float32) for k, f in spec.hyperparams.items()}
+    hp.update({k: np.full(2, v, np.float32) for k, v in extra.items()})
+    runner = GroupRunner(tiny, name, 8, Strategy(scan=True, vmap_replicates=True))
+    full = [o for o, _ in run_group(runner, keys, hp, 8, 4)]
+    for out, state in run_group(runner, keys, hp, 8, 4):
+        if out.chunk_index == 1:
+            blob = state_to_bytes(state)
+            break
+    template = runner.init(keys, hp)
+    resumed = [o for o, _ in run_group(runner, keys, hp, 8, 4, resume=(1, state_from_bytes(template, blob)))]
+    assert [o.chunk_index for o in resumed] == [2, 3]
+    for a, b in zip(full[-2:], resumed):
+        np.testing.assert_allclose(a.minibatch_loss, b.minibatch_loss, rtol=1e-6)
+        np.testing.assert_allclose(a.eval["test_loss"], b.eval["test_loss"], rtol=1e-6)

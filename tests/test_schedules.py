@@ -135,6 +135,8 @@ def test_chain_elements_are_absent_unless_set(tmp_path):
     ({"warmup_fraction": 1.0}, "configs.x.warmup_fraction", "must be a number in [0, 1)"),
     ({"clip_norm": 0.0}, "configs.x.clip_norm", "must be a number in (0, inf)"),
     ({"weight_decay": -0.1}, "configs.x.weight_decay", "must be a number in [0, inf)"),
+    ({"clip_norm": 1e-60}, "configs.x.clip_norm", "does not fit a 32-bit float"),
+    ({"learning_rate": 1e39}, "configs.x.learning_rate", "does not fit a 32-bit float"),
 ])
 def test_bad_schedules_and_elements_name_the_key(tmp_path, settings, key, fragment):
     path = config(tmp_path, **settings)

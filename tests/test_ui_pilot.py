@@ -329,6 +329,29 @@ def test_invalid_document_is_never_written(tmp_path: Path):
     assert path.read_text() == before
 
 
+def test_the_form_offers_any_optimisers_settings_and_refuses_bad_ones(tmp_path: Path):
+    """A contrib optimiser, the chain elements, and a plug-in's own declared hyperparameters."""
+    plugin = Path(__file__).resolve().parents[1] / "examples" / "optui-qhm" / "optui_qhm" / "qhm.py"
+    (tmp_path / "qhm.py").write_text(plugin.read_text(encoding="utf-8"), encoding="utf-8")
+    path = tmp_path / "p.toml"
+    text = PRESET.format(iterations=40, points=5)
+    text = text.replace('optimizer = "sgd"', 'optimizer = "./qhm.py:qhm"')
+    path.write_text(text, encoding="utf-8")
+    doc = PresetDocument.read(path)
+    doc.validate()  # resolves the plug-in (off the UI thread in the app)
+    labels = {r.label for r in doc.rows()}
+    assert {"configs.sgd.nu", "configs.sgd.beta", "configs.sgd.schedule", "configs.sgd.clip_norm",
+            "configs.adam.warmup_fraction", "configs.adam.weight_decay"} <= labels
+    schedule = next(r for r in doc.rows() if r.label == "configs.adam.schedule")
+    assert schedule.is_str and "warmup_cosine" in schedule.placeholder and "optional" in schedule.placeholder
+    doc.set_field(("configs", "adam", "optimizer"), "prodigy", True)
+    assert {"configs.adam.estim_lr0", "configs.adam.estim_lr_coef"} <= {r.label for r in doc.rows()}
+    doc.set_field(("configs", "sgd", "nu"), "1.5", False)
+    with pytest.raises(Exception) as exc:
+        doc.save()
+    assert "configs.sgd.nu must be a number in [0, 1], got 1.5" in str(exc.value)
+
+
 def test_errors_map_to_the_nearest_row(tmp_path: Path):
     path = tmp_path / "p.toml"
     path.write_text(PRESET.format(iterations=40, points=5), encoding="utf-8")

@@ -124,6 +124,44 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.{digits}f}"
 
 
+def _parse_targets(items: list[str]) -> dict[str, float]:
+    """--target METRIC=VALUE items; a bad one exits 2 saying what is allowed."""
+    import math
+
+    out = {}
+    for item in items:
+        metric, _, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not metric.strip() or not math.isfinite(number):
+            _fail_input(f"--target {item!r}: expected METRIC=NUMBER, e.g. test_loss=0.3 or test_accuracy=0.95")
+        out[metric.strip()] = number
+    return out
+
+
+def _print_ranking(console, run, targets: dict[str, float]) -> None:
+    """The ranking table of a study of three or more configs, as the export writes it."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..export import ranking
+
+    if not ranking.applies(run):
+        return
+    ranked = ranking.rank(run, targets)
+    cols = ranking.header(ranked)
+    t = Table(title=f"{run.study}: ranked by final test loss (bands over healthy replicates)",
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for c in cols:
+        t.add_column(escape(c), justify="left" if c in ("config", "optimizer") else "right")
+    for r in ranked.rows:
+        t.add_row(*(escape(c) for c in ranking.cells(ranked, r)))
+    console.print(t)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("export", cls=optional_value_command("--tensorboard"))
     def export(
@@ -146,9 +184,12 @@ def register(app: typer.Typer) -> None:
         dpi: int = typer.Option(120, "--dpi", min=20, max=1200, help="PNG resolution."),
         width: float = typer.Option(8.0, "--width", min=1, max=50, help="Figure width, inches."),
         height: float = typer.Option(5.0, "--height", min=1, max=50, help="Figure height, inches."),
+        target: list[str] = typer.Option([], "--target", help="METRIC=VALUE: time-to-target threshold, e.g. "
+                                         "test_loss=0.3 or test_accuracy=0.95 (default: the configs' median)."),
         store: Path = STORE_OPTION,
     ) -> None:
         """Write figures, pickles, CSV, summary JSON, tables and TensorBoard files of runs.
+        Studies of three or more configs also get a ranking (table and figure).
 
         With no format chosen: png, pickle, csv and json (a search run: png, markdown, csv, json).
         """
@@ -161,6 +202,7 @@ def register(app: typer.Typer) -> None:
         from ..export.layout import LATEST, export_to_run_folder, run_dir
         from ..store import Store
 
+        targets = _parse_targets(target)
         chosen = _chosen_formats(formats, FORMATS)
         chosen |= {f for f, on in (("png", png), ("pickle", pickle), ("csv", csv), ("json", json_)) if on}
         logdir = None
@@ -199,11 +241,14 @@ def register(app: typer.Typer) -> None:
                         wanted = wanted - {"pickle"}
                         files = export_search_run(s, run, folder, wanted) if wanted else []
                     else:
-                        folder, files, latest = export_to_run_folder(run, out, chosen or set(DEFAULT_FORMATS), style)
+                        folder, files, latest = export_to_run_folder(run, out, chosen or set(DEFAULT_FORMATS), style,
+                                                                     targets)
                     console.print(f"{head}: {len(files)} files in {escape(str(folder))}/"
                                   + (f" ({LATEST} points here)" if latest else ""), soft_wrap=True)
                     for f in files:
                         console.print(f"  {escape(f.name)}", highlight=False)
+                    if run.kind != "search":
+                        _print_ranking(console, run, targets)
                 if logdir is not None:
                     from ..export.tensorboard import write_run
 

@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         for col in ("name", "optimizer", "batch size", "hyperparameters"):
             t.add_column(col)
         for cfg in study.configs.values():
-            t.add_row(cfg.name, cfg.optimizer, str(cfg.batch_size),
+            t.add_row(cfg.name, optimizers.label(cfg.optimizer), str(cfg.batch_size),
                       ", ".join(f"{k}={v}" if isinstance(v, str) else f"{k}={v:g}"
                                 for k, v in optimizers.display(cfg.hyperparams).items()))
         c.print(t)

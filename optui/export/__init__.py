@@ -7,6 +7,7 @@ one folder (the CLI uses exports/<study>/):
     config-<name>.png        one per config; .pdf, .svg too
     mlruns.p                 the report's pickle layout      <study>-histories.p  the rich layout
     histories.csv            long-format histories          summary.json         statistics
+    ranking.png, ranking.md, ranking.csv   studies of 3+ configs ranked by final test loss
     final-values.md / .tex   final test loss per config: n, mean, band, paired with the first
 A search run (export_search_run) writes its trials table and scatter plots instead. TensorBoard
 event files go to a separate log folder (export.tensorboard).
@@ -67,12 +68,16 @@ def comparisons_for(run: RunResult) -> list[Compare]:
     if run.kind == "study" and run.preset_text:
         from .. import presets
 
+        # Only [[compare]] is read: the rest may name plug-ins or data this process cannot reach.
+        label = f"preset of run {run.run_id}"
         try:
-            study = presets.loads(run.preset_text, f"preset of run {run.run_id}")
+            raw = presets.parse_toml(run.preset_text, label)
+            known = raw.get("configs") if isinstance(raw.get("configs"), dict) else {}
+            compare = presets._parse_compare(raw.get("compare"), known, label)
         except (OptuiError, ImportError):  # a preset from an older optui may no longer validate
-            study = None
-        if study is not None and study.compare:
-            return list(study.compare)
+            compare = []
+        if compare:
+            return compare
     return default_comparisons(names)
 
 
@@ -94,12 +99,18 @@ def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = DEF
     The folder is created and checked for writing before anything is computed; every file is
     written to a temporary sibling and renamed into place.
     """
-    from . import figures, pickles, tables
+    from . import figures, pickles, ranking, tables
 
     formats = check_formats(formats)
     style = style or FigureStyle()
     out = ensure_writable_dir(out_dir)
     written: list[Path] = []
+    ranked = ranking.rank(run, targets) if ranking.applies(run) else None
+    if ranked is not None and "png" in formats:
+        written.append(figures.save_figure(ranking.figure(ranked, max(style.width, 8.0), style.dpi),
+                                           out / "ranking.png"))
+    if ranked is not None and "csv" in formats:
+        written += ranking.write_tables(ranked, out / "ranking.md", out / "ranking.csv")
     kinds = [k for k in FIGURE_FORMATS if k in formats]
     if kinds:  # each figure is drawn once and saved in every chosen type
         for i, compare in enumerate(comparisons_for(run), start=1):
@@ -116,7 +127,10 @@ def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = DEF
     if "csv" in formats:
         written.append(tables.write_csv(run, out / "histories.csv"))
     if "json" in formats:
-        written.append(tables.write_json(tables.summary(run, targets), out / "summary.json"))
+        data = tables.summary(run, targets)
+        if ranked is not None:
+            data["ranking"] = ranked.as_dict()
+        written.append(tables.write_json(data, out / "summary.json"))
     for kind in TABLE_FORMATS:
         if kind in formats:
             written.append(_write_final_values(run, out, kind, style.band))

@@ -76,13 +76,13 @@ def point_latest(root: str | Path, study: str, run_id: str) -> bool:
 
 
 def export_to_run_folder(run: RunResult, root: str | Path, formats: Iterable[str] | None = None,
-                         style=None) -> tuple[Path, list[Path], bool]:
+                         style=None, targets: dict[str, float] | None = None) -> tuple[Path, list[Path], bool]:
     """Write a run's exports into exports/<study>/<run-id>/ and, for a finished run, move the
     study's `latest` link to it when it is the newest. Returns (folder, files, latest moved)."""
-    from . import FORMATS, export_run
+    from . import DEFAULT_FORMATS, export_run
 
     folder = ensure_writable_dir(run_dir(root, run.study, run.run_id))
-    files = export_run(run, folder, formats or FORMATS, style)
+    files = export_run(run, folder, formats or DEFAULT_FORMATS, style, targets)
     moved = run.status == FINISHED and point_latest(root, run.study, run.run_id)
     return folder, files, moved
 

@@ -66,7 +66,10 @@ def section1_rows(study: Study, space: SearchSpace, best: dict[str, Any] | None)
 
 
 def section1_header(space: SearchSpace) -> list[str]:
-    return [OPTIMIZER_TITLES.get(space.optimizer, space.optimizer), *map(label, table_params(space))]
+    from .. import optimizers
+
+    title = OPTIMIZER_TITLES.get(space.optimizer, optimizers.label(space.optimizer))
+    return [title, *map(label, table_params(space))]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:

@@ -297,13 +297,13 @@ def _trace(spec: OptimizerSpec, who: str) -> None:
             raise TypeError(f"the factory returned {type(tx).__name__}, not an optax.GradientTransformation")
         state = tx.init(params)
         if spec.uses_loss:
-            updates, _ = tx.update(params, state, params, value=jnp.float32(1.0))
+            updates, state = tx.update(params, state, params, value=jnp.float32(1.0))
         else:
-            updates, _ = tx.update(params, state, params)
-        return updates
+            updates, state = tx.update(params, state, params)
+        return updates, state
 
     try:
-        jax.eval_shape(one_step, hp_values)
+        _, state = jax.eval_shape(one_step, hp_values)
     except jax.errors.ConcretizationTypeError:
         raise NotFound(f"{who}: the factory uses a hyperparameter's value in Python (an `if`, a "
                        f"shape, float(...)); hyperparameters are traced arrays, so use jnp.where "
@@ -311,6 +311,10 @@ def _trace(spec: OptimizerSpec, who: str) -> None:
     except Exception as exc:
         raise NotFound(f"{who}: tried building it with the declared defaults and taking one step "
                        f"on a small parameter tree: {type(exc).__name__}: {exc}") from None
+    # Checkpoints store the state as plain arrays: a typed PRNG key (jax.random.key) cannot be.
+    if any(jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) for leaf in jax.tree.leaves(state)):
+        raise NotFound(f"{who}: its state holds a typed PRNG key (jax.random.key); keep a raw key "
+                       f"(jax.random.PRNGKey) so checkpoints can store it")
 
 
 def suggestions(name: str, known: list[str]) -> str:

@@ -9,6 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, SelectionList
 from textual_plotext import PlotextPlot
 
+from ... import optimizers
 from .. import plots
 from ...progress import RunProgress, UnitProgress
 from ..widgets import ToggleList
@@ -55,7 +56,7 @@ class ReplicatesPanel(Vertical):
         for name in names:
             cfg = study.configs[name]
             chosen = name in previous if had_options and previous else True
-            sel.add_option((Text(f"{name} ({cfg.optimizer})"), name, chosen))
+            sel.add_option((Text(f"{name} ({optimizers.label(cfg.optimizer)})"), name, chosen))
         if names and sel.highlighted is None:
             sel.highlighted = 0  # the first down/space acts on the first config
         count = self.query_one("#rep-count", Input)
