@@ -21,13 +21,14 @@ EXIT_CODES: dict[str, str] = {
            "130 interrupted (resume with --resume RUN_ID)",
     "search": "0 done; 1 failed (some trials failed; the rest are kept); 2 bad input (preset, "
               "space, options); 130 interrupted (resume with --resume RUN_ID)",
-    "export": "0 written; 1 failed (store error, unknown run, a folder or file cannot be written); "
+    "export": "0 written; 1 failed (store error, a folder or file cannot be written); 2 unknown run; "
               "2 bad options, or a missing optional package (the message names the install)",
     "import": "0 imported; 1 store error; 2 bad input (not a report-layout pickle, refused content)",
-    "compare": "0 shown; 1 store error or unknown run; 2 bad input (RUN:CONFIG, metric, options)",
+    "compare": "0 shown; 1 store error; 2 bad input (unknown run, RUN:CONFIG, metric, options)",
+    "optimizers": "0 listed; 2 unknown optimiser or bad reference (preset, config, what was tried)",
     "ui": "0 closed; 2 bad options",
     "runs": "0 listed; 1 store error; 2 bad options",
-    "runs show": "0 shown; 1 store error or unknown run; 2 bad options",
+    "runs show": "0 shown; 1 store error; 2 unknown run or bad options",
     "presets": "0 done; 2 bad input",
     "presets validate": "0 every preset valid; 2 the first invalid one (file, key, allowed values)",
     "presets show": "0 shown; 2 bad input (file, key, allowed values)",

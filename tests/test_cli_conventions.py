@@ -113,6 +113,8 @@ def test_every_listing_command_prints_json(tmp_path):
                     lambda d: [c["config"] for c in d["configs"]] == ["sgd", "adam"]),
         "presets show": (["presets", "show", str(preset), "--json"],
                          lambda d: d["study"] == "demo" and set(d["configs"]) == {"sgd", "adam"}),
+        "optimizers": (["optimizers", "--json"],
+                       lambda d: {"sgd", "adam", "lion"} <= {o["name"] for o in d["optimizers"]}),
     }
     for name, (args, check) in listings.items():
         result = CliRunner().invoke(app, args)

@@ -70,7 +70,7 @@ def _study_record(study) -> dict:
         "path": study.path, "overrides": study.overrides, "data": study.data, "model": study.model,
         "budget": study.budget.describe(), "eval": study.eval,
         "replicates": {"count": study.replicates_count, "seed": study.replicates_seed},
-        "engine": study.engine,
+        "engine": dataclasses.asdict(study.engine),
         "configs": {name: cfg.as_dict() for name, cfg in study.configs.items()},
         "search": {name: space.as_dict() for name, space in study.search.items()},
         "compare": [{"title": c.title, "configs": list(c.configs), "metric": c.metric,
