@@ -204,6 +204,12 @@ class _Heartbeat(threading.Thread):
 
 
 class Store:
+    """One SQLite run store (runs/optui.sqlite): open it with Store.open(folder).
+
+    Every write is its own transaction, so a kill loses at most the chunk in flight. A run being
+    trained is held by its process under a heartbeat lease; others read it freely.
+    """
+
     def __init__(self, path: Path, conn: sqlite3.Connection, read_only: bool = False):
         self.path = path
         self.conn = conn
@@ -315,6 +321,7 @@ class Store:
                                  f"{SCHEMA_VERSION} ({exc}); the store is unchanged") from None
 
     def close(self) -> None:
+        """Close this connection (stopping its heartbeats)."""
         for beat in self._leases.values():
             beat.stop()
         self._leases.clear()
@@ -350,6 +357,7 @@ class Store:
     # -- writing ---------------------------------------------------------------------------
     def create_run(self, study: str, workload: str, kind: str, preset_text: str,
                    preset_path: str | None, meta: dict[str, Any]) -> str:
+        """A new run, held by this process; returns its id (its creation time first, so ids sort by age)."""
         run_id = new_run_id()
         token = uuid.uuid4().hex
         with self.tx() as c:
@@ -456,6 +464,7 @@ class Store:
 
     def add_unit(self, run_id: str, name: str, spec: dict[str, Any], replicates: int,
                  total_steps: int, eval_points: int) -> None:
+        """Add a unit (a config or trial) to a run, pending; a unit already there is kept as it is."""
         with self.tx() as c:
             pos = c.execute("SELECT COUNT(*) FROM units WHERE run_id=?", (run_id,)).fetchone()[0]
             c.execute(
@@ -487,6 +496,7 @@ class Store:
 
     def finish_unit(self, run_id: str, unit: str, status: str, wall_time_s: float,
                     extra: dict[str, Any] | None = None) -> None:
+        """Record how a unit ended, its wall time and extra (a trial's scores); done units drop their checkpoint."""
         with self.tx() as c:
             self._check_lease(c, run_id)
             c.execute("UPDATE units SET status=?, wall_time_s=?, extra=? WHERE run_id=? AND name=?",
@@ -495,11 +505,13 @@ class Store:
                 c.execute("DELETE FROM checkpoints WHERE run_id=? AND unit=?", (run_id, unit))
 
     def add_unit_time(self, run_id: str, unit: str, seconds: float) -> None:
+        """Add seconds to a unit's wall time (a resumed unit's time adds up over sessions)."""
         with self.tx() as c:
             c.execute("UPDATE units SET wall_time_s = wall_time_s + ? WHERE run_id=? AND name=?",
                       (seconds, run_id, unit))
 
     def finish_run(self, run_id: str, status: str, wall_time_s: float, error: str | None = None) -> None:
+        """Record how a run ended; units it cut short end the same way; the run is released."""
         beat = self._leases.get(run_id)
         if beat is not None:
             beat.stop()  # before the final write, so no late beat can overwrite the wall time
@@ -513,6 +525,7 @@ class Store:
         self._release(run_id)
 
     def update_run_meta(self, run_id: str, **updates: Any) -> None:
+        """Merge keys into a run's metadata (JSON)."""
         with self.tx() as c:
             self._check_lease(c, run_id)
             row = c.execute("SELECT meta FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -539,6 +552,7 @@ class Store:
         raise UnknownRunError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
 
     def run_info(self, run_id: str) -> dict[str, Any]:
+        """A run's row: id, study, workload, kind, status, times, preset path, meta, error."""
         row = self.conn.execute(
             "SELECT id, study, workload, kind, status, created, finished, wall_time_s, preset_path,"
             " meta, error, pid, host, lease_expires FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -560,6 +574,7 @@ class Store:
         return info
 
     def preset_text(self, run_id: str) -> str:
+        """The preset text a run started from, as written."""
         row = self.conn.execute("SELECT preset_text FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise UnknownRunError(f"no run {run_id!r} in {self.path}")
@@ -619,6 +634,7 @@ class Store:
         return info
 
     def latest_run(self, study: str | None = None, kind: str | None = None) -> str | None:
+        """The newest run id (of a study and kind, when given), or None."""
         sql, args = "SELECT id FROM runs WHERE 1=1", []
         if study:
             sql += " AND study=?"
@@ -630,6 +646,7 @@ class Store:
         return row[0] if row else None
 
     def checkpoint(self, run_id: str, unit: str) -> tuple[int, bytes] | None:
+        """(chunk index, state bytes) of a unit's last checkpoint, or None."""
         row = self.conn.execute("SELECT chunk_index, state FROM checkpoints WHERE run_id=? AND unit=?",
                                 (run_id, unit)).fetchone()
         return (row[0], row[1]) if row else None
@@ -641,6 +658,7 @@ class Store:
                       (run_id, unit, after_chunk))
 
     def unit_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's units in order: name, spec, replicates, total_steps, eval_points, status, wall time, extra."""
         rows = self.conn.execute(
             "SELECT name, spec, replicates, total_steps, eval_points, status, wall_time_s, extra"
             " FROM units WHERE run_id=? ORDER BY position", (run_id,)).fetchall()
@@ -651,6 +669,7 @@ class Store:
         ]
 
     def load_unit(self, run_id: str, row: dict[str, Any]) -> UnitResult:
+        """A unit's whole history (every stored chunk, in order) as a UnitResult."""
         rows = self.conn.execute(
             "SELECT minibatch_loss, eval_step, eval, diverged_at FROM chunks"
             " WHERE run_id=? AND unit=? ORDER BY chunk_index", (run_id, row["name"])).fetchall()
@@ -661,6 +680,7 @@ class Store:
                                       extra=row["extra"])
 
     def load_run(self, run_id: str) -> RunResult:
+        """A run with every unit's history, as exports and the session consume it."""
         run_id = self.resolve(run_id)
         info = self.run_info(run_id)
         try:
