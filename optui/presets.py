@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +16,13 @@ from typing import Any
 
 from . import optimizers
 from .errors import PresetError
-from .schema import Field, check_section, check_value, where
+from .schema import Field, check_name, check_section, check_strings, check_value, where
 
 MAX_PRESET_BYTES = 1_000_000
 MAX_EPOCHS = 1_000_000  # keeps a run's step count (epochs x batches per epoch) a sane integer
+MAX_STEPS = 2**31 - 1  # steps are int32 on the device
+# The data sources that read data.path, per workload: anywhere else a path would be ignored.
+PATH_SOURCES = {"twnet": ("json",), "mnist": ("idx",)}
 BUDGET_KINDS = ("iterations", "epochs", "examples")
 METRICS = ("minibatch_loss", "train_loss", "test_loss", "train_test")
 
@@ -53,10 +57,15 @@ class Budget:
     def steps(self, batch_size: int, n_train: int) -> int:
         """Training steps for a batch size; epochs and examples keep the data seen equal."""
         if self.kind == "iterations":
-            return int(self.value)
-        if self.kind == "epochs":
-            return max(1, int(self.value * (n_train // batch_size)))
-        return max(1, int(self.value) // batch_size)
+            steps = int(self.value)
+        elif self.kind == "epochs":
+            steps = max(1, int(self.value * (n_train // batch_size)))
+        else:
+            steps = max(1, int(self.value) // batch_size)
+        if steps > MAX_STEPS:
+            raise PresetError(f"budget.{self.kind} = {self.describe()} gives {steps:,} steps at batch size "
+                              f"{batch_size:,}; a run has at most {MAX_STEPS:,} steps")
+        return steps
 
     def describe(self) -> str:
         v = int(self.value) if float(self.value).is_integer() else self.value
@@ -119,7 +128,7 @@ def parse_budget(raw: Any, file: str | None, prefix: str = "budget") -> Budget:
                           f"got {', '.join(sorted(raw))}")
     (kind, value), = raw.items()
     spec = (Field("float", low=0.0, high=MAX_EPOCHS, low_open=True) if kind == "epochs"
-            else Field("int", low=1, high=10**12))
+            else Field("int", low=1, high=MAX_STEPS) if kind == "iterations" else Field("int", low=1, high=10**15))
     return Budget(kind, check_value(value, spec, file, f"{prefix}.{kind}"))
 
 
@@ -191,6 +200,7 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
     """Validate a parsed preset. Raises PresetError naming the file, key and what is allowed."""
     from . import workloads  # local: keeps presets importable without the workload registry
 
+    check_strings(raw, file)  # control characters and absurd nesting, before anything recurses
     _reject_non_finite(raw, file, "")
     unknown = sorted(set(raw) - TOP_LEVEL)
     if unknown:
@@ -203,12 +213,18 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
         raise PresetError(f"{where(file, 'workload')} must be one of "
                           f"{', '.join(repr(w) for w in workloads.WORKLOADS)}, got {workload!r}")
     mod = workloads.module(workload, file)
-    default_name = Path(file).stem if file else workload
-    name = check_value(raw.get("study", default_name), Field("str"), file, "study")
-    if not name or any(c in name for c in "/\\:") or name.startswith("."):
-        raise PresetError(f"{where(file, 'study')} must be a plain name (no slashes), got {name!r}")
+    if "study" in raw:
+        name = check_name(raw["study"], file, "study", "study")
+    else:
+        name = Path(file).stem if file else workload
+        try:
+            check_name(name, file, "study", "study")
+        except PresetError as exc:
+            raise PresetError(f"{exc}; the name comes from the file name: set study = \"...\" in the "
+                              f"preset") from None
     description = check_value(raw.get("description", ""), Field("str"), file, "description")
     settings = mod.validate_settings(raw, file)
+    _refuse_unused_path(workload, raw, settings, file)
     budget = parse_budget(raw.get("budget"), file)
     reps = check_section(raw.get("replicates"), REPLICATE_FIELDS, file, "replicates")
     engine = check_section(raw.get("engine"), ENGINE_FIELDS, file, "engine")
@@ -218,9 +234,13 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
                           f"for example [configs.adam] optimizer = \"adam\", batch_size = 128")
     configs = {}
     for cname, craw in raw_configs.items():
-        if "." in cname or not cname:
-            raise PresetError(f"{where(file, 'configs.' + cname)}: config names may not contain '.'")
+        check_name(cname, file, "configs." + cname, "config")
         configs[cname] = parse_config(cname, craw, file)
+    _refuse_colliding_names(list(configs), file, "configs", "config-{}.png and the report key {}")
+    if isinstance(raw.get("search"), dict):
+        for space in raw["search"]:  # "<space>-searched" becomes a config name
+            check_name(space, file, "search." + space, "space", limit=48)
+        _refuse_colliding_names(list(raw["search"]), file, "search", "search-{}.md")
     compare = _parse_compare(raw.get("compare"), configs, file)
     search = _parse_search(raw.get("search"), file, budget)
     return Study(
@@ -229,6 +249,29 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
         replicates_count=reps["count"], replicates_seed=reps["seed"], engine=engine,
         configs=configs, search=search, compare=compare, path=file, text=text, raw=raw,
     )
+
+
+def _refuse_colliding_names(names: list[str], file: str | None, section: str, files: str) -> None:
+    """Two names that would write the same file (a-b, a_b and A+B all slug to a-b) are refused
+    here, not found at export after the training."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()  # as export.slug names files
+        if key in seen:
+            raise PresetError(f"{where(file, section + '.' + name)} and {section}.{seen[key]} would share "
+                              f"the file name {files.format(key, key.replace('-', '_'))}; rename one")
+        seen[key] = name
+
+
+def _refuse_unused_path(workload: str, raw: dict[str, Any], settings: dict[str, Any], file: str | None) -> None:
+    """A data.path that the chosen data source would not read is a mistake, not a no-op."""
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    readers = PATH_SOURCES.get(workload)
+    source = settings["data"].get("source")
+    if readers is not None and data.get("path") and source not in readers:
+        raise PresetError(f"{where(file, 'data.path')} is read only when data.source is "
+                          f"{' or '.join(repr(r) for r in readers)}; data.source is {source!r}, which would "
+                          f"ignore it (remove data.path, or set data.source)")
 
 
 def _parse_search(raw: Any, file: str | None, budget: Budget) -> dict[str, Any]:
@@ -242,6 +285,9 @@ def parse_toml(text: str, file: str | None) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:  # message carries line and column
         raise PresetError(f"{file or '<preset>'}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise PresetError(f"{file or '<preset>'}: nested too deeply to read; a preset is a few levels "
+                          f"of tables") from None
 
 
 def read_text(path: str | Path) -> str:
@@ -250,6 +296,8 @@ def read_text(path: str | Path) -> str:
         raise PresetError(f"{p}: no such preset file")
     if p.is_dir():
         raise PresetError(f"{p}: is a folder, expected a .toml preset file")
+    if not p.is_file():  # a FIFO or a device would block or never end
+        raise PresetError(f"{p}: not a regular file (a pipe or a device?), expected a .toml preset file")
     size = p.stat().st_size
     if size > MAX_PRESET_BYTES:
         raise PresetError(f"{p}: preset is {size:,} bytes; the limit is {MAX_PRESET_BYTES:,}")
@@ -280,6 +328,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {value_text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = value_text.strip()
+    except RecursionError:
+        raise PresetError(f"--set {key}: the value is nested too deeply to read") from None
     return parts, value
 
 

@@ -30,26 +30,28 @@ def register(app: typer.Typer) -> None:
              set_: list[str] = typer.Option([], "--set", help="Override: KEY=VALUE.")) -> None:
         """Print the study as optui reads it, with defaults filled in."""
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         from .. import presets
 
         with user_errors():
             study = presets.load(file, set_)
-        c = Console()
-        c.print(f"[bold]{study.name}[/]: workload {study.workload}; {study.description}")
-        c.print(f"data {study.data}")
-        c.print(f"model {study.model}   eval {study.eval}")
-        c.print(f"budget {study.budget.describe()}   replicates {study.replicates_count} "
-                f"(seed {study.replicates_seed})   engine {study.engine}")
+        c = Console(highlight=False)
+        # Every value from the file is escaped: "[/]" in a description is text, not markup.
+        c.print(f"[bold]{escape(study.name)}[/]: workload {study.workload}; {escape(study.description)}")
+        c.print(escape(f"data {study.data}"))
+        c.print(escape(f"model {study.model}   eval {study.eval}"))
+        c.print(escape(f"budget {study.budget.describe()}   replicates {study.replicates_count} "
+                       f"(seed {study.replicates_seed})   engine {study.engine}"))
         t = Table(title="configs")
         for col in ("name", "optimizer", "batch size", "hyperparameters"):
             t.add_column(col)
         for cfg in study.configs.values():
-            t.add_row(cfg.name, cfg.optimizer, str(cfg.batch_size),
+            t.add_row(escape(cfg.name), cfg.optimizer, str(cfg.batch_size),
                       ", ".join(f"{k}={v:g}" for k, v in cfg.hyperparams.items()))
         c.print(t)
         for cmp in study.compare:
-            c.print(f"compare ({cmp.metric}) {cmp.title}: {', '.join(cmp.configs)}")
+            c.print(escape(f"compare ({cmp.metric}) {cmp.title}: {', '.join(cmp.configs)}"))
         for name, space in study.search.items():
-            c.print(f"search {name}: {space}")
+            c.print(escape(f"search {name}: {space}"))

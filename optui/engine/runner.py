@@ -20,7 +20,7 @@ from ..presets import Config, Study
 from ..store import Store
 from ..workloads import module as workload_module
 from ..workloads.base import Strategy, Workload
-from . import device, failures
+from . import device, failures, memory
 from .core import GroupRunner, chunk_bounds, replicate_keys, run_group, state_from_bytes, state_to_bytes
 from .events import ChunkDone, Event, RunFinished, RunStarted, UnitFinished, UnitStarted
 from .failures import end_run
@@ -100,10 +100,12 @@ class StudyRunner:
                               r["total_steps"], r["replicates"]) for r in self.store.unit_rows(run_id)]
             if any(u.config is None for u in units):
                 raise OptuiError(f"run {run_id}: its configs are not all in this preset")
+            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset")
             prior_wall = info["wall_time_s"]
             self.store.claim_run(run_id)
         else:
             units = plan_units(study, workload, configs, replicates)
+            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset")
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
                     "budget": study.budget.describe(), "eval_points": study.eval_points,
                     "seed": study.replicates_seed, "data": workload.info,
