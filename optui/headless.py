@@ -143,14 +143,13 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     from .export.tables import summary as run_summary
     from .store import Store
 
-    store = Store.open(store_root)
+    study = None if resume else presets.load(preset, overrides)  # a bad preset creates nothing
+    store = Store.open(store_root, create=not resume)
     store.take_over_expired = force
     if resume:
         # PRESET as it is now, with the overrides recorded with the run: refused if it changed.
         resume = store.resolve(resume)
         study = fingerprint.study_for_resume(store, resume, preset, overrides)  # checked by the runner
-    else:
-        study = presets.load(preset, overrides)
     if export:
         ensure_writable_dir(study_dir(exports_root, study.name))  # refuse before training, not after
     cancel = threading.Event()

@@ -149,7 +149,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..search import SearchRunner, search_space_of
     from ..store import Store
 
-    store = Store.open(store_root)
+    study = None if resume else presets.load(preset, overrides)  # a bad preset creates nothing
+    store = Store.open(store_root, create=not resume)
     store.take_over_expired = force
     if resume:
         # PRESET as it is now, with the overrides recorded with the run: refused if it changed.
@@ -163,7 +164,6 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
         study = fingerprint.study_for_resume(store, resume, preset, overrides)  # checked by the runner
         names = [stored_space]
     else:
-        study = presets.load(preset, overrides)
         names = [search_space_of(study, space_name).name] if space_name or len(study.search) <= 1 \
             else list(study.search)
     if write_best:
