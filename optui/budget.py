@@ -9,6 +9,7 @@ from .errors import PresetError
 from .schema import Field, check_value, where
 
 MAX_EPOCHS = 1_000_000  # keeps a run's step count (epochs x batches per epoch) a sane integer
+MAX_STEPS = 2**31 - 1  # steps are int32 on the device
 BUDGET_KINDS = ("iterations", "epochs", "examples")
 
 
@@ -20,10 +21,15 @@ class Budget:
     def steps(self, batch_size: int, n_train: int) -> int:
         """Training steps for a batch size; epochs and examples keep the data seen equal."""
         if self.kind == "iterations":
-            return int(self.value)
-        if self.kind == "epochs":
-            return max(1, int(self.value * (n_train // batch_size)))
-        return max(1, int(self.value) // batch_size)
+            steps = int(self.value)
+        elif self.kind == "epochs":
+            steps = max(1, int(self.value * (n_train // batch_size)))
+        else:
+            steps = max(1, int(self.value) // batch_size)
+        if steps > MAX_STEPS:
+            raise PresetError(f"budget.{self.kind} = {self.describe()} gives {steps:,} steps at batch size "
+                              f"{batch_size:,}; a run has at most {MAX_STEPS:,} steps")
+        return steps
 
     def describe(self) -> str:
         v = int(self.value) if float(self.value).is_integer() else self.value
@@ -43,5 +49,5 @@ def parse_budget(raw: Any, file: str | None, prefix: str = "budget") -> Budget:
                           f"got {', '.join(sorted(raw))}")
     (kind, value), = raw.items()
     spec = (Field("float", low=0.0, high=MAX_EPOCHS, low_open=True) if kind == "epochs"
-            else Field("int", low=1, high=10**12))
+            else Field("int", low=1, high=MAX_STEPS) if kind == "iterations" else Field("int", low=1, high=10**15))
     return Budget(kind, check_value(value, spec, file, f"{prefix}.{kind}"))

@@ -131,12 +131,11 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     from .export.tables import summary as run_summary
     from .store import Store
 
-    store = Store.open(store_root)
+    study = None if resume else service.load_study(preset, overrides)  # a bad preset creates nothing
+    store = Store.open(store_root, create=not resume)
     store.take_over_expired = force
     if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
         resume, study = service.study_of_run(store, resume, preset, overrides)
-    else:
-        study = service.load_study(preset, overrides)
     if export:
         ensure_writable_dir(study_dir(exports_root, study.name))  # refuse before training, not after
     cancel = threading.Event()

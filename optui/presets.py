@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,11 @@ from . import optimizers
 from .budget import BUDGET_KINDS, MAX_EPOCHS, Budget, parse_budget  # noqa: F401 (re-exported)
 from .errors import PresetError
 from .search_space import SearchSpace, parse_search_section
-from .schema import Field, check_section, check_value, where
+from .schema import Field, check_name, check_section, check_strings, check_value, where
 
 MAX_PRESET_BYTES = 1_000_000
+# The data sources that read data.path, per workload: anywhere else a path would be ignored.
+PATH_SOURCES = {"twnet": ("json",), "mnist": ("idx",)}
 # What a [[compare]] entry may draw besides the workload's declared metrics.
 COMPARE_EXTRA = ("minibatch_loss", "train_test")
 
@@ -187,6 +190,7 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
     """Validate a parsed preset. Raises PresetError naming the file, key and what is allowed."""
     from . import workloads  # local: keeps presets importable without the workload registry
 
+    check_strings(raw, file)  # control characters and absurd nesting, before anything recurses
     _reject_non_finite(raw, file, "")
     unknown = sorted(set(raw) - TOP_LEVEL)
     if unknown:
@@ -198,15 +202,21 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
                           f"\"package.module:factory\" or \"./file.py:factory\"")
     workload = raw["workload"]
     resolved = workloads.resolve(workload, file)
-    default_name = Path(file).stem if file else workload
-    name = check_value(raw.get("study", default_name), Field("str"), file, "study")
-    if not isinstance(raw.get("study"), str) and any(c in name for c in "/\\:"):
-        name = resolved.spec.name  # the default from a "module:factory" or file reference
-    if not name or any(c in name for c in "/\\:") or name.startswith("."):
-        raise PresetError(f"{where(file, 'study')} must be a plain name (no slashes), got {name!r}")
+    if "study" in raw:
+        name = check_name(raw["study"], file, "study", "study")
+    else:
+        name = Path(file).stem if file else workload
+        if any(c in name for c in "/\\:"):
+            name = resolved.spec.name  # the default from a "module:factory" or file reference
+        try:
+            check_name(name, file, "study", "study")
+        except PresetError as exc:
+            raise PresetError(f"{exc}; the name comes from the file name: set study = \"...\" in the "
+                              f"preset") from None
     description = check_value(raw.get("description", ""), Field("str"), file, "description")
     reps = check_section(raw.get("replicates"), REPLICATE_FIELDS, file, "replicates")
     settings = workloads.validate_settings(resolved.spec, raw, file, reps["seed"])
+    _refuse_unused_path(workload, raw, settings.data, file)
     budget = parse_budget(raw.get("budget"), file)
     engine = EngineSettings(**check_section(raw.get("engine"), ENGINE_FIELDS, file, "engine"))
     raw_configs = raw.get("configs")
@@ -215,9 +225,13 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
                           f"for example [configs.adam] optimizer = \"adam\", batch_size = 128")
     configs = {}
     for cname, craw in raw_configs.items():
-        if "." in cname or not cname:
-            raise PresetError(f"{where(file, 'configs.' + cname)}: config names may not contain '.'")
+        check_name(cname, file, "configs." + cname, "config")
         configs[cname] = parse_config(cname, craw, file)
+    _refuse_colliding_names(list(configs), file, "configs", "config-{}.png and the report key {}")
+    if isinstance(raw.get("search"), dict):
+        for space in raw["search"]:  # "<space>-searched" becomes a config name
+            check_name(space, file, "search." + space, "space", limit=48)
+        _refuse_colliding_names(list(raw["search"]), file, "search", "search-{}.md")
     compare = _parse_compare(raw.get("compare"), configs, file, resolved.spec)
     search = parse_search_section(raw.get("search"), file, resolved.spec)
     return Study(
@@ -229,11 +243,37 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
     )
 
 
+def _refuse_colliding_names(names: list[str], file: str | None, section: str, files: str) -> None:
+    """Two names that would write the same file (a-b, a_b and A+B all slug to a-b) are refused
+    here, not found at export after the training."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()  # as export.slug names files
+        if key in seen:
+            raise PresetError(f"{where(file, section + '.' + name)} and {section}.{seen[key]} would share "
+                              f"the file name {files.format(key, key.replace('-', '_'))}; rename one")
+        seen[key] = name
+
+
+def _refuse_unused_path(workload: str, raw: dict[str, Any], data_settings: Any, file: str | None) -> None:
+    """A data.path that the chosen data source would not read is a mistake, not a no-op."""
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    readers = PATH_SOURCES.get(workload)
+    source = data_settings.get("source")
+    if readers is not None and data.get("path") and source not in readers:
+        raise PresetError(f"{where(file, 'data.path')} is read only when data.source is "
+                          f"{' or '.join(repr(r) for r in readers)}; data.source is {source!r}, which would "
+                          f"ignore it (remove data.path, or set data.source)")
+
+
 def parse_toml(text: str, file: str | None) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:  # message carries line and column
         raise PresetError(f"{file or '<preset>'}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise PresetError(f"{file or '<preset>'}: nested too deeply to read; a preset is a few levels "
+                          f"of tables") from None
 
 
 def read_text(path: str | Path) -> str:
@@ -242,6 +282,8 @@ def read_text(path: str | Path) -> str:
         raise PresetError(f"{p}: no such preset file")
     if p.is_dir():
         raise PresetError(f"{p}: is a folder, expected a .toml preset file")
+    if not p.is_file():  # a FIFO or a device would block or never end
+        raise PresetError(f"{p}: not a regular file (a pipe or a device?), expected a .toml preset file")
     size = p.stat().st_size
     if size > MAX_PRESET_BYTES:
         raise PresetError(f"{p}: preset is {size:,} bytes; the limit is {MAX_PRESET_BYTES:,}")
@@ -272,6 +314,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {value_text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = value_text.strip()
+    except RecursionError:
+        raise PresetError(f"--set {key}: the value is nested too deeply to read") from None
     return parts, value
 
 

@@ -6,6 +6,8 @@ Every error names the file, the dotted key and what is allowed, so a user can fi
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,3 +108,69 @@ def check_section(
         else:
             out[name] = field.default
     return out
+
+
+# Names become folder and file names, TOML keys, `RUN:CONFIG` arguments and terminal text, so
+# they are plain ASCII: a study name may also hold spaces and dots; the others not.
+NAME_MAX = 64
+_NAME_PATTERNS = {
+    "study": re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]*"),
+    "config": re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*"),
+    "space": re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*"),
+}
+_NAME_ALLOWED = {
+    "study": "letters, digits, spaces and _ . + - (not first)",
+    "config": "letters, digits and _ + - (not first)",
+    "space": "letters, digits and _ + - (not first)",
+}
+
+
+def check_name(value: Any, file: str | None, key: str, kind: str = "config", limit: int = NAME_MAX) -> str:
+    """A study, config or search-space name, or PresetError saying what names may hold."""
+    loc = where(file, printable(key[:100]))
+    if not isinstance(value, str):
+        raise PresetError(f"{loc} must be a name (a string), got {value!r}")
+    if not value or len(value) > limit or not _NAME_PATTERNS[kind].fullmatch(value) or value != value.strip():
+        raise PresetError(f"{loc}: {value[:80]!r}{'...' if len(value) > 80 else ''} is not a usable {kind} "
+                          f"name: 1-{limit} of {_NAME_ALLOWED[kind]}")
+    return value
+
+
+def check_text(value: str, file: str | None, key: str, newlines: bool = False) -> str:
+    """Free text (a description, a title, a path): no control characters, which a terminal would
+    obey (an escape sequence retitles it, BEL rings) and file names cannot hold (NUL)."""
+    allowed = "\n\t" if newlines else "\t"
+    for i, c in enumerate(value):
+        if (unicodedata.category(c) == "Cc" and c not in allowed) or c in _BIDI_CONTROLS:
+            raise PresetError(f"{where(file, printable(key))} holds the control character {c!r} at position "
+                              f"{i + 1}; remove it")
+    return value
+
+
+def printable(text: str) -> str:
+    """text with every character a terminal would act on written as an escape (\\x1b ...)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# Characters that reorder how text is shown: a name could display as something it is not.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def check_strings(raw: Any, file: str | None, max_depth: int = 16) -> None:
+    """Every key and string of a parsed preset: no control characters, and nesting no deeper
+    than max_depth. Iterative, so a hostile nesting cannot exhaust Python's stack."""
+    todo: list[tuple[Any, str, int]] = [(raw, "", 0)]
+    while todo:
+        value, key, depth = todo.pop()
+        if depth > max_depth:
+            raise PresetError(f"{where(file, key or 'preset')}: nested more than {max_depth} deep; a preset "
+                              f"is a few levels of tables")
+        if isinstance(value, str):
+            check_text(value, file, key or "preset", newlines=key in ("description",))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                sub = f"{key}.{k}" if key else str(k)
+                check_text(str(k), file, sub)
+                todo.append((v, sub, depth + 1))
+        elif isinstance(value, list):
+            todo.extend((v, f"{key}[{i}]", depth + 1) for i, v in enumerate(value))

@@ -271,9 +271,11 @@ def register(app: typer.Typer) -> None:
         from ..stats import distribution, final_values
         from ..store import Store
 
-        if study is not None and (not study or any(c in study for c in "/\\:") or study.startswith(".")):
-            _fail_input(f"--study must be a plain name (no slashes or colons), got {study!r}")
         with user_errors():
+            if study is not None:
+                from ..schema import check_name
+
+                check_name(study, None, "--study", "study")
             s = Store.open(store)
             run_id = import_report(file, s, study)
             run = s.load_run(run_id)

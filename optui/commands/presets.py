@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
              as_json: bool = typer.Option(False, "--json", help="Print the resolved study as JSON.")) -> None:
         """Print the study as optui reads it, with defaults filled in."""
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         from .. import optimizers, presets
@@ -43,24 +44,25 @@ def register(app: typer.Typer) -> None:
 
             print(dumps_json(_study_record(study)), end="")
             return
-        c = Console()
-        c.print(f"[bold]{study.name}[/]: workload {study.workload}; {study.description}")
-        c.print(f"data {study.data}")
-        c.print(f"model {study.model}   eval {study.eval}")
-        c.print(f"budget {study.budget.describe()}   replicates {study.replicates_count} "
-                f"(seed {study.replicates_seed})   engine {dataclasses.asdict(study.engine)}")
+        c = Console(highlight=False)
+        # Every value from the file is escaped: "[/]" in a description is text, not markup.
+        c.print(f"[bold]{escape(study.name)}[/]: workload {study.workload}; {escape(study.description)}")
+        c.print(escape(f"data {study.data}"))
+        c.print(escape(f"model {study.model}   eval {study.eval}"))
+        c.print(escape(f"budget {study.budget.describe()}   replicates {study.replicates_count} "
+                       f"(seed {study.replicates_seed})   engine {dataclasses.asdict(study.engine)}"))
         t = Table(title="configs")
         for col in ("name", "optimizer", "batch size", "hyperparameters"):
             t.add_column(col)
         for cfg in study.configs.values():
-            t.add_row(cfg.name, optimizers.label(cfg.optimizer), str(cfg.batch_size),
+            t.add_row(escape(cfg.name), optimizers.label(cfg.optimizer), str(cfg.batch_size),
                       ", ".join(f"{k}={v}" if isinstance(v, str) else f"{k}={v:g}"
                                 for k, v in optimizers.display(cfg.hyperparams).items()))
         c.print(t)
         for cmp in study.compare:
-            c.print(f"compare ({cmp.metric}) {cmp.title}: {', '.join(cmp.configs)}")
+            c.print(escape(f"compare ({cmp.metric}) {cmp.title}: {', '.join(cmp.configs)}"))
         for name, space in study.search.items():
-            c.print(f"search {name}: {space}")
+            c.print(escape(f"search {name}: {space}"))
 
 
 def _study_record(study) -> dict:

@@ -144,7 +144,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..status import Status
     from ..store import Store
 
-    store = Store.open(store_root)
+    study = None if resume else service.load_study(preset, overrides)  # a bad preset creates nothing
+    store = Store.open(store_root, create=not resume)
     store.take_over_expired = force
     if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
         resume, study = service.study_of_run(store, resume, preset, overrides)
@@ -156,7 +157,6 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
             raise PresetError(f"run {resume} searched space {stored_space!r}, not {space_name!r}")
         names = [stored_space]
     else:
-        study = service.load_study(preset, overrides)
         names = service.search_spaces(study, space_name)
     if write_best:
         service.check_write_target(write_best)

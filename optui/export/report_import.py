@@ -151,7 +151,7 @@ def load_report(path: str | Path, study: str | None = None) -> RunResult:
 
 
 def default_study_name(path: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-.") or "imported"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-._")[:64].strip("-._") or "imported"
     return stem
 
 

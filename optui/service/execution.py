@@ -49,6 +49,10 @@ class UnitPlan:
     def replicates(self) -> int:
         return self.unit.replicates
 
+    @property
+    def hyperparams(self) -> dict[str, float]:
+        return self.unit.hparams
+
 
 class CompiledGroups:
     """GroupRunners (and the programs they compiled) kept across runs on one workload, so a

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from .. import fingerprint
-from ..engine import device
+from ..engine import device, memory
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
 from ..engine.executor import Unit
@@ -79,8 +79,11 @@ class StudyRunner:
         dev = device.describe()
         if resume:
             run_id, units, prior_wall = self._reopen(resume, workload, configs, replicates)
+            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset")
+            self.store.claim_run(run_id)
         else:
             units = plan_units(study, workload, configs, replicates)
+            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset")
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
                     "budget": study.budget.describe(), "eval_points": study.eval_points,
                     "seed": study.replicates_seed, "data": workload.info, "overrides": study.overrides,
@@ -124,5 +127,4 @@ class StudyRunner:
         if any(r["name"] not in self.study.configs for r in rows):
             raise OptuiError(f"run {run_id}: its configs are not all in this preset")
         units = [config_plan(self.study, r["name"], r["total_steps"], r["replicates"]) for r in rows]
-        self.store.claim_run(run_id)
         return run_id, units, info["wall_time_s"]

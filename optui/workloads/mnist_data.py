@@ -40,46 +40,75 @@ class MnistArrays:
 # ---------------------------------------------------------------- IDX files
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if path.suffix == ".gz":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: not a complete gzip file, or a damaged one ({exc})") from None
-    return raw
+# More images or labels than any MNIST-format set holds: refused before reading, so a header
+# cannot make optui allocate what it promises (a 3 MB .gz of zeros can claim gigabytes).
+MAX_IDX_ITEMS = 1_000_000
+_READ_BLOCK = 16 * 2**20
+
+
+def _read_up_to(handle, count: int) -> bytes:
+    """Up to count bytes, in blocks, so a short file costs only what it holds."""
+    parts, left = [], count
+    while left > 0:
+        block = handle.read(min(left, _READ_BLOCK))
+        if not block:
+            break
+        parts.append(block)
+        left -= len(block)
+    return b"".join(parts)
 
 
 def read_idx(path: str | Path, kind: str) -> np.ndarray:
-    """Parse one IDX file; kind is "images" ((N, 28, 28) uint8) or "labels" ((N,) int32)."""
+    """Parse one IDX file; kind is "images" ((N, 28, 28) uint8) or "labels" ((N,) int32).
+
+    The header is read and checked first; then exactly the bytes it promises, and one more to
+    find trailing data. A gzipped file is decompressed as it is read, never whole.
+    """
     path = Path(path)
-    raw = _read_bytes(path)
     header_len = 16 if kind == "images" else 8
     expected_magic = IMAGE_MAGIC if kind == "images" else LABEL_MAGIC
-    if len(raw) < header_len:
-        raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX {kind} header "
-                        f"({header_len} bytes); the file is truncated or not MNIST")
-    header = np.frombuffer(raw[:header_len], dtype=">u4")
-    magic, count = int(header[0]), int(header[1])
-    if magic != expected_magic:
-        raise DataError(f"{path}: magic number {magic}, expected {expected_magic} for MNIST {kind} "
-                        f"(is this an IDX {kind} file?)")
-    shape: tuple[int, ...] = (count,)
-    if kind == "images":
-        rows, cols = int(header[2]), int(header[3])
-        if (rows, cols) != (ROWS, COLS):
-            raise DataError(f"{path}: images are {rows}x{cols}, MNIST images are {ROWS}x{COLS}")
-        shape = (count, rows, cols)
-    body = len(raw) - header_len
-    need = int(np.prod(shape))
-    if body != need:
-        what = "truncated" if body < need else "has trailing bytes"
-        raise DataError(f"{path}: header says {count:,} {kind} ({need:,} bytes) but the file holds "
-                        f"{body:,} bytes after the header: it {what}")
-    data = np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(shape)
+    gz = path.suffix == ".gz"
+    try:
+        with (gzip.open(path, "rb") if gz else path.open("rb")) as handle:
+            head = handle.read(header_len)
+            if len(head) < header_len:
+                raise DataError(f"{path}: {len(head)} bytes is too short for an IDX {kind} header "
+                                f"({header_len} bytes); the file is truncated or not MNIST")
+            header = np.frombuffer(head, dtype=">u4")
+            magic, count = int(header[0]), int(header[1])
+            if magic != expected_magic:
+                raise DataError(f"{path}: magic number {magic}, expected {expected_magic} for MNIST {kind} "
+                                f"(is this an IDX {kind} file?)")
+            if count > MAX_IDX_ITEMS:
+                raise DataError(f"{path}: header says {count:,} {kind}; optui reads at most "
+                                f"{MAX_IDX_ITEMS:,} (MNIST has 70,000)")
+            shape: tuple[int, ...] = (count,)
+            if kind == "images":
+                rows, cols = int(header[2]), int(header[3])
+                if (rows, cols) != (ROWS, COLS):
+                    raise DataError(f"{path}: images are {rows}x{cols}, MNIST images are {ROWS}x{COLS}")
+                shape = (count, rows, cols)
+            need = int(np.prod(shape))
+            if not gz:  # the size on disk says it all before anything is read
+                body_len = path.stat().st_size - header_len
+                if body_len != need:
+                    what = "truncated" if body_len < need else "has trailing bytes"
+                    raise DataError(f"{path}: header says {count:,} {kind} ({need:,} bytes) but the file "
+                                    f"holds {body_len:,} bytes after the header: it {what}")
+            body = _read_up_to(handle, need)
+            if len(body) < need:
+                raise DataError(f"{path}: header says {count:,} {kind} ({need:,} bytes) but the file holds "
+                                f"{len(body):,} bytes after the header: it is truncated")
+            if handle.read(1):
+                raise DataError(f"{path}: header says {count:,} {kind} ({need:,} bytes) but the file holds "
+                                f"more after them: it has trailing bytes")
+    except OSError as exc:
+        if gz and not isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+            raise DataError(f"{path}: not a complete gzip file, or a damaged one ({exc})") from None
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a complete gzip file, or a damaged one ({exc})") from None
+    data = np.frombuffer(body, dtype=np.uint8).reshape(shape)
     if kind == "labels":
         if count and int(data.max()) >= N_CLASSES:
             raise DataError(f"{path}: label {int(data.max())} found; MNIST labels are 0-9")
