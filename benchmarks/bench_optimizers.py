@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optui import optimizers, presets  # noqa: E402
-from optui.engine.core import GroupRunner, replicate_keys  # noqa: E402
-from optui.engine.runner import build_workload, resolve_strategy  # noqa: E402
+from optui.engine.core import GroupRunner, member_keys  # noqa: E402
+from optui.service import build_workload, resolve_strategy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {"twnet": ROOT / "presets" / "twnet.toml", "mnist": ROOT / "presets" / "mnist-offline.toml"}
@@ -44,7 +44,7 @@ def hyperparams(name: str, lr: float, members: int, extras: bool) -> dict[str, n
 
 def measure(workload, strategy, name: str, args) -> tuple[float, float]:
     """(first chunk seconds incl. compile, steady steps per second)."""
-    keys = replicate_keys(0, args.replicates)
+    keys = member_keys(0, args.replicates)
     hp = optimizers.engine_inputs(name, hyperparams(name, args.lr, args.replicates, args.extras),
                                   args.steps * 3, keys)
     runner = GroupRunner(workload, name, args.batch, strategy)

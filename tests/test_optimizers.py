@@ -351,7 +351,7 @@ def test_resuming_from_a_checkpoint_equals_an_uninterrupted_run(tiny, name, extr
     from optui.engine.core import state_from_bytes, state_to_bytes
 
     spec = optimizers.OPTIMIZERS[name]
-    keys = replicate_keys(5, 2)
+    keys = member_keys(5, 2)
     hp = {k: np.full(2, representative(f), np.float32) for k, f in spec.hyperparams.items()}
     hp.update({k: np.full(2, v, np.float32) for k, v in extra.items()})
     runner = GroupRunner(tiny, name, 8, Strategy(scan=True, vmap_replicates=True))
