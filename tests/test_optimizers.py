@@ -304,8 +304,8 @@ def test_schedule_free_is_evaluated_at_its_averaged_point(tiny):
     out, state = outs[-1]
     one = jax.tree.map(lambda x: x[0], state)
     x = contrib.schedule_free_eval_params(one.opt_state, one.params)
-    expected = float(tiny.evaluate(x, tiny.data)["test_loss"])
-    at_y = float(tiny.evaluate(one.params, tiny.data)["test_loss"])
+    expected = float(tiny.evaluate(x, {}, tiny.data)["test_loss"])
+    at_y = float(tiny.evaluate(one.params, {}, tiny.data)["test_loss"])
     assert out.eval["test_loss"][0] == pytest.approx(expected, rel=1e-5)
     assert abs(expected - at_y) > 1e-6  # the two points really differ
 
@@ -322,7 +322,7 @@ def test_polyak_step_uses_the_minibatch_loss(tiny):
     key = jnp.asarray(keys[0], jnp.uint32)
     _, data_key = jax.random.split(key)
     batch = tiny.sample_batch(tiny.data, data_key, jnp.int32(0), 8)
-    value, grads = jax.value_and_grad(tiny.loss)(start, tiny.data, batch)
+    (value, _), grads = jax.value_and_grad(tiny.loss, has_aux=True)(start, {}, tiny.data, batch, key)
     tx = optax.polyak_sgd(max_learning_rate=1.0, scaling=0.5)
     updates, _ = tx.update(grads, tx.init(start), start, value=value)
     expected = optax.apply_updates(start, updates)
@@ -348,7 +348,7 @@ def test_noisy_sgd_replicates_draw_their_own_noise():
 def test_resuming_from_a_checkpoint_equals_an_uninterrupted_run(tiny, name, extra):
     """The checkpoint template is built as the runner builds it (without the engine's inputs):
     the state layout must not depend on them, and the resumed run must match."""
-    from optui.engine.core import state_from_bytes, state_to_bytes
+    from optui.engine.checkpoints import state_from_bytes, state_to_bytes
 
     spec = optimizers.OPTIMIZERS[name]
     keys = member_keys(5, 2)

@@ -21,23 +21,23 @@ def make() -> Workload:
     data = {"x_train": jnp.asarray(x[:N_TRAIN]), "y_train": jnp.asarray(y[:N_TRAIN]),
             "x_test": jnp.asarray(x[N_TRAIN:]), "y_test": jnp.asarray(y[N_TRAIN:])}
 
-    def init_params(key):
-        return {"w": 0.1 * jax.random.normal(key, (5, 3)), "b": jnp.zeros(3)}
+    def init(key):
+        return {"w": 0.1 * jax.random.normal(key, (5, 3)), "b": jnp.zeros(3)}, {}
 
     def predict(params, x):
         return x @ params["w"] + params["b"]
 
-    def loss(params, data, batch):
+    def loss(params, model_state, data, batch, key):
         x, y = batch
-        return jnp.mean((predict(params, x) - y) ** 2)
+        return jnp.mean((predict(params, x) - y) ** 2), model_state
 
     def sample_batch(data, key, step, batch_size):
         idx = jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, N_TRAIN)
         return data["x_train"][idx], data["y_train"][idx]
 
-    def evaluate(params, data):
+    def evaluate(params, model_state, data):
         return {"train_loss": jnp.mean((predict(params, data["x_train"]) - data["y_train"]) ** 2),
                 "test_loss": jnp.mean((predict(params, data["x_test"]) - data["y_test"]) ** 2)}
 
-    return Workload(name="tiny", data=data, n_train=N_TRAIN, eval_metrics=("train_loss", "test_loss"),
-                    init_params=init_params, loss=loss, sample_batch=sample_batch, evaluate=evaluate)
+    return Workload(name="tiny", data=data, n_train=N_TRAIN, init=init, loss=loss, sample_batch=sample_batch,
+                    evaluate=evaluate)

@@ -61,9 +61,9 @@ def member_state_bytes(workload: Any, optimizer: str, hyperparams: dict[str, flo
     from .. import optimizers
 
     def init(key):
-        params = workload.init_params(key)
+        params, model_state = workload.init(key)
         tx = optimizers.build(optimizer, {k: jnp.float32(v) for k, v in hyperparams.items()})
-        return params, tx.init(params)
+        return params, tx.init(params), model_state
 
     shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
     return int(sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree.leaves(shapes)))
