@@ -39,3 +39,16 @@ def user_errors() -> Iterator[None]:
             print(f"error: the run store could not be read ({exc}); it may be damaged: `optui runs` "
                   f"lists what is still readable", file=sys.stderr)
             raise typer.Exit(1) from None
+
+
+def session_instead(headless: bool, preset: Path) -> bool:
+    """Open the interactive session on the preset unless the run is headless (asked for, or no
+    terminal to show it on); True when the session ran and the command is done."""
+    from ..terminal import headless_without_terminal
+
+    if headless or headless_without_terminal():
+        return False
+    from .ui import open_ui
+
+    open_ui(str(preset))
+    return True

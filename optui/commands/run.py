@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import EXPORTS_OPTION, STORE_OPTION, user_errors
+from .common import EXPORTS_OPTION, STORE_OPTION, session_instead, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -28,12 +28,7 @@ def register(app: typer.Typer) -> None:
         exports: Path = EXPORTS_OPTION,
     ) -> None:
         """Run a study's configs as seed replicates, record them, and export the results."""
-        from ..terminal import headless_without_terminal
-
-        if not headless and not headless_without_terminal():
-            from .ui import open_ui
-
-            open_ui(str(preset))
+        if session_instead(headless, preset):
             return
         from rich.console import Console
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from .common import EXPORTS_OPTION, STORE_OPTION, user_errors
+from .common import EXPORTS_OPTION, STORE_OPTION, session_instead, user_errors
 
 DEFAULT_CONFIRM_REPLICATES = 5
 
@@ -40,12 +40,7 @@ def register(app: typer.Typer) -> None:
         exports: Path = EXPORTS_OPTION,
     ) -> None:
         """Random search: draw trials from a space, train them grouped, rank them, keep the best."""
-        from ..terminal import headless_without_terminal
-
-        if not headless and not headless_without_terminal():
-            from .ui import open_ui
-
-            open_ui(str(preset))
+        if session_instead(headless, preset):
             return
         from rich.console import Console
 
