@@ -114,7 +114,7 @@ def test_tensorboard_without_a_folder_uses_out_and_keeps_other_formats(tmp_path)
     result = export(tmp_path / "runs", study_id, "--json", "--tensorboard", "--out", out)
     assert result.exit_code == 0, result.output
     assert (out / "tensorboard" / "demo" / study_id / "sgd" / "rep-02").is_dir()
-    assert (out / "demo" / "summary.json").is_file()
+    assert (out / "demo" / study_id / "summary.json").is_file()  # a folder per run
     result = export(tmp_path / "runs", "--tensorboard=" + str(tmp_path / "tb2"), study_id)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "tb2" / "demo" / study_id).is_dir()
