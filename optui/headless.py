@@ -54,8 +54,10 @@ def stop_on_signals(cancel: threading.Event, console: Console) -> Iterator[None]
 class ProgressPrinter:
     """Turns engine events into a rich progress display: per config, steps done and ETA."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, watch: str = "test_loss", watch_label: str = "test"):
         self.console = console
+        # The eval metric shown while a config trains: the workload's default objective.
+        self.watch, self.watch_label = watch, watch_label
         self.progress = Progress(
             TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("steps"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
@@ -84,8 +86,8 @@ class ProgressPrinter:
                     status=f"{event.replicates} replicates")
         elif isinstance(event, ChunkDone):
             diverged = int((event.diverged_at >= 0).sum()) if event.diverged_at is not None else 0
-            test = event.eval.get("test_loss")
-            status = f"test {float(_nanmean(test)):.4f}" if test is not None else ""
+            test = event.eval.get(self.watch)
+            status = f"{self.watch_label} {float(_nanmean(test)):.4f}" if test is not None else ""
             if diverged:
                 status += f" [red]{diverged} diverged[/]"
             p.update(self.tasks[event.unit], completed=event.step_end, status=status)
@@ -104,13 +106,13 @@ class ProgressPrinter:
             if tenth <= self.logged.get(event.unit, 0):
                 return
             self.logged[event.unit] = tenth
-            test = event.eval.get("test_loss")
+            test = event.eval.get(self.watch)
             done = event.step_end / max(event.total_steps, 1)
             eta = event.elapsed_s * (1 - done) / done if done else float("nan")
             diverged = int((event.diverged_at >= 0).sum()) if event.diverged_at is not None else 0
             self.console.print(
                 f"{event.unit:<16} {100 * done:3.0f}% {event.step_end:>6}/{event.total_steps} steps"
-                + (f"  test {_nanmean(test):.4f}" if test is not None else "")
+                + (f"  {self.watch_label} {_nanmean(test):.4f}" if test is not None else "")
                 + (f"  {diverged} diverged" if diverged else "")
                 + f"  {event.elapsed_s:.0f} s, ETA {eta:.0f} s", highlight=False, soft_wrap=True)
         elif isinstance(event, UnitFinished) and event.status != "done":
@@ -126,26 +128,36 @@ def _nanmean(values) -> float:
 
 
 def summary_table(summary: dict) -> Table:
+    """Final values over replicates: the mean of every declared metric, and the spread (min, max;
+    median too when there is room) of the default objective. Fits 80 columns."""
     from rich import box
 
-    # Fits 80 columns (an SSH terminal, a job log): short headers, no outer or vertical rules.
+    from .metrics import from_meta, objective_of
+
+    metrics = from_meta({"metrics": summary.get("metrics")},
+                        [k[len("final_"):] for c in summary["configs"].values() for k in c
+                         if k.startswith("final_") and k != "final_minibatch_loss" and c[k] is not None])
+    objective = objective_of({"objective": summary.get("objective")}, metrics)
+    # An 80-column terminal (an SSH session, a job log): short headers, no outer or vertical rules.
     t = Table(title=f"{summary['study']} ({summary['workload']}) on {summary['device']}: "
-                    f"{summary['wall_time_s']:.1f} s; final losses over replicates",
+                    f"{summary['wall_time_s']:.1f} s; final values, mean over replicates",
               box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    # Workloads with an accuracy (MNIST) show the mean final test accuracy in place of the median
-    # test loss (still in summary.json), so the table keeps to 80 columns.
-    accuracy = any(c.get("final_test_accuracy") for c in summary["configs"].values())
-    middle = ("test min", "test max", "test acc") if accuracy else ("test median", "test min", "test max")
-    for col in ("config", "reps", "div", "train mean", "test mean", *middle, "wall s"):
+    spread = ["median", "min", "max"] if len(metrics) <= 2 else ["min", "max"]
+    if objective is None:
+        spread = []
+    word = (objective.label.split(" ")[0] if objective and objective.split else
+            objective.label if objective else "")
+    columns = ["config", "reps", "div", *(m.label for m in metrics), *(f"{word} {s}" for s in spread), "wall s"]
+    longest = max((len(n) for n in summary["configs"]), default=6)
+    if longest + sum(max(len(c), 7) + 1 for c in columns[1:]) > 80:  # two-line headers then
+        columns = columns[:3] + [c.replace(" ", "\n", 1) for c in columns[3:-1]] + columns[-1:]
+    for col in columns:
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
     for name, c in summary["configs"].items():
-        tr, te = c.get("final_train_loss") or {}, c.get("final_test_loss") or {}
-        fmt = lambda v: "-" if v is None else f"{v:.4f}"
-        acc = (c.get("final_test_accuracy") or {}).get("mean")
-        cells = ((fmt(te.get("min")), fmt(te.get("max")), "-" if acc is None else f"{100 * acc:.2f}%")
-                 if accuracy else (fmt(te.get("median")), fmt(te.get("min")), fmt(te.get("max"))))
-        t.add_row(name, str(c["replicates"]), str(c["diverged"]), fmt(tr.get("mean")), fmt(te.get("mean")),
-                  *cells, f"{c['wall_time_s']:.1f}")
+        means = [m.format((c.get(f"final_{m.name}") or {}).get("mean")) for m in metrics]
+        dist = (c.get(f"final_{objective.name}") or {}) if objective else {}
+        t.add_row(name, str(c["replicates"]), str(c["diverged"]), *means,
+                  *(objective.format(dist.get(s)) for s in spread), f"{c['wall_time_s']:.1f}")
     return t
 
 
@@ -173,7 +185,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     if export:
         ensure_writable_dir(out_dir)  # refuse before training, not after
     cancel = threading.Event()
-    printer = ProgressPrinter(console)
+    watched = study.spec.metric(study.spec.objective)
+    printer = ProgressPrinter(console, watched.name, watched.label)
     runner = StudyRunner(study, store, printer, cancel)
     with stop_on_signals(cancel, console):
         try:

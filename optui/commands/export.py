@@ -157,9 +157,11 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare(
         targets: list[str] = typer.Argument(..., help="RUN:CONFIG pairs; RUN is a run id, a prefix or 'latest'."),
-        metric: str = typer.Option("test_loss", "--metric", help="minibatch_loss, train_loss, test_loss, "
-                                   "or any recorded eval metric."),
-        target: Optional[float] = typer.Option(None, "--target", help="Report when the mean first falls below this."),
+        metric: Optional[str] = typer.Option(None, "--metric", help="minibatch_loss or any metric the runs "
+                                             "recorded; default: the workload's objective (test_loss for "
+                                             "TwNet and MNIST)."),
+        target: Optional[float] = typer.Option(None, "--target", help="Report when the mean first gets better "
+                                               "than this (below a loss, above an accuracy)."),
         store: Path = STORE_OPTION,
     ) -> None:
         """Final-value statistics of configs side by side, paired when exactly two share replicate keys."""
@@ -167,6 +169,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from .. import metrics as metric_decls
         from ..stats import distribution, final_values, metric_curve, paired_comparison, time_to_target
         from ..store import Store
 
@@ -175,10 +178,19 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             s = Store.open(store)
             loaded = {}
-            for run_ref, config in pairs:
+            for run_ref, _ in pairs:
                 run_id = s.resolve(run_ref)
                 if run_id not in loaded:
                     loaded[run_id] = s.load_run(run_id)
+            # The metric's declaration (direction, label) from the runs' workloads.
+            declared = metric_decls.of_run(next(iter(loaded.values())))
+            if metric is None:
+                objective = metric_decls.objective_of(next(iter(loaded.values())).meta, declared)
+                metric = objective.name if objective else "minibatch_loss"
+            higher = metric != metric_decls.MINIBATCH and bool(metric_decls.find(declared, metric).higher_is_better)
+            better = "above" if higher else "below"
+            for run_ref, config in pairs:
+                run_id = s.resolve(run_ref)
                 run = loaded[run_id]
                 unit = run.units.get(config)
                 if unit is None:
@@ -191,7 +203,7 @@ def register(app: typer.Typer) -> None:
                 ttt = None
                 if target is not None:
                     x, values = metric_curve(unit, metric)
-                    ttt = time_to_target(x, values[unit.healthy], target)
+                    ttt = time_to_target(x, values[unit.healthy], target, higher)
                 rows.append((run, unit, finals, distribution(finals), ttt))
         console = Console()
         run_ids = list(dict.fromkeys(run.run_id for run, *_ in rows))
@@ -213,7 +225,8 @@ def register(app: typer.Typer) -> None:
                  ("mean 95% CI low", lambda u, d, x: _fmt(d["ci95"][0]) if d["ci95"] else "-"),
                  ("mean 95% CI high", lambda u, d, x: _fmt(d["ci95"][1]) if d["ci95"] else "-")]
         if target is not None:
-            stats.append((f"% of run to < {target:g}", lambda u, d, x: "never" if x is None else f"{x:.1f}%"))
+            stats.append((f"% of run to {'>' if higher else '<'} {target:g}",
+                          lambda u, d, x: "never" if x is None else f"{x:.1f}%"))
         for name, cell in stats:
             t.add_row(name, *(cell(unit, d, ttt) for _, unit, _, d, ttt in rows))
         console.print(t)
@@ -222,12 +235,12 @@ def register(app: typer.Typer) -> None:
             if fa.shape != fb.shape:
                 console.print(f"no paired comparison: {ua.name} has {fa.size} replicates, {ub.name} {fb.size}")
                 return
-            p = paired_comparison(fa, fb)
+            p = paired_comparison(fa, fb, higher_is_better=higher)
             if p["pairs"] == 0:
                 console.print("no paired comparison: no replicate pair where both finished")
                 return
             console.print(
-                f"P({ua.name} ends below {ub.name}) = {p['p_a_below_b']:.2f} "
+                f"P({ua.name} ends {better} {ub.name}) = {p['p_a_below_b']:.2f} "
                 f"(95% CI {p['ci95'][0]:.2f}..{p['ci95'][1]:.2f}) over {p['pairs']} replicate pairs; "
                 f"mean difference {_fmt(p['mean_difference'])}")
             if ra.run_id != rb.run_id:
