@@ -21,7 +21,6 @@ class LiveUnit:
     eval_steps: list[int] = field(default_factory=list)
     evals: dict[str, list[np.ndarray]] = field(default_factory=dict)
     diverged_at: np.ndarray | None = None
-    last_test: float | None = None
 
     def add_chunk(self, event) -> None:
         self.chunks.append(np.asarray(event.minibatch_loss, dtype=np.float32))
@@ -30,14 +29,17 @@ class LiveUnit:
             self.eval_steps.append(int(event.eval_step))
             for k, v in event.eval.items():
                 self.evals.setdefault(k, []).append(np.asarray(v, dtype=float))
-            test = event.eval.get("test_loss")
-            if test is not None:
-                t = np.asarray(test, dtype=float)
-                t = t[np.isfinite(t)]
-                self.last_test = float(t.mean()) if t.size else None
         if event.diverged_at is not None:
             self.diverged_at = np.asarray(event.diverged_at)
         self.status = "running"
+
+    def last_value(self, metric: str) -> float | None:
+        """The latest eval of a metric, averaged over the replicates that have one."""
+        values = self.evals.get(metric)
+        if not values:
+            return None
+        v = values[-1][np.isfinite(values[-1])]
+        return float(v.mean()) if v.size else None
 
     @property
     def diverged(self) -> int:
