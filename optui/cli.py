@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "optui.commands.presets",
     "optui.commands.search",
     "optui.commands.export",
+    "optui.commands.workloads",
     "optui.commands.ui",
 )
 
