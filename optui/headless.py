@@ -141,7 +141,7 @@ def summary_table(summary: dict) -> Table:
     # An 80-column terminal (an SSH session, a job log): short headers, no outer or vertical rules.
     t = Table(title=f"{summary['study']} ({summary['workload']}) on {summary['device']}: "
                     f"{summary['wall_time_s']:.1f} s; final values, mean over replicates",
-              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     spread = ["median", "min", "max"] if len(metrics) <= 2 else ["min", "max"]
     if objective is None:
         spread = []

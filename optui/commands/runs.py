@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
 
         metrics = from_meta({"metrics": data.get("metrics")})[:5]
         t = Table(title="final values, mean over replicates", box=box.SIMPLE_HEAD, show_edge=False,
-                  pad_edge=False)
+                  pad_edge=False, collapse_padding=True)
         for col in ("config", "status", "reps", "div", "steps", *(m.label for m in metrics)):
             t.add_column(col.replace(" ", "\n", 1) if len(metrics) > 3 else col,
                          no_wrap=col in ("config", "steps"),

@@ -58,8 +58,10 @@ def comparisons_for(run: RunResult) -> list[Compare]:
     if run.kind == "study" and run.preset_text:
         from .. import presets
 
-        try:
-            study = presets.loads(run.preset_text, f"preset of run {run.run_id}")
+        overrides = run.meta.get("overrides") if isinstance(run.meta, dict) else None
+        try:  # as the run read it: with its --set overrides (a workload named there, say)
+            study = presets.loads(run.preset_text, f"preset of run {run.run_id}",
+                                  [o for o in overrides or [] if isinstance(o, str)])
         except (OptuiError, ImportError):  # a preset from an older optui may no longer validate
             study = None
         if study is not None and study.compare:
