@@ -172,7 +172,10 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     from .export.tables import summary as run_summary
     from .store import Store
 
-    store = Store.open(store_root)
+    from .engine.runner import build_workload
+
+    # A new run opens the store only once its preset and workload have passed every check.
+    store = Store.open(store_root) if resume else None
     if resume:
         # Resume exactly what was started: the preset text and overrides recorded with the run.
         resume = store.resolve(resume)
@@ -184,13 +187,15 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     out_dir = exports_root / study.name
     if export:
         ensure_writable_dir(out_dir)  # refuse before training, not after
+    workload = build_workload(study)
+    store = store or Store.open(store_root)
     cancel = threading.Event()
     watched = study.spec.metric(study.spec.objective)
     printer = ProgressPrinter(console, watched.name, watched.label)
     runner = StudyRunner(study, store, printer, cancel)
     with stop_on_signals(cancel, console):
         try:
-            run_id = runner.run(resume=resume, configs=configs, replicates=replicates)
+            run_id = runner.run(resume=resume, configs=configs, replicates=replicates, workload=workload)
         except KeyboardInterrupt:
             printer.progress.stop()
             _print_resume(console, preset, runner.run_id)

@@ -140,7 +140,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..search import SearchRunner, search_space_of
     from ..store import Store
 
-    store = Store.open(store_root)
+    # A new search opens the store only once its preset and workload have passed every check.
+    store = Store.open(store_root) if resume else None
     if resume:
         # Resume exactly what was started: the preset text and overrides recorded with the run.
         resume = store.resolve(resume)
@@ -165,6 +166,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     workload = build_workload(study)
     for name in names:  # every space's batch sizes against the data, before any training
         study.search[name].check_batch_sizes(workload.n_train)
+    store = store or Store.open(store_root)
     cancel = threading.Event()
     code = 0
     for name in names:
