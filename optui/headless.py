@@ -147,10 +147,24 @@ def summary_table(summary: dict) -> Table:
         spread = []
     word = (objective.label.split(" ")[0] if objective and objective.split else
             objective.label if objective else "")
-    columns = ["config", "reps", "div", *(m.label for m in metrics), *(f"{word} {s}" for s in spread), "wall s"]
     longest = max((len(n) for n in summary["configs"]), default=6)
-    if longest + sum(max(len(c), 7) + 1 for c in columns[1:]) > 80:  # two-line headers then
-        columns = columns[:3] + [c.replace(" ", "\n", 1) for c in columns[3:-1]] + columns[-1:]
+
+    def layout(spread: list[str], two_lines: bool) -> tuple[list[str], int]:
+        heads = [*(m.label for m in metrics), *(f"{word} {s}" for s in spread)]
+        if two_lines:
+            heads = [h.replace(" ", "\n", 1) for h in heads]
+        cols = ["config", "reps", "div", *heads, "wall s"]
+        # Values are at most 7 wide ("0.1234", "100.00%"); counts and times fit their headers.
+        width = longest + len(" reps div wall s") + sum(max(max(map(len, h.split("\n"))), 7) + 1 for h in heads)
+        return cols, width
+
+    # Single-line headers if they fit, else two-line ones, else fewer spread columns.
+    columns, width = layout(spread, False)
+    while width > 80:
+        columns, width = layout(spread, True)
+        if width <= 80 or not spread:
+            break
+        spread = spread[1:] if len(spread) == 3 else []
     for col in columns:
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
     for name, c in summary["configs"].items():
