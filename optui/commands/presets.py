@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
             study = presets.load(file, set_)
         c = Console()
         c.print(f"[bold]{study.name}[/]: workload {study.workload}; {study.description}")
+        c.print(f"workload from {study.resolved.origin}", highlight=False)
         c.print(f"data {study.data}")
         c.print(f"model {study.model}   eval {study.eval}")
         c.print(f"budget {study.budget.describe()}   replicates {study.replicates_count} "
