@@ -80,9 +80,9 @@ def plan(args) -> dict:
 
 
 def build_workload(args):
-    from optui.workloads import mnist
+    from optui import workloads
 
-    return mnist.build(load_study(args))
+    return workloads.build(load_study(args))
 
 
 # ---------------------------------------------------------------- the report's loop

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "optui.commands.search",
     "optui.commands.export",
     "optui.commands.optimizers",
+    "optui.commands.workloads",
     "optui.commands.ui",
 )
 

@@ -39,8 +39,9 @@ class ProgressPrinter:
     """Renders a study's progress state: a rich bar per config (steps done, test loss, ETA), or
     plain lines every 10% when the output is a file or pipe (a batch job's log)."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, watch: str = "test_loss", watch_label: str = "test"):
         guard_console(console)  # a closed or full stdout must not stop the run
+        self.watch, self.watch_label = watch, watch_label  # the eval shown beside each bar
         self.console = console
         self.progress = Progress(
             TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
@@ -70,7 +71,8 @@ class ProgressPrinter:
                                 status=f"{unit.replicates} replicates")
             self.logged[unit.name] = unit.steps_done * 10 // max(unit.total_steps, 1)
         elif isinstance(event, ChunkDone):
-            status = "" if unit.last_test is None else f"test {unit.last_test:.4f}"
+            value = unit.last_eval.get(self.watch)
+            status = "" if value is None else f"{self.watch_label} {value:.4f}"
             if unit.diverged:
                 status += f" [red]{unit.diverged} diverged[/]"
             self.progress.update(self.tasks[unit.name], completed=unit.steps_done, status=status)
@@ -92,32 +94,56 @@ class ProgressPrinter:
         eta = unit.elapsed_s * (1 - done) / done if done else float("nan")
         self.console.print(
             f"{unit.name:<16} {100 * done:3.0f}% {unit.steps_done:>6}/{unit.total_steps} steps"
-            + (f"  test {unit.last_test:.4f}" if unit.last_test is not None else "")
+            + (f"  {self.watch_label} {value:.4f}" if (value := unit.last_eval.get(self.watch)) is not None else "")
             + (f"  {unit.diverged} diverged" if unit.diverged else "")
             + f"  {unit.elapsed_s:.0f} s, ETA {eta:.0f} s", highlight=False, soft_wrap=True)
 
 
 def summary_table(summary: dict) -> Table:
+    """Final values over replicates: the mean of every declared metric, and the spread (min, max;
+    median too when there is room) of the default objective. Fits 80 columns."""
     from rich import box
 
-    # Fits 80 columns (an SSH terminal, a job log): short headers, no outer or vertical rules.
+    from .metrics import from_meta, objective_of
+
+    metrics = from_meta({"metrics": summary.get("metrics")},
+                        [k[len("final_"):] for c in summary["configs"].values() for k in c
+                         if k.startswith("final_") and k != "final_minibatch_loss" and c[k] is not None])
+    objective = objective_of({"objective": summary.get("objective")}, metrics)
+    # An 80-column terminal (an SSH session, a job log): short headers, no outer or vertical rules.
     t = Table(title=f"{summary['study']} ({summary['workload']}) on {summary['device']}: "
-                    f"{summary['wall_time_s']:.1f} s; final losses over replicates",
-              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    # Workloads with an accuracy (MNIST) show the mean final test accuracy in place of the median
-    # test loss (still in summary.json), so the table keeps to 80 columns.
-    accuracy = any(c.get("final_test_accuracy") for c in summary["configs"].values())
-    middle = ("test min", "test max", "test acc") if accuracy else ("test median", "test min", "test max")
-    for col in ("config", "reps", "div", "train mean", "test mean", *middle, "wall s"):
+                    f"{summary['wall_time_s']:.1f} s; final values, mean over replicates",
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    spread = ["median", "min", "max"] if len(metrics) <= 2 else ["min", "max"]
+    if objective is None:
+        spread = []
+    word = (objective.label.split(" ")[0] if objective and objective.split else
+            objective.label if objective else "")
+    longest = max((len(n) for n in summary["configs"]), default=6)
+
+    def layout(spread: list[str], two_lines: bool) -> tuple[list[str], int]:
+        heads = [*(m.label for m in metrics), *(f"{word} {s}" for s in spread)]
+        if two_lines:
+            heads = [h.replace(" ", "\n", 1) for h in heads]
+        cols = ["config", "reps", "div", *heads, "wall s"]
+        # Values are at most 7 wide ("0.1234", "100.00%"); counts and times fit their headers.
+        width = longest + len(" reps div wall s") + sum(max(max(map(len, h.split("\n"))), 7) + 1 for h in heads)
+        return cols, width
+
+    # Single-line headers if they fit, else two-line ones, else fewer spread columns.
+    columns, width = layout(spread, False)
+    while width > 80:
+        columns, width = layout(spread, True)
+        if width <= 80 or not spread:
+            break
+        spread = spread[1:] if len(spread) == 3 else []
+    for col in columns:
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col == "config")
     for name, c in summary["configs"].items():
-        tr, te = c.get("final_train_loss") or {}, c.get("final_test_loss") or {}
-        fmt = lambda v: "-" if v is None else f"{v:.4f}"
-        acc = (c.get("final_test_accuracy") or {}).get("mean")
-        cells = ((fmt(te.get("min")), fmt(te.get("max")), "-" if acc is None else f"{100 * acc:.2f}%")
-                 if accuracy else (fmt(te.get("median")), fmt(te.get("min")), fmt(te.get("max"))))
-        t.add_row(name, str(c["replicates"]), str(c["diverged"]), fmt(tr.get("mean")), fmt(te.get("mean")),
-                  *cells, f"{c['wall_time_s']:.1f}")
+        means = [m.format((c.get(f"final_{m.name}") or {}).get("mean")) for m in metrics]
+        dist = (c.get(f"final_{objective.name}") or {}) if objective else {}
+        t.add_row(name, str(c["replicates"]), str(c["diverged"]), *means,
+                  *(objective.format(dist.get(s)) for s in spread), f"{c['wall_time_s']:.1f}")
     return t
 
 
@@ -132,6 +158,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     from .store import Store
 
     study = None if resume else service.load_study(preset, overrides)  # a bad preset creates nothing
+    # A new run opens the store only once its preset and workload have passed every check.
+    workload = None if resume else service.build_workload(study)
     store = Store.open(store_root, create=not resume)
     store.take_over_expired = force
     if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
@@ -139,12 +167,13 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     if export:
         ensure_writable_dir(study_dir(exports_root, study.name))  # refuse before training, not after
     cancel = threading.Event()
-    printer = ProgressPrinter(console)
+    watched = study.spec.metric(study.spec.objective)
+    printer = ProgressPrinter(console, watched.name, watched.label)
     runner = service.StudyRunner(study, store, printer, cancel)
     with stop_on_signals(cancel, console):
         try:
             run_id = service.run_study(study, store, configs=configs, replicates=replicates, resume=resume,
-                                       runner=runner)
+                                       runner=runner, workload=workload)
         except KeyboardInterrupt:
             printer.progress.stop()
             _print_resume(console, preset, runner.run_id)

@@ -39,11 +39,19 @@ class UnitProgress:
     status: str = WAITING
     chunks: tuple[ChunkDone, ...] = ()
     diverged: int = 0
-    last_test: float | None = None  # mean test loss over healthy replicates at the last eval
+    last_eval: dict[str, float | None] = field(default_factory=dict)  # metric -> mean of the last eval
     elapsed_s: float = 0.0
     params: dict[str, float] = field(default_factory=dict)  # a trial's hyperparameters
     trial: int = 0
     objective: float | None = None
+
+    @property
+    def last_test(self) -> float | None:
+        """The mean test loss over healthy replicates at the last eval."""
+        return self.last_eval.get("test_loss")
+
+    def last_value(self, metric: str) -> float | None:
+        return self.last_eval.get(metric)
 
     @property
     def has_data(self) -> bool:
@@ -111,10 +119,9 @@ def reduce(state: RunProgress, event: Any, specs: dict[str, dict[str, Any]] | No
         unit = state.units.get(event.unit)
         chunks = (unit.chunks if unit else ()) + (event,)
         diverged = int((np.asarray(event.diverged_at) >= 0).sum()) if event.diverged_at is not None else 0
-        test = event.eval.get("test_loss")
-        last_test = _finite_mean(test) if test is not None else (unit.last_test if unit else None)
+        last_eval = {**(unit.last_eval if unit else {}), **{k: _finite_mean(v) for k, v in event.eval.items()}}
         return _unit(state, event.unit, steps_done=event.step_end, total_steps=event.total_steps,
-                     status=Status.RUNNING, chunks=chunks, diverged=diverged, last_test=last_test,
+                     status=Status.RUNNING, chunks=chunks, diverged=diverged, last_eval=last_eval,
                      elapsed_s=event.elapsed_s)
     if isinstance(event, UnitFinished):
         changes: dict[str, Any] = {"status": event.status}

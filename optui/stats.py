@@ -151,23 +151,27 @@ def interval(values: np.ndarray, kind: str, seed: int = BOOTSTRAP_SEED) -> tuple
     return float(lo), float(hi)
 
 
-def time_to_target(percent: np.ndarray, values: np.ndarray, target: float) -> float | None:
-    """The % of the run at which the mean over healthy replicates first falls below target."""
+def time_to_target(percent: np.ndarray, values: np.ndarray, target: float,
+                   higher_is_better: bool = False) -> float | None:
+    """The % of the run at which the mean over healthy replicates first falls below target
+    (first rises above it for a metric where higher is better, such as an accuracy)."""
     rows = _finite_rows(values)
     if rows.size == 0 or rows.ndim != 2 or rows.shape[1] == 0:
         return None
-    below = np.flatnonzero(rows.mean(axis=0) < target)
+    mean = rows.mean(axis=0)
+    below = np.flatnonzero(mean > target if higher_is_better else mean < target)
     return float(np.asarray(percent, dtype=float)[below[0]]) if below.size else None
 
 
 def paired_comparison(a: np.ndarray, b: np.ndarray, seed: int = BOOTSTRAP_SEED,
-                      resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any]:
-    """P(A ends below B) over replicates paired by PRNG key, with a bootstrap 95% CI, beside the
-    Wilcoxon signed-rank and paired t-test p-values of the differences (two-sided).
+                      resamples: int = BOOTSTRAP_RESAMPLES, higher_is_better: bool = False) -> dict[str, Any]:
+    """P(A ends better than B) over replicates paired by PRNG key, with a bootstrap 95% CI, beside
+    the Wilcoxon signed-rank and paired t-test p-values of the differences (two-sided).
 
-    a and b hold one final value per replicate, replicate i of each run with the same key.
-    Pairs where either side is not finite are dropped; ties count one half. A test that the
-    pairs cannot support (fewer than two, or every difference zero) gives None.
+    Better is lower (a loss), or higher with higher_is_better (an accuracy); the key keeps its
+    historical name p_a_below_b. a and b hold one final value per replicate, replicate i of each
+    run with the same key. Pairs where either side is not finite are dropped; ties count one half.
+    A test that the pairs cannot support (fewer than two, or every difference zero) gives None.
     """
     a = np.asarray(a, dtype=float).ravel()
     b = np.asarray(b, dtype=float).ravel()
@@ -175,7 +179,7 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, seed: int = BOOTSTRAP_SEED,
         raise ValueError(f"paired comparison needs equal replicate counts, got {a.size} and {b.size}")
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
-    wins = (a < b) + 0.5 * (a == b)
+    wins = (a > b if higher_is_better else a < b) + 0.5 * (a == b)
     if wins.size == 0:
         return {"pairs": 0, "p_a_below_b": None, "ci95": None, "mean_difference": None,
                 "wilcoxon_p": None, "ttest_p": None}
@@ -249,12 +253,13 @@ def metric_curve(unit: Any, metric: str) -> tuple[np.ndarray, np.ndarray] | None
     return 100.0 * steps.astype(float) / total, values
 
 
-def summarise_unit(unit: Any) -> dict[str, Any]:
+def summarise_unit(unit: Any, metrics: Any = None) -> dict[str, Any]:
     """Headless summary of one unit: counts, wall time and final-value distributions.
 
-    final_train_loss and final_test_loss are always present (None when the unit has no such
-    eval, as for imported histories); every other eval metric (accuracies and the rest) appears
-    as final_<metric> when recorded; final_minibatch_loss when minibatch losses exist.
+    metrics: the names the workload declares, in order (default: train_loss, test_loss). Each
+    is always present as final_<metric> (None when the unit has no such eval, as for imported
+    histories); every other recorded eval metric appears when recorded; final_minibatch_loss
+    when minibatch losses exist.
     """
     out: dict[str, Any] = {
         "replicates": unit.replicates,
@@ -264,10 +269,11 @@ def summarise_unit(unit: Any) -> dict[str, Any]:
         "total_steps": int(unit.total_steps),
         "steps_done": int(np.asarray(unit.minibatch_loss).shape[-1]) if np.asarray(unit.minibatch_loss).ndim == 2 else 0,
     }
-    metrics = ["train_loss", "test_loss"] + sorted(k for k in unit.eval if k not in ("train_loss", "test_loss"))
-    for metric in metrics:
+    declared = list(metrics) if metrics is not None else ["train_loss", "test_loss"]
+    names = declared + sorted(k for k in unit.eval if k not in declared)
+    for metric in names:
         finals = final_values(unit, metric)
-        if finals is None and metric not in ("train_loss", "test_loss"):
+        if finals is None and metric not in declared:
             continue
         out[f"final_{metric}"] = None if finals is None else distribution(finals)
     mb = final_values(unit, "minibatch_loss")

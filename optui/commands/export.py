@@ -295,8 +295,9 @@ def register(app: typer.Typer) -> None:
     def compare(
         targets: list[str] = typer.Argument(..., help="RUN:CONFIG pairs; RUN is a run id, a prefix or "
                                             "'latest'. The first is the baseline of the paired comparison."),
-        metric: str = typer.Option("test_loss", "--metric", help="minibatch_loss, train_loss, test_loss, "
-                                   "or any recorded eval metric."),
+        metric: Optional[str] = typer.Option(None, "--metric", help="minibatch_loss or any metric the runs "
+                                             "recorded; default: the workload's objective (test_loss for "
+                                             "TwNet and MNIST)."),
         target: Optional[float] = typer.Option(None, "--target", help="Report when the mean first falls below this."),
         band: BandKind = typer.Option(BandKind.ci95, "--band", help="Band of the final values in tables for "
                                       "papers: min-max, IQR, or the bootstrap 95% CI of the mean."),
@@ -306,6 +307,7 @@ def register(app: typer.Typer) -> None:
         store: Path = STORE_OPTION,
     ) -> None:
         """Final-value statistics of configs side by side, each paired with the first by replicate."""
+        from .. import metrics as metric_decls
         from ..export import comparison as cmp
         from ..export.paper import render
         from ..export.tables import dumps_json
@@ -323,6 +325,10 @@ def register(app: typer.Typer) -> None:
                 if run_id not in loaded:
                     loaded[run_id] = s.load_run(run_id)
                 chosen.append((loaded[run_id], config))
+            if metric is None:  # the workload's objective, as the first run declared it
+                first = chosen[0][0]
+                objective = metric_decls.objective_of(first.meta, metric_decls.of_run(first))
+                metric = objective.name if objective else "minibatch_loss"
             try:
                 result = cmp.compare(chosen, metric, band.value, target)
             except cmp.ComparisonError as exc:

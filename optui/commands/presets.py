@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         c = Console(highlight=False)
         # Every value from the file is escaped: "[/]" in a description is text, not markup.
         c.print(f"[bold]{escape(study.name)}[/]: workload {study.workload}; {escape(study.description)}")
+        c.print(escape(f"workload from {study.resolved.origin}"))
         c.print(escape(f"data {study.data}"))
         c.print(escape(f"model {study.model}   eval {study.eval}"))
         c.print(escape(f"budget {study.budget.describe()}   replicates {study.replicates_count} "

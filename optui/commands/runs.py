@@ -129,22 +129,22 @@ def register(app: typer.Typer) -> None:
         if info["error"]:
             console.print(f"[red]error: {escape(_printable(info['error']))}[/]")
         # Fits 80 columns: short headers, no vertical rules; each config's spec is listed below.
-        accuracy = any(c.get("final_test_accuracy") for c in data["configs"].values())
+        # One column per metric the workload declares (recorded with the run), up to five.
+        from ..metrics import from_meta
+
+        metrics = from_meta({"metrics": data.get("metrics")})[:5]
         t = Table(title="final values, mean over replicates", box=box.SIMPLE_HEAD, show_edge=False,
-                  pad_edge=False)
-        for col in ("config", "status", "reps", "div", "steps", "train", "test",
-                    *(("test acc",) if accuracy else ())):
-            t.add_column(col, no_wrap=col in ("config", "steps"),
+                  pad_edge=False, collapse_padding=True)
+        for col in ("config", "status", "reps", "div", "steps", *(m.label for m in metrics)):
+            t.add_column(col.replace(" ", "\n", 1) if len(metrics) > 3 else col,
+                         no_wrap=col in ("config", "steps"),
                          justify="left" if col in ("config", "status") else "right")
         specs = []
         for name, unit in run.units.items():
             c = data["configs"][name]
             specs.append(f"  {_printable(name)}: " + ", ".join(f"{k}={v}" for k, v in unit.spec.items() if k != "steps"))
-            fmt = lambda d: "-" if not d or d.get("mean") is None else f"{d['mean']:.4f}"
-            acc = (c.get("final_test_accuracy") or {}).get("mean")
             t.add_row(escape(_printable(name)), unit.status, str(unit.replicates), str(unit.diverged),
                       f"{unit.minibatch_loss.shape[1]}/{unit.total_steps}",
-                      fmt(c.get("final_train_loss")), fmt(c.get("final_test_loss")),
-                      *((("-" if acc is None else f"{100 * acc:.2f}%"),) if accuracy else ()))
+                      *(m.format((c.get(f"final_{m.name}") or {}).get("mean")) for m in metrics))
         console.print(t)
         console.print(escape("\n".join(specs)), highlight=False)

@@ -160,6 +160,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     workload = service.build_workload(study)
     for name in names:  # every space's batch sizes against the data, before any training
         study.search[name].check_batch_sizes(workload.n_train)
+    store = store or Store.open(store_root)
     cancel = threading.Event()
     code = 0
     for name in names:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import metrics as metric_decls
 from ..presets import Compare
 from ..results import RunResult, UnitResult
 from ..stats import BAND_KINDS, CENTRES, band, metric_curve
@@ -24,8 +25,6 @@ PALETTE = ("#2e6fd9", "#ff9c24", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#7f7f7f", "#bcbd22", "#17becf")
 METRIC_LABELS = {
     "minibatch_loss": "minibatch loss",
-    "train_loss": "full train loss",
-    "test_loss": "full test loss",
     "train_test": "full-dataset loss (train solid, test dashed)",
 }
 BAND_LABELS = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI of mean"}
@@ -123,7 +122,20 @@ def _new_figure(style: FigureStyle) -> tuple[Any, Any]:
     return fig, fig.add_subplot()
 
 
-def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[str]) -> None:
+def _axis_label(declared: Any, metric: str) -> str:
+    """'minibatch loss', 'full test loss' (an eval loss), 'test acc' (other metrics)."""
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    m = metric_decls.find(declared, metric)
+    return f"full {m.label}" if m.kind == "loss" else m.label
+
+
+def _log_axis(declared: Any, metric: str) -> bool:
+    """Losses on a log axis; accuracies and other metrics on a linear one."""
+    return metric in METRIC_LABELS or metric_decls.find(declared, metric).log_scale
+
+
+def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[str], log: bool = True) -> None:
     ax.set_title(_wrap(title, style, 12))
     ax.set_xlabel("% of run")
     ax.set_ylabel(ylabel)
@@ -136,9 +148,9 @@ def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[st
         notes.insert(0, "nothing to draw: no finite values")
         ax.set_ylim(0, 1)
         ax.set_yticks([])
-    elif style.log_y and not (finite > 0).any():
+    elif style.log_y and log and not (finite > 0).any():
         notes.insert(0, "no positive values: linear y axis")
-    elif style.log_y:
+    elif style.log_y and log:
         ax.set_yscale("log")
         _plain_log_ticks(ax)
     ax.grid(True, which="major", alpha=0.3)
@@ -183,9 +195,14 @@ def _centre_band_caption(style: FigureStyle) -> str:
 
 def compare_figure(run: RunResult, compare: Compare, style: FigureStyle = FigureStyle()) -> Any:
     """One figure for a [[compare]] entry; train_test draws both full-dataset losses per config."""
+    declared = metric_decls.of_run(run)
     with _RENDER_LOCK:
         fig, ax = _new_figure(style)
-        metrics = ("train_loss", "test_loss") if compare.metric == "train_test" else (compare.metric,)
+        if compare.metric == metric_decls.TRAIN_TEST:
+            pair = metric_decls.train_test_pair(declared)
+            metrics = (pair[0].name, pair[1].name) if pair else ("train_loss", "test_loss")
+        else:
+            metrics = (compare.metric,)
         notes = []
         for i, name in enumerate(compare.configs):
             colour = PALETTE[i % len(PALETTE)]
@@ -194,32 +211,49 @@ def compare_figure(run: RunResult, compare: Compare, style: FigureStyle = Figure
             if unit is None:
                 notes.append(f"{label}: not in this run")
                 continue
-            for metric in metrics:
-                suffix = f" {metric.split('_')[0]}" if len(metrics) > 1 else ""
+            for j, metric in enumerate(metrics):
+                suffix = f" {metric_decls.find(declared, metric).split or metric}" if len(metrics) > 1 else ""
                 s = _series(unit, metric, label + suffix, style)
                 if s is None:
                     notes.append(f"{label}: no {metric} recorded")
                     continue
-                _draw(ax, s, colour, style, dashed=metric == "test_loss" and len(metrics) > 1)
+                _draw(ax, s, colour, style, dashed=j == 1)
         notes.append(_centre_band_caption(style))
-        _finish(ax, compare.title, METRIC_LABELS.get(compare.metric, compare.metric), style, notes)
+        _finish(ax, compare.title, _axis_label(declared, compare.metric), style, notes,
+                log=_log_axis(declared, compare.metric))
         return fig
 
 
 def config_figure(run: RunResult, name: str, style: FigureStyle = FigureStyle()) -> Any:
-    """One config: its minibatch-loss band with its full-dataset loss curves over it."""
+    """One config: its minibatch-loss band with its full-dataset loss curves over it; a workload's
+    other metrics (accuracies) in a second panel below, on a linear axis."""
     unit = run.units[name]
+    declared = metric_decls.of_run(run)
+    recorded = [m for m in declared if m.name in unit.eval]
+    losses = ["minibatch_loss"] + sorted(m.name for m in recorded if m.kind == "loss")
+    others = [m.name for m in recorded if m.kind != "loss"]
     with _RENDER_LOCK:
         fig, ax = _new_figure(style)
+        lower = None
+        if others:
+            ax.remove()
+            ax, lower = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
         notes = []
-        metrics = ["minibatch_loss"] + sorted(k for k in unit.eval if k.endswith("_loss"))
-        for i, metric in enumerate(metrics):
-            s = _series(unit, metric, METRIC_LABELS.get(metric, metric), style)
+        for i, metric in enumerate(losses):
+            s = _series(unit, metric, _axis_label(declared, metric), style)
             if s is None:
                 continue
             _draw(ax, s, PALETTE[i % len(PALETTE)], style)
         notes.append(_centre_band_caption(style))
         _finish(ax, f"{run.study}: {name}\n{describe_spec(unit.spec)}", "loss", style, notes)
+        if lower is not None:
+            for i, metric in enumerate(others, start=len(losses)):
+                s = _series(unit, metric, _axis_label(declared, metric), style)
+                if s is not None:
+                    _draw(lower, s, PALETTE[i % len(PALETTE)], style)
+            kinds = {metric_decls.find(declared, m).kind for m in others}
+            _finish(lower, "", "accuracy" if kinds == {"accuracy"} else "value", style, [], log=False)
+            ax.set_xlabel("")
         return fig
 
 

@@ -110,9 +110,8 @@ def markdown(study: Study, space: SearchSpace, run_info: dict[str, Any], ranked:
         "",
         f"Run `{run_info['id']}` ({run_info['status']}): {len(ranked)} trials of {space.optimizer} "
         f"(seed {space.seed}), {counts['done']} done, {counts['diverged']} diverged, {counts['failed']} failed; "
-        f"objective `{space.objective}`"
-        + (f" (test loss over the last {space.last_percent:g}% of the run)" if space.objective == "mean_last" else "")
-        + f", lower is better; {space.replicates} replicate(s) per trial.",
+        f"objective `{space.objective}` ({space.describe_objective()}); "
+        f"{space.replicates} replicate(s) per trial.",
         "",
         f"Budget: {meta.get('budget_note') or meta.get('budget')}.",
         "",
@@ -158,9 +157,10 @@ def scatter_figure(study: Study, space: SearchSpace, ranked: list[dict[str, Any]
             best = done[0]
             ax.scatter([best["params"][param]], [best["objective"]], s=160, marker="*", color="#ff9c24",
                        edgecolor="black", linewidth=0.6, label=f"best ({best['name']})", zorder=4)
-        if diverged:
+        if diverged:  # drawn past the worst end of the axis
             ys = [t["objective"] for t in done]
-            top = max(ys) + 0.05 * (max(ys) - min(ys) or abs(max(ys)) or 1.0) if ys else 1.0
+            pad = 0.05 * (max(ys) - min(ys) or abs(max(ys)) or 1.0) if ys else 0.0
+            top = (min(ys) - pad if space.goal == "max" else max(ys) + pad) if ys else 1.0
             ax.scatter([t["params"][param] for t in diverged], [top] * len(diverged), marker="x", s=40,
                        color="#d62728", label="diverged", zorder=3)
         interval = space.intervals[param]
@@ -168,7 +168,7 @@ def scatter_figure(study: Study, space: SearchSpace, ranked: list[dict[str, Any]
             ax.set_xscale("log")
         ax.set_xlim(*_padded(interval.low, interval.high, interval.scale == "log"))
         ax.set_xlabel(f"{label(param)} ({param}, {interval.scale} scale)")
-        ax.set_ylabel(f"{space.objective} (lower is better)")
+        ax.set_ylabel(f"{space.objective} ({'higher' if space.goal == 'max' else 'lower'} is better)")
         ax.set_title(f"{study.name}: {space.name} search, {len(ranked)} trials")
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

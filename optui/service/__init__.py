@@ -53,13 +53,15 @@ def study_of_run(store: Store, run_id: str, preset: str | None = None,
 
 def run_study(study: Study, store: Store, *, configs: list[str] | None = None, replicates: int | None = None,
               resume: str | None = None, listener: Listener | None = None,
-              cancel: threading.Event | None = None, runner: StudyRunner | None = None) -> str:
+              cancel: threading.Event | None = None, runner: StudyRunner | None = None,
+              workload: Any = None) -> str:
     """Run a study's configs as seed replicates (or finish run `resume`); returns the run id.
 
-    Pass `runner` to read its run_id if the run stops on an exception part-way.
+    Pass `runner` to read its run_id if the run stops on an exception part-way, and `workload`
+    when it is already built (and checked).
     """
     runner = runner or StudyRunner(study, store, listener, cancel)
-    return runner.run(resume=resume, configs=configs, replicates=replicates)
+    return runner.run(resume=resume, configs=configs, replicates=replicates, workload=workload)
 
 
 def search_spaces(study: Study, space: str | None = None) -> list[str]:

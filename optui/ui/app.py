@@ -33,7 +33,7 @@ from . import jobs
 from .messages import DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone
 from .screens import FieldCommands, QuitScreen
 from .shown import combine
-from .panels.compare import METRIC_OPTIONS, ComparePanel
+from .panels.compare import ComparePanel, metric_label
 from .panels.export import ExportPanel
 from .panels.presets import PresetsPanel, preset_files
 from .panels.replicates import ReplicatesPanel
@@ -174,7 +174,7 @@ class OptuiApp(App):
     def _export(self, run: RunResult, names: list[str], metric: str, band: str, formats: list[str],
                 out_dir: Path) -> None:
         with jobs.reported(self.post_message, "export"):
-            label = dict((v, k) for k, v in METRIC_OPTIONS)[metric]
+            label = metric_label(metric)
             self.post_message(ExportDone(jobs.export_shown(run, names, metric, label, band, formats, out_dir)))
 
     # -- presets --------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def reported(post: Post, title: str) -> Iterator[None]:
 def check_preset(text: str, file: str, workload: object) -> tuple[Any, str | None, dict]:
     """(study or None, error or None, the workload's field specs); imports the workload (jax)."""
     try:
-        fields = workload_fields(workload)
+        fields = workload_fields(workload, file)
     except Exception:
         fields = {}  # the validation below reports an unknown workload
     try:

@@ -20,8 +20,8 @@ from ..schema import Field
 
 Key = tuple[str | int, ...]
 
-# Sections whose fields come from the workload module (present keys are shown as well).
-WORKLOAD_SECTIONS = {"data": "DATA_FIELDS", "model": "MODEL_FIELDS", "eval": "EVAL_FIELDS"}
+# Sections whose fields the workload declares (present keys are shown as well).
+WORKLOAD_SECTIONS = ("data", "model", "eval")
 FIXED_SECTIONS = {"replicates": presets.REPLICATE_FIELDS, "engine": presets.ENGINE_FIELDS}
 TOP_FIELDS = {"study": Field("str", ""), "workload": Field("str"), "description": Field("str", "")}
 OPTIMIZER_HELP = ("a name from `optui optimizers` (adam, sgd, prodigy, ...), an installed plug-in, "
@@ -245,11 +245,15 @@ def row_for_error(rows: list[FieldRow], key: str | None) -> FieldRow | None:
     return max(above, key=lambda r: len(r.label)) if above else None
 
 
-def workload_fields(workload: Any) -> dict[str, dict[str, Field]]:
-    """The workload's field specs (imports the workload module: call it off the UI thread)."""
+def workload_fields(workload: Any, file: str | None = None) -> dict[str, dict[str, Field]]:
+    """The settings the workload declares, per section (resolving it imports the workload: call
+    it off the UI thread). {} when the reference does not resolve: validation says why."""
     from .. import workloads
 
-    if not isinstance(workload, str) or workload not in workloads.WORKLOADS:
+    if not isinstance(workload, str):
         return {}
-    mod = workloads.module(workload)
-    return {section: dict(getattr(mod, attr, {})) for section, attr in WORKLOAD_SECTIONS.items()}
+    try:
+        resolved = workloads.resolve(workload, file)
+    except PresetError:
+        return {}
+    return workloads.fields_of(resolved.spec)

@@ -68,7 +68,8 @@ def check_built(w: Any, spec: WorkloadSpec, loc: str) -> None:
         raise PresetError(f"{loc}: loss(...) must return (scalar loss, new model_state), got {_describe(out)}")
     loss, new_state = out
     if getattr(loss, "shape", None) != () or not jnp.issubdtype(loss.dtype, jnp.floating):
-        raise PresetError(f"{loc}: loss(...) must return a scalar float loss first, got {_describe(loss)}")
+        raise PresetError(f"{loc}: loss(...) must return a scalar float loss first, got {_describe(loss)} "
+                          f"(for a batch of {batch_size})")
     _same_state(loc, state, new_state)
     metrics = _traced(loc, "evaluate(params, model_state, data)", w.evaluate, params, state, w.data)
     if not isinstance(metrics, dict):

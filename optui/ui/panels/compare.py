@@ -8,12 +8,19 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Select, SelectionList
 from textual_plotext import PlotextPlot
 
+from ... import metrics as metric_decls
 from ...stats import BAND_KINDS
 from .. import plots
 from ..widgets import ToggleList
 
-METRIC_OPTIONS = (("minibatch loss", "minibatch_loss"), ("train loss", "train_loss"),
-                  ("test loss", "test_loss"), ("train vs test", "train_test"))
+# Runs that declare no metrics (older runs, imports) record TwNet's and MNIST's names.
+DEFAULT_METRICS = (metric_decls.infer("train_loss"), metric_decls.infer("test_loss"))
+METRIC_OPTIONS = tuple(metric_decls.plot_choices(DEFAULT_METRICS))
+
+
+def metric_label(metric: str) -> str:
+    """A metric's label for file titles: "test loss", "minibatch loss", "train vs test"."""
+    return metric_decls.label((), metric)
 _BAND_NAMES = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI"}
 BAND_OPTIONS = tuple((_BAND_NAMES[k], k) for k in BAND_KINDS)
 COMPARE_STATUSES = ("done", "interrupted")
@@ -26,6 +33,7 @@ class ComparePanel(Vertical):
         self.entries: dict[str, tuple[str, str, str]] = {}  # value -> (run id, unit, label)
         self.loader = None  # callable run_id -> RunResult (the app's cache)
         self.drawn = 0  # series on the plot (the tests poll this)
+        self.declared: tuple = DEFAULT_METRICS  # the metrics of the runs listed, for the choices
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="cmp-top"):
@@ -50,12 +58,27 @@ class ComparePanel(Vertical):
 
     def describe(self) -> str:
         """The metric and band as the user chose them: 'test loss, mean and min-max'."""
-        name = dict((v, k) for k, v in METRIC_OPTIONS)[self.metric]
+        name = metric_decls.label(self.declared, self.metric)
         band = dict((v, k) for k, v in BAND_OPTIONS)[self.band_kind]
         return f"{name}, mean and {band}"
 
+    def _set_metrics(self, runs: list[dict]) -> None:
+        """Offer the minibatch loss and every metric the listed runs' workloads declare."""
+        declared: dict[str, metric_decls.Metric] = {}
+        for info in runs:
+            for m in metric_decls.from_meta(info.get("meta") or {}) or DEFAULT_METRICS:
+                declared.setdefault(m.name, m)
+        self.declared = tuple(declared.values()) or DEFAULT_METRICS
+        select = self.query_one("#cmp-metric", Select)
+        current = select.value
+        options = metric_decls.plot_choices(self.declared)
+        with self.prevent(Select.Changed):
+            select.set_options(options)
+            select.value = current if current in [v for _, v in options] else "minibatch_loss"
+
     def set_entries(self, runs: list[dict], run_label) -> None:
         """Every config with data in the store (newest runs first), keeping the selection."""
+        self._set_metrics([info for info in runs if info["kind"] in ("study", "import")])
         sel = self.query_one("#cmp-units", SelectionList)
         selected = set(sel.selected)
         sel.clear_options()
@@ -105,8 +128,10 @@ class ComparePanel(Vertical):
             run = self.loader(run_id)
             if run is not None and unit in run.units:
                 short = label.split(" · ")[0]
-                groups.append(plots.unit_series(run.units[unit], self.metric, short, self.band_kind, width))
-        plots.draw(plot.plt, groups, self.describe(), self._empty_note(groups), plot.size.height)
+                groups.append(plots.unit_series(run.units[unit], self.metric, short, self.band_kind, width,
+                                                metric_decls.of_run(run)))
+        plots.draw(plot.plt, groups, self.describe(), self._empty_note(groups), plot.size.height,
+                   plots.y_label(self.metric, self.declared))
         plot.refresh()
         self.drawn = sum(len(g) for g in groups)
 

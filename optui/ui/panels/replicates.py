@@ -10,11 +10,13 @@ from textual.widgets import DataTable, Input, Label, SelectionList
 from textual_plotext import PlotextPlot
 
 from ... import optimizers
+from ... import metrics as metric_decls
 from .. import plots
 from ...progress import RunProgress, UnitProgress
 from ..widgets import ToggleList
 
-LIVE_METRICS = ("minibatch_loss", "test_loss", "train_loss")
+# Until a preset is read: what TwNet and MNIST record (the workload's declarations replace it).
+DEFAULT_METRICS = (metric_decls.infer("train_loss"), metric_decls.infer("test_loss"))
 
 
 class ReplicatesPanel(Vertical):
@@ -22,7 +24,10 @@ class ReplicatesPanel(Vertical):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.metric = LIVE_METRICS[0]
+        self.declared: tuple = DEFAULT_METRICS
+        self.watch = DEFAULT_METRICS[1]  # the eval the progress table shows: the default objective
+        self.metrics = self._cycle()
+        self.metric = self.metrics[0]
         self.units: dict[str, UnitProgress] = {}
         self.title = ""
         self.dirty = False
@@ -39,15 +44,41 @@ class ReplicatesPanel(Vertical):
         yield PlotextPlot(id="rep-plot")
 
     def on_mount(self) -> None:
-        table = self.query_one("#rep-progress", DataTable)
-        # No % column: steps say it, and at 80 columns the status ("interrupted") needs the room.
-        table.add_columns("config", "steps", "test", "div", "status")
+        self._columns()
         self.set_interval(0.25, self._replot)  # 4 Hz at most, however fast chunks arrive
+        self.dirty = True
+
+    def _cycle(self) -> list[str]:
+        """What `m` cycles through: the minibatch loss, the objective, then the other metrics."""
+        return ["minibatch_loss", self.watch.name,
+                *(m.name for m in self.declared if m.name != self.watch.name)]
+
+    def _columns(self) -> None:
+        table = self.query_one("#rep-progress", DataTable)
+        table.clear(columns=True)
+        # No % column: steps say it, and at 80 columns the status ("interrupted") needs the room.
+        short = self.watch.label.split(" ")[0] if self.watch.kind == "loss" else self.watch.label
+        table.add_columns("config", "steps", short, "div", "status")
+
+    def set_metrics(self, declared, objective: str) -> None:
+        """The workload's declared metrics and default objective (the progress column)."""
+        declared = tuple(declared) or DEFAULT_METRICS
+        watch = next((m for m in declared if m.name == objective), declared[0])
+        if declared == self.declared and watch == self.watch:
+            return
+        self.declared, self.watch = declared, watch
+        self.metrics = self._cycle()
+        if self.metric not in self.metrics:
+            self.metric = self.metrics[0]
+        self._columns()
+        self.refresh_table()
         self.dirty = True
 
     # -- study and selection ------------------------------------------------------------------
     def set_study(self, study) -> None:
         """Offer the study's configs; keeps the user's choice where the names still exist."""
+        if study is not None and study.spec is not None:
+            self.set_metrics(study.spec.metrics, study.spec.objective)
         sel = self.query_one("#rep-configs", SelectionList)
         previous = set(sel.selected)
         had_options = sel.option_count > 0
@@ -87,11 +118,11 @@ class ReplicatesPanel(Vertical):
         table = self.query_one("#rep-progress", DataTable)
         table.clear()
         for u in self.units.values():
-            test = "-" if u.last_test is None else f"{u.last_test:.4f}"
-            table.add_row(u.name, f"{u.steps_done}/{u.total_steps}", test, str(u.diverged), u.status)
+            value = self.watch.format(u.last_value(self.watch.name))
+            table.add_row(u.name, f"{u.steps_done}/{u.total_steps}", value, str(u.diverged), u.status)
 
     def action_cycle_metric(self) -> None:
-        self.metric = LIVE_METRICS[(LIVE_METRICS.index(self.metric) + 1) % len(LIVE_METRICS)]
+        self.metric = self.metrics[(self.metrics.index(self.metric) + 1) % len(self.metrics)]
         self.dirty = True
 
     def _replot(self) -> None:
@@ -103,12 +134,12 @@ class ReplicatesPanel(Vertical):
         self.dirty = False
         self._drawn_size = plot.size
         width = max(plot.size.width - 12, 10)
-        groups = [plots.unit_series(u.as_unit(), self.metric, u.name, "minmax", width)
+        groups = [plots.unit_series(u.as_unit(), self.metric, u.name, "minmax", width, self.declared)
                   for u in self.units.values() if u.has_data]
-        name = plots.METRIC_NAMES.get(self.metric, self.metric)
-        title = f"{self.title}: {name} loss, mean and min-max" if self.title else f"{name} loss"
+        name = metric_decls.label(self.declared, self.metric)
+        title = f"{self.title}: {name}, mean and min-max" if self.title else name
         plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk",
-                   plot.size.height)
+                   plot.size.height, plots.y_label(self.metric, self.declared))
         plot.refresh()
 
     def series_count(self) -> int:

@@ -13,10 +13,20 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from ...search import rank
+from ... import metrics as metric_decls
 from ..widgets import FieldForm
 
 PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of")
 
+
+
+def objective_goal(objective: str, known: dict[str, str] | None = None) -> str:
+    """'min' or 'max' for an objective name: as the preset's spaces declare it, else from the
+    metric's name (final_test_accuracy: an accuracy, higher is better)."""
+    if known and objective in known:
+        return known[objective]
+    metric = objective.removeprefix("final_").removeprefix("mean_last_")
+    return metric_decls.infer(metric).goal
 
 
 class SearchPanel(Vertical):
@@ -28,6 +38,7 @@ class SearchPanel(Vertical):
         self.source = ""  # what the table shows: a stored run, or the live search
         self._param_names: list[str] = []
         self._preset_trials = ""  # the trial count last taken from the preset
+        self._goals: dict[str, str] = {}  # objective -> "min" | "max", from the preset's spaces
 
     def compose(self) -> ComposeResult:
         yield Static("", id="search-note", classes="note", markup=False)
@@ -54,6 +65,7 @@ class SearchPanel(Vertical):
     # -- the space to run ---------------------------------------------------------------------
     def set_spaces(self, study) -> None:
         spaces = list(study.search) if study is not None and study.search else []
+        self._goals.update({s.objective: s.goal for s in (study.search.values() if spaces else ())})
         select = self.query_one("#search-space", Select)
         current = select.value
         select.set_options([(s, s) for s in spaces])
@@ -103,8 +115,12 @@ class SearchPanel(Vertical):
         self.trials.setdefault(name, {"name": name, "params": {}, "trial": len(self.trials) + 1})
         self.trials[name].update(changes)
 
+    @property
+    def goal(self) -> str:
+        return objective_goal(self.objective_name, self._goals)
+
     def ranked(self) -> list[dict[str, Any]]:
-        return rank(list(self.trials.values()))
+        return rank(list(self.trials.values()), self.goal)
 
     def refresh_table(self) -> None:
         table = self.query_one("#search-trials", DataTable)
@@ -162,7 +178,7 @@ class SearchPanel(Vertical):
             plt.scatter(xs, list(ys), marker="dot", color="orange+")
             plt.xlabel(f"log10 {param}" if log_x else param)
             plt.ylabel(self.objective_name)
-            best = int(np.argmin(ys))
+            best = int(np.argmax(ys) if self.goal == "max" else np.argmin(ys))
             plt.scatter([xs[best]], [ys[best]], marker="x", color="green+", label="best")
             plt.title(f"{self.objective_name} vs {param} ({len(points)} scored)")
         else:
