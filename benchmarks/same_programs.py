@@ -43,7 +43,7 @@ def main() -> int:
     import optui
     from optui import presets
     from optui.engine.core import GroupRunner, replicate_keys
-    from optui.engine.runner import build_workload
+    from optui.service import build_workload
     from optui.workloads.base import Strategy
 
     print(f"optui from {Path(optui.__file__).parent}", file=sys.stderr)

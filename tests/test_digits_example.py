@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "examples" / "digits"))  # the package, as if inst
 from optui import presets  # noqa: E402
 from optui.engine.core import GroupRunner, replicate_keys, run_group  # noqa: E402
 from optui.engine.events import ChunkDone  # noqa: E402
-from optui.engine.runner import StudyRunner, build_workload  # noqa: E402
+from optui.service import StudyRunner, build_workload  # noqa: E402
 from optui.store import Store  # noqa: E402
 from optui.workloads import Strategy  # noqa: E402
 from optui_digits import workload as digits_spec  # noqa: E402

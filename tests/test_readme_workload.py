@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from optui import presets
-from optui.engine.runner import StudyRunner
+from optui.service import StudyRunner
 from optui.store import Store
 from optui.workloads import registry
 

@@ -51,7 +51,7 @@ def test_a_module_factory_reference(tmp_path, monkeypatch):
     assert study.spec.name == "toy" and study.spec.metric_names == ("train_loss",)
     assert study.model == {"scale": 1.0} and study.eval == {"points": 2}
     assert f"module {module}" in study.resolved.origin
-    from optui.engine.runner import build_workload
+    from optui.service import build_workload
 
     workload = build_workload(study)  # built and checked against the contract
     assert workload.n_train == 16

@@ -140,6 +140,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..store import Store
 
     study = None if resume else service.load_study(preset, overrides)  # a bad preset creates nothing
+    # A new search opens the store only once its preset and workload have passed every check.
+    workload = None if resume else service.build_workload(study)
     store = Store.open(store_root, create=not resume)
     store.take_over_expired = force
     if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
@@ -157,7 +159,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
         service.check_write_target(write_best)
     if export:
         ensure_writable_dir(study_dir(exports_root, study.name))  # refuse before training, not after
-    workload = service.build_workload(study)
+    workload = workload or service.build_workload(study)
     for name in names:  # every space's batch sizes against the data, before any training
         study.search[name].check_batch_sizes(workload.n_train)
     store = store or Store.open(store_root)
