@@ -42,7 +42,7 @@ def main() -> int:
 
     import optui
     from optui import presets
-    from optui.engine.core import GroupRunner, replicate_keys
+    from optui.engine.core import GroupRunner, member_keys
     from optui.service import build_workload
     from optui.workloads.base import Strategy
 
@@ -56,7 +56,7 @@ def main() -> int:
         study = presets.load(path, sets)
         workload = build_workload(study)
         cfg = study.configs["adam-default"]
-        keys = replicate_keys(0, 2)
+        keys = member_keys(0, 2)
         hp = {k: np.full(2, v, np.float32) for k, v in cfg.hyperparams.items()}
         for vmap in (True, False):
             runner = GroupRunner(workload, "adam", cfg.batch_size, Strategy(scan=True, vmap_replicates=vmap))

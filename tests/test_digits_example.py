@@ -21,7 +21,7 @@ pytest.importorskip("sklearn", reason="the digits example needs scikit-learn (th
 sys.path.insert(0, str(ROOT / "examples" / "digits"))  # the package, as if installed
 
 from optui import presets  # noqa: E402
-from optui.engine.core import GroupRunner, replicate_keys, run_group  # noqa: E402
+from optui.engine.core import GroupRunner, member_keys, run_group  # noqa: E402
 from optui.engine.events import ChunkDone  # noqa: E402
 from optui.service import StudyRunner, build_workload  # noqa: E402
 from optui.store import Store  # noqa: E402
@@ -105,7 +105,7 @@ def test_evaluation_uses_the_running_statistics(small):
 def test_training_carries_the_model_state(small, vmap):
     s, w = small
     runner = GroupRunner(w, "adam", 32, Strategy(scan=True, vmap_replicates=vmap))
-    keys = replicate_keys(0, 2)
+    keys = member_keys(0, 2)
     hp = {k: np.full(2, v, np.float32) for k, v in s.configs["adam"].hyperparams.items()}
     first = runner.init(keys, hp)
     outs = list(run_group(runner, keys, hp, 12, 3))
