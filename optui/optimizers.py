@@ -58,8 +58,8 @@ def resolve(name: Any, file: str | None, key: str) -> OptimizerSpec:
     """
     loc = where(file, key)
     if not isinstance(name, str) or not name.strip():
-        raise PresetError(f"{loc} must be an optimiser name (see `optui optimizers`), an installed "
-                          f"plug-in or 'module:factory', got {name!r}")
+        raise PresetError(f"{loc} must be an optimiser name ({known()}), an installed plug-in or "
+                          f"'module:factory', got {name!r}")
     if name in OPTIMIZERS:
         return OPTIMIZERS[name]
     if name in REFUSED:
