@@ -1,0 +1,156 @@
+"""Learning samplers (Optuna, asked in rounds) and early stopping (asha, median) on tiny TwNet:
+resumed searches ask the same trials, pruned trials stop using compute and keep their histories."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from optui import presets
+from optui.errors import PresetError
+from optui.store import Store
+
+pytest.importorskip("optuna")
+
+ROOT = Path(__file__).resolve().parents[1]
+TWNET = ROOT / "presets" / "twnet.toml"
+TINY = ["data.users=30", "data.vocab=200", "budget.iterations=40", "eval.points=9",
+        'search.adam.batch_size={low=4, high=64, int=true, scale="log", buckets=2}', "search.adam.trials=6"]
+
+
+def tiny_study(extra):
+    return presets.load(TWNET, TINY + extra)
+
+
+@pytest.fixture(scope="module")
+def shared():
+    from optui.service import CompiledGroups, build_workload
+
+    return SimpleNamespace(workload=build_workload(tiny_study([])), compiled=CompiledGroups())
+
+
+def run(study, store, shared, resume=None, cancel=None, listener=None):
+    from optui.service import SearchRunner
+
+    runner = SearchRunner(study, "adam", store, listener, cancel, compiled=shared.compiled)
+    return runner.run(resume=resume, workload=shared.workload), runner
+
+
+def trials(store, run_id):
+    return {r["name"]: r for r in store.unit_rows(run_id) if not r["spec"].get("confirm_of")}
+
+
+TPE = ["search.adam.sampler=tpe", "search.adam.round_trials=3"]
+
+
+def test_tpe_asks_in_rounds_and_a_resumed_search_asks_the_same_trials(tmp_path, shared):
+    store = Store.open(tmp_path / "a")
+    run_id, _ = run(tiny_study(TPE), store, shared)
+    whole = trials(store, run_id)
+    assert [r["spec"]["round"] for r in whole.values()] == [0, 0, 0, 1, 1, 1]
+    assert all(r["status"] in ("done", "diverged") for r in whole.values())
+    assert store.run_info(run_id)["meta"]["space"]["sampler"] == "tpe"
+
+    # Interrupt once the first round is told and the second is training, then resume.
+    cancel = threading.Event()
+    finished = []
+
+    def listen(event):
+        if type(event).__name__ == "UnitFinished":
+            finished.append(event.unit)
+            if len(finished) == 4:
+                cancel.set()
+
+    store2 = Store.open(tmp_path / "b")
+    run2, _ = run(tiny_study(TPE), store2, shared, cancel=cancel, listener=listen)
+    assert store2.run_info(run2)["status"] == "interrupted"
+    run(tiny_study(TPE), store2, shared, resume=run2)
+    again = trials(store2, run2)
+    assert store2.run_info(run2)["status"] == "done"
+    for name, row in whole.items():
+        assert again[name]["spec"] == row["spec"], name
+        assert again[name]["extra"].get("objective") == pytest.approx(row["extra"].get("objective"), rel=1e-5)
+
+
+def test_asha_prunes_by_repacking_the_survivors(tmp_path, shared):
+    store = Store.open(tmp_path)
+    study = tiny_study(["search.adam.pruner=asha", "search.adam.reduction_factor=3", "search.adam.min_budget=1"])
+    run_id, runner = run(study, store, shared)
+    rows = trials(store, run_id)
+    pruned = [r for r in rows.values() if r["status"] == "pruned"]
+    done = [r for r in rows.values() if r["status"] == "done"]
+    assert pruned and done
+    for r in pruned:
+        unit = store.load_unit(run_id, r)
+        point = r["extra"]["pruned_at"]["eval_point"]
+        assert point in (1, 3)
+        assert len(unit.eval_steps) == point + 1  # the partial history, kept
+        assert unit.minibatch_loss.shape[1] == r["extra"]["steps_trained"] < r["total_steps"]
+        assert r["extra"]["objective"] is None
+    # Survivors trained as smaller groups: the same shape ran with fewer members after a rung.
+    by_batch = {}
+    for _, batch, members, _ in runner.programs:
+        by_batch.setdefault(batch, set()).add(members)
+    assert any(len(m) > 1 for m in by_batch.values())
+    from optui.search import rank_trials
+
+    ranked = rank_trials(store, run_id)
+    assert [t["status"] for t in ranked][:len(done)] == ["done"] * len(done)
+    assert "pruned" in [t["status"] for t in ranked]
+    # A resumed search does not train pruned trials again.
+    before = {n: r["wall_time_s"] for n, r in rows.items()}
+    run(study, store, shared, resume=run_id)
+    after = trials(store, run_id)
+    assert {n: r["wall_time_s"] for n, r in after.items()} == before
+
+
+def test_median_pruner_runs_through_optuna(tmp_path, shared):
+    store = Store.open(tmp_path)
+    run_id, _ = run(tiny_study(["search.adam.pruner=median", "search.adam.trials=8"]), store, shared)
+    statuses = [r["status"] for r in trials(store, run_id).values()]
+    assert store.run_info(run_id)["status"] == "done"
+    assert set(statuses) <= {"done", "pruned", "diverged"}
+
+
+def test_bucketed_batch_sizes_are_an_ordered_index_for_optuna():
+    from optui.service import sampling
+
+    space = tiny_study(["search.adam.sampler=tpe"]).search["adam"]
+    dists = sampling.distributions(space)
+    assert (dists["batch_size"].low, dists["batch_size"].high) == (0, 1)
+    assert dists["learning_rate"].log and not dists["b1"].log
+    params = sampling.from_optuna(space, {"batch_size": 1, "learning_rate": 0.123456789, "b1": 0.7, "b2": 0.8})
+    assert params["batch_size"] == 64 and params["learning_rate"] == 0.1235
+    assert sampling.to_optuna(space, params)["batch_size"] == 1
+
+
+@pytest.mark.parametrize("override, field", [
+    ("search.adam.sampler=grid", "search.adam.sampler"),
+    ("search.adam.pruner=hyperband", "search.adam.pruner"),
+    ("search.adam.reduction_factor=3", "search.adam.reduction_factor"),  # without pruner = asha
+    ("search.adam.round_trials=4", "search.adam.round_trials"),  # with random draws
+])
+def test_bad_sampler_settings_name_the_field(override, field):
+    with pytest.raises(PresetError, match=field.replace(".", r"\.")):
+        tiny_study([override])
+
+
+def test_a_missing_optuna_gives_the_install_command_before_any_run(tmp_path, shared, monkeypatch):
+    from optui import optional
+    from optui.service import SearchRunner
+
+    real = optional.importlib.import_module
+
+    def no_optuna(name, *a):
+        if name == "optuna":
+            raise ImportError(name)
+        return real(name, *a)
+
+    monkeypatch.setattr(optional.importlib, "import_module", no_optuna)
+    store = Store.open(tmp_path)
+    with pytest.raises(optional.MissingDependency, match=r"pip install 'optui\[search\]'"):
+        SearchRunner(tiny_study(TPE), "adam", store).run(workload=shared.workload)
+    assert store.list_runs() == []
