@@ -16,11 +16,11 @@ from ..engine import device
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
 from ..engine.executor import Unit
-from ..errors import OptuiError
+from ..errors import OptuiError, PresetError
 from ..presets import Study
 from ..search import (CONFIRM_STREAM, TrialPlan, TrialScored, TrialsPlanned, confirm_name, plan_from_row,
                       rank_trials, score_unit, search_space_of, trial_name)
-from ..search_space import SearchSpace, fair_budget
+from ..search_space import SAMPLERS, SearchSpace, fair_budget
 from ..status import FINISHED, Status
 from ..store import Store
 from .execution import CompiledGroups, EarlyStop, Listener, RunDriver, UnitPlan
@@ -277,3 +277,15 @@ class SearchRunner:
         # Resumed groups first, then by batch size: small batches are quick, so results show early.
         order = sorted(groups, key=lambda k: (k[2] is None, k[0], k[1]))
         return [groups[k] for k in order]
+
+
+def with_sampler(study: Study, spaces: list[str], sampler: str | None) -> Study:
+    """The study with `sampler` for the named spaces (--sampler), recorded as --set overrides so
+    that a resume finds it; the study itself when sampler is None."""
+    if sampler is None:
+        return study
+    if sampler not in SAMPLERS:
+        raise PresetError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    from .. import presets
+
+    return presets.load(study.path, [*study.overrides, *(f"search.{n}.sampler={sampler}" for n in spaces)])
