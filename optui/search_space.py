@@ -221,7 +221,7 @@ class SearchSpace:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able record of the space, stored with a search run."""
-        return {
+        out = {
             "name": self.name, "optimizer": self.optimizer, "trials": self.trials, "seed": self.seed,
             "objective": self.objective, "last_percent": self.last_percent,
             "metric": self.metric, "goal": self.goal,
@@ -229,9 +229,16 @@ class SearchSpace:
             "replicates": self.replicates,
             "intervals": {k: v.as_dict() for k, v in self.intervals.items()},
             "fixed": dict(self.fixed), "defaults": dict(self.defaults),
-            "sampler": self.sampler, "pruner": self.pruner, "reduction_factor": self.reduction_factor,
-            "min_budget": self.min_budget, "round_trials": self.round_trials,
         }
+        # Only what differs from random search without pruning: a run recorded before samplers
+        # and pruners existed then resumes with the same record.
+        if self.sampler != "random":
+            out.update(sampler=self.sampler, round_trials=self.round_trials)
+        if self.pruner != "none":
+            out["pruner"] = self.pruner
+        if self.pruner == "asha":
+            out.update(reduction_factor=self.reduction_factor, min_budget=self.min_budget)
+        return out
 
     def __str__(self) -> str:
         parts = [f"{k} {v.describe()}" for k, v in self.intervals.items()]

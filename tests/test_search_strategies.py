@@ -154,3 +154,27 @@ def test_a_missing_optuna_gives_the_install_command_before_any_run(tmp_path, sha
     with pytest.raises(optional.MissingDependency, match=r"pip install 'optui\[search\]'"):
         SearchRunner(tiny_study(TPE), "adam", store).run(workload=shared.workload)
     assert store.list_runs() == []
+
+
+def _cli(tmp_path, *args, block_optuna=False):
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    code = ("import sys\n"
+            + ("sys.modules['optuna'] = None\n" if block_optuna else "")  # an import of it then fails
+            + "from optui.cli import app\nsys.argv[0] = 'optui'\napp()\n")
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=tmp_path, env=cli_env(None),
+                          capture_output=True, text=True, timeout=240)
+
+
+def test_cli_refuses_an_unknown_sampler_and_a_missing_optuna_with_exit_2(tmp_path):
+    common = ["search", TWNET, "--headless", "--space", "adam", "--store", tmp_path / "runs", "--no-export",
+              *[a for o in TINY for a in ("--set", o)]]
+    bad = _cli(tmp_path, *common, "--sampler", "grid")
+    assert bad.returncode == 2 and "--sampler 'grid': choose one of random, qmc, tpe, cmaes" in bad.stderr
+    missing = _cli(tmp_path, *common, "--sampler", "tpe", block_optuna=True)
+    assert missing.returncode == 2, missing.stderr
+    assert "pip install 'optui[search]'" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "runs").exists() or not Store.open(tmp_path / "runs").list_runs()
