@@ -178,3 +178,37 @@ def test_cli_refuses_an_unknown_sampler_and_a_missing_optuna_with_exit_2(tmp_pat
     assert missing.returncode == 2, missing.stderr
     assert "pip install 'optui[search]'" in missing.stderr and "Traceback" not in missing.stderr
     assert not (tmp_path / "runs").exists() or not Store.open(tmp_path / "runs").list_runs()
+
+
+def test_the_search_panel_plots_best_so_far_against_examples_and_shows_pruned():
+    import asyncio
+
+    asyncio.run(_search_panel_history())
+
+
+async def _search_panel_history():
+    from textual.app import App
+
+    from optui.ui.panels.search import HISTORY_AXIS, SearchPanel
+
+    class One(App):
+        def compose(self):
+            yield SearchPanel()
+
+    rows = [{"name": "adam-t001", "trial": 1, "status": "done", "objective": 0.5, "steps": 100, "replicates": 1,
+             "params": {"batch_size": 10, "learning_rate": 0.1}, "extra": {"steps_trained": 100}},
+            {"name": "adam-t002", "trial": 2, "status": "pruned", "objective": None, "steps": 100, "replicates": 1,
+             "params": {"batch_size": 10, "learning_rate": 1.0}, "extra": {"steps_trained": 10}},
+            {"name": "adam-t003", "trial": 3, "status": "done", "objective": 0.4, "steps": 100, "replicates": 1,
+             "params": {"batch_size": 10, "learning_rate": 0.2}, "extra": {"steps_trained": 100}}]
+    meta = {"space": {"sampler": "tpe", "pruner": "asha", "goal": "min"}}
+    async with One().run_test() as pilot:
+        panel = pilot.app.query_one(SearchPanel)
+        panel.show_trials(rows, "run", "final_test_loss", meta)
+        await pilot.pause()
+        table = panel.query_one("#search-trials")
+        assert [table.get_row_at(i)[3] for i in range(3)] == ["done", "done", "pruned"]
+        panel.query_one("#search-param").value = HISTORY_AXIS
+        await pilot.pause(0.5)
+        plt = panel.query_one("#search-plot").plt
+        assert "tpe + asha: best so far vs examples (2,100 examples, 1 pruned)" in plt.build()

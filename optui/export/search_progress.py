@@ -16,12 +16,12 @@ def steps_trained(t: dict[str, Any]) -> int:
     extra = t.get("extra") or {}
     if "steps_trained" in extra:
         return int(extra["steps_trained"])
-    return int(t["steps"]) if t["status"] in ("done", "diverged") else 0
+    return int(t.get("steps") or 0) if t.get("status") in ("done", "diverged") else 0
 
 
 def examples_trained(t: dict[str, Any]) -> int:
-    """Training examples a trial consumed over all its replicates."""
-    return steps_trained(t) * int(t["params"]["batch_size"]) * int(t["replicates"])
+    """Training examples a trial consumed over all its replicates (0 while that is unknown)."""
+    return steps_trained(t) * int((t.get("params") or {}).get("batch_size", 0)) * int(t.get("replicates") or 1)
 
 
 def history(ranked: list[dict[str, Any]], goal: str = "min") -> list[tuple[int, float | None]]:
@@ -29,7 +29,7 @@ def history(ranked: list[dict[str, Any]], goal: str = "min") -> list[tuple[int, 
     were drawn (a learning sampler's rounds in order); None until a trial has an objective."""
     sign = -1.0 if goal == "max" else 1.0
     total, best, out = 0, None, []
-    for t in sorted(ranked, key=lambda t: t["trial"]):
+    for t in sorted(ranked, key=lambda t: t.get("trial", 0)):
         total += examples_trained(t)
         value = t.get("objective")
         if value is not None and math.isfinite(value) and (best is None or sign * value < sign * best):
@@ -41,7 +41,8 @@ def history(ranked: list[dict[str, Any]], goal: str = "min") -> list[tuple[int, 
 def summary(ranked: list[dict[str, Any]]) -> dict[str, Any]:
     """Examples trained in total and per trial, and what a trial trained to its end takes."""
     per = [examples_trained(t) for t in ranked]
-    full = [int(t["steps"]) * int(t["params"]["batch_size"]) * int(t["replicates"]) for t in ranked]
+    full = [int(t.get("steps") or 0) * int(t["params"]["batch_size"]) * int(t.get("replicates") or 1)
+            for t in ranked]
     return {"total": sum(per), "per_trial_mean": sum(per) / len(per) if per else 0,
             "per_trial_min": min(per, default=0), "per_trial_max": max(per, default=0),
             "full_total": sum(full), "pruned": sum(t["status"] == "pruned" for t in ranked)}
