@@ -212,3 +212,33 @@ async def _search_panel_history():
         await pilot.pause(0.5)
         plt = panel.query_one("#search-plot").plt
         assert "tpe + asha: best so far vs examples (2,100 examples, 1 pruned)" in plt.build()
+
+
+@pytest.mark.parametrize("sampler", ["qmc", "tpe", "cmaes"])
+def test_each_sampler_asks_the_same_round_from_state_read_back_from_json(sampler):
+    """What a resumed search rebuilds from (stored trials and the JSON of Optuna's attributes)
+    asks what the uninterrupted search asked, and the rounds move on (no repeated draws)."""
+    import json
+
+    from optui.service import sampling
+
+    space = tiny_study([f"search.adam.sampler={sampler}"]).search["adam"]
+    saved = {"study": {}, "trials": {}}
+    told = []
+    asked_rounds = []
+    for round_index in range(3):
+        params, state = sampling.ask_round(space, told, saved, round_index, 4, 4)
+        again, _ = sampling.ask_round(space, json.loads(json.dumps(told)), json.loads(json.dumps(saved)),
+                                      round_index, 4, 4)
+        assert again == params
+        asked_rounds.append(params)
+        for j, p in enumerate(params):
+            name = f"adam-t{len(told) + 1:03d}"
+            saved["trials"][name] = state["trials_new"][j]
+            told.append({"name": name, "params": p, "status": "done",
+                         "objective": (p["learning_rate"] - 3.0) ** 2 + p["b1"], "intermediate": {1: 1.0}})
+        saved["study"] = state["study"]
+    assert asked_rounds[0] != asked_rounds[1] != asked_rounds[2]
+    for params in asked_rounds:
+        for p in params:
+            assert 0.1 <= p["learning_rate"] <= 100 and p["batch_size"] in (4, 64)

@@ -14,6 +14,7 @@ as near). Drawn floats are rounded like random search's, so the value trained is
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from typing import Any
 
@@ -96,7 +97,9 @@ def make_sampler(space: SearchSpace, round_index: int, width: int) -> Any:
                                      warn_independent_sampling=False)
     if space.sampler == "qmc":
         # One scrambled Sobol sequence for the whole search: its position is kept on the study.
-        return samplers.QMCSampler(seed=space.seed, warn_independent_sampling=False)
+        with warnings.catch_warnings():  # "experimental" is Optuna's note to itself, not the user's
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return samplers.QMCSampler(seed=space.seed, warn_independent_sampling=False)
     raise ValueError(f"not a learning sampler: {space.sampler}")
 
 
