@@ -7,8 +7,8 @@
 For each workload (TwNet with the preset's [search.adam] space; MNIST offline with its Adam space,
 at a reduced per-trial budget by default: --mnist-scale) and each search seed (--seeds for TwNet,
 --mnist-seeds for MNIST), each strategy searches the same space with the same trial count into one
-temporary store (the same compiled programs are shared, so later strategies compile less; the
-compile count of each run is printed). For each strategy: the best objective reached (median and
+temporary store; each run compiles its own programs as a fresh `optui search` would (the count is
+printed; --share-compiles reuses them across runs). For each strategy: the best objective reached (median and
 range over seeds), the examples trained (median), and wall time (median).
 
 Target: tpe + asha reaches random search's median best objective with at most a third of random's
@@ -64,7 +64,7 @@ def one(workload: str, space: str, strategy: str, seed: int, args, scale: float,
     if sampler != "random" and args.round_trials:
         extra.append(f"search.{space}.round_trials={args.round_trials}")
     study = load(workload, space, args, scale, extra)
-    runner = SearchRunner(study, space, store, compiled=compiled)
+    runner = SearchRunner(study, space, store, compiled=compiled if args.share_compiles else CompiledGroups())
     started = time.perf_counter()
     run_id = runner.run(workload=data)
     wall = time.perf_counter() - started
@@ -113,6 +113,8 @@ def main() -> None:
     ap.add_argument("--confirm-top", type=int, default=3)
     ap.add_argument("--confirm-replicates", type=int, default=10)
     ap.add_argument("--no-confirm", action="store_true")
+    ap.add_argument("--share-compiles", action="store_true",
+                    help="reuse compiled programs across runs (faster; wall times then favour later strategies)")
     ap.add_argument("--set", action="append", default=[], help="extra preset override (repeatable)")
     ap.add_argument("--json", type=Path, default=None, help="write every result here")
     args = ap.parse_args()
