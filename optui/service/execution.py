@@ -149,7 +149,9 @@ class RunDriver:
         runner = self.compiled.runner(self.workload, first.optimizer, first.batch_size, self.strategy)
         calls = Counter(runner.programs)
         live = list(group)
-        for until in [*(early_stop.rungs(first) if early_stop else []), None]:
+        saved = self.sink.checkpoint(first.name)  # a resumed group: rungs before it were decided
+        rungs = [r for r in (early_stop.rungs(first) if early_stop else []) if saved is None or r >= saved[0]]
+        for until in [*rungs, None]:
             outcome = train_group(runner, [p.unit for p in live], first.steps, self.eval_points, self.sink,
                                   cancel=self.cancel, checkpoint_seconds=self.checkpoint_seconds,
                                   emit=self.emit, run_id=self.run_id, until_chunk=until)
