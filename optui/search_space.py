@@ -1,4 +1,4 @@
-"""Random-search spaces: the preset's [search.NAME] tables, validated, and deterministic draws.
+"""Search spaces: the preset's [search.NAME] tables, validated, and deterministic random draws.
 
 A space names one optimiser and, per hyperparameter, either a fixed number or an interval:
 
@@ -31,7 +31,11 @@ sizes, and trials sharing one train as one compiled, vmapped program instead of 
 Budget: when a space sets none, every trial gets the same number of training examples (see
 fair_budget); the output always says which budget it used.
 
-Draws are a pure function of (seed, trial index, hyperparameter name): the same seed gives the
+Samplers: "random" (the default) draws as below; "qmc", "tpe" and "cmaes" are Optuna's, asked in
+rounds of round_trials (optui.service.sampling). Pruners: "asha" (reduction_factor, min_budget in
+eval points) and "median" stop weak trials early (optui.service.pruning).
+
+Random draws are a pure function of (seed, trial index, hyperparameter name): the same seed gives the
 same trials, trial i does not depend on how many trials are requested (30 trials extend 20), and
 adding a hyperparameter to a space leaves the draws of the others unchanged.
 """

@@ -107,8 +107,12 @@ class SearchPrinter:
             self.group_task = self.progress.add_task("group", total=1, status="", visible=False)
             self.current_group = None
         elif isinstance(event, TrialsPlanned):
-            self.progress.update(self.trials_task, completed=self.state.finished_units)
-            self.console.print(f"budget: {event.budget}")
+            # A learning sampler's later rounds add trials: the bar grows, the budget is said once.
+            said = self.progress.tasks[self.trials_task].fields.get("planned")
+            self.progress.update(self.trials_task, completed=self.state.finished_units,
+                                 total=len(self.state.units), planned=True)
+            if not said:
+                self.console.print(f"budget: {event.budget}")
             sizes = ", ".join(f"{b}x{len(u)}" for _, b, u in event.groups)
             if event.groups:
                 self.console.print(f"{sum(len(u) for _, _, u in event.groups)} units to train in "
@@ -146,7 +150,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..export.atomic import ensure_writable_dir
     from ..export.layout import run_dir, study_dir
     from ..headless import INTERRUPTED, stop_on_signals
-    from ..service.searches import with_sampler
+    from ..service.searches import sampler_overrides
     from ..status import Status
     from ..store import Store
 
@@ -165,9 +169,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
             raise PresetError(f"run {resume} searches with sampler {study.search[stored_space].sampler!r}; "
                               f"a resumed search keeps its sampler (drop --sampler {sampler})")
     else:
-        study = service.load_study(preset, overrides)
+        study = service.load_study(preset, [*overrides, *sampler_overrides(preset, space_name, sampler)])
         names = service.search_spaces(study, space_name)
-        study = with_sampler(study, names, sampler)
     if write_best:
         service.check_write_target(write_best)
     if export:

@@ -100,13 +100,15 @@ class SearchRunner:
         def work() -> tuple[Status, str | None]:
             errors: list[str] = []
             failed_here: set[str] = set()
+            rounds = 0  # rounds trained in this call
             while True:
                 rows = self._search_rows(run_id)
                 waiting = [r for r in rows if r["status"] not in FINISHED and r["name"] not in failed_here]
                 if space.learns and not waiting and len(rows) < count:
                     self._ask_round(run_id, budget, rows, count)
                 status, error = self._execute(driver, bool(resume), confirm_units=False,
-                                              early_stop=early_stop, skip=failed_here)
+                                              early_stop=early_stop, skip=failed_here, announce=not rounds)
+                rounds += 1
                 if status == Status.INTERRUPTED:
                     return status, None
                 if error:
@@ -226,24 +228,29 @@ class SearchRunner:
         return UnitPlan(Unit(p.name, keys, hparams), self.space.optimizer, p.batch_size, p.steps)
 
     def _execute(self, driver: RunDriver, resumed: bool, confirm_units: bool, early_stop: EarlyStop | None = None,
-                 skip: set[str] = frozenset()) -> tuple[Status, str | None]:
-        """Train every unfinished unit of the chosen kind (but those in skip); (run status, first error)."""
+                 skip: set[str] = frozenset(), announce: bool = True) -> tuple[Status, str | None]:
+        """Train every unfinished unit of the chosen kind (but those in skip); (run status, first error).
+
+        announce: start the listeners' view of the run (RunStarted, finished trials replayed);
+        False for a learning sampler's later rounds, whose TrialsPlanned adds the new trials.
+        """
         run_id = driver.run_id
         rows = [r for r in self.store.unit_rows(run_id) if bool(r["spec"].get("confirm_of")) == confirm_units]
         plans = {r["name"]: plan_from_row(r) for r in rows}
         groups = self._group([plans[r["name"]] for r in rows if r["status"] not in FINISHED and r["name"] not in skip])
         if not groups and skip:
             return Status.DONE, None
-        self.listener(RunStarted(run_id, self.study.name, "confirm" if confirm_units else "search",
-                                 {p.name: (p.steps, p.replicates) for p in plans.values()},
-                                 device.describe()["device"], self.strategy.label, resumed=resumed))
+        if announce:
+            self.listener(RunStarted(run_id, self.study.name, "confirm" if confirm_units else "search",
+                                     {p.name: (p.steps, p.replicates) for p in plans.values()},
+                                     device.describe()["device"], self.strategy.label, resumed=resumed))
         self.listener(TrialsPlanned(
             run_id, self.space.name, self.space.objective, self.budget_note,
             [{"name": r["name"], "trial": plans[r["name"]].index + 1, "params": plans[r["name"]].params,
               "steps": r["total_steps"], "replicates": r["replicates"], "status": r["status"],
               "objective": r["extra"].get("objective")} for r in rows],
             [(self.space.optimizer, g[0].batch_size, tuple(p.name for p in g)) for g in groups]))
-        for r in rows:  # finished earlier: shown as done straight away
+        for r in rows if announce else ():  # finished earlier: shown as done straight away
             if r["status"] in FINISHED:
                 p = plans[r["name"]]
                 self.listener(UnitStarted(run_id, p.name, p.steps, p.replicates, steps_done=p.steps))
@@ -279,13 +286,16 @@ class SearchRunner:
         return [groups[k] for k in order]
 
 
-def with_sampler(study: Study, spaces: list[str], sampler: str | None) -> Study:
-    """The study with `sampler` for the named spaces (--sampler), recorded as --set overrides so
-    that a resume finds it; the study itself when sampler is None."""
+def sampler_overrides(preset: str, space: str | None, sampler: str | None) -> list[str]:
+    """--sampler as --set overrides for the space named (else every space of the preset), so that
+    the preset is validated with it and a resume finds it among the run's overrides."""
     if sampler is None:
-        return study
+        return []
     if sampler not in SAMPLERS:
         raise PresetError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
     from .. import presets
 
-    return presets.load(study.path, [*study.overrides, *(f"search.{n}.sampler={sampler}" for n in spaces)])
+    spaces = presets.parse_toml(presets.read_text(preset), str(preset)).get("search")
+    spaces = list(spaces) if isinstance(spaces, dict) else []  # a bad [search] is the preset's error
+    # An unknown --space is left to the search to name (with the spaces there are).
+    return [f"search.{n}.sampler={sampler}" for n in spaces if space in (None, n)]
