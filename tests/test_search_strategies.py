@@ -54,25 +54,34 @@ def test_tpe_asks_in_rounds_and_a_resumed_search_asks_the_same_trials(tmp_path, 
     assert all(r["status"] in ("done", "diverged") for r in whole.values())
     assert store.run_info(run_id)["meta"]["space"]["sampler"] == "tpe"
 
-    # Interrupt once the first round is told and the second is training, then resume.
+    # Interrupt once the first round is told (the second is asked, not trained), then resume.
     cancel = threading.Event()
     finished = []
 
     def listen(event):
         if type(event).__name__ == "UnitFinished":
             finished.append(event.unit)
-            if len(finished) == 4:
+            if len(finished) == 3:
                 cancel.set()
 
     store2 = Store.open(tmp_path / "b")
     run2, _ = run(tiny_study(TPE), store2, shared, cancel=cancel, listener=listen)
     assert store2.run_info(run2)["status"] == "interrupted"
+    assert [r["status"] for r in trials(store2, run2).values()][3:] == ["pending"] * 3
     run(tiny_study(TPE), store2, shared, resume=run2)
-    again = trials(store2, run2)
-    assert store2.run_info(run2)["status"] == "done"
-    for name, row in whole.items():
-        assert again[name]["spec"] == row["spec"], name
-        assert again[name]["extra"].get("objective") == pytest.approx(row["extra"].get("objective"), rel=1e-5)
+    # A search of one round, extended by a second process: it asks round 2 from the store alone.
+    store3 = Store.open(tmp_path / "c")
+    run3, _ = run(tiny_study([*TPE, "search.adam.trials=3"]), store3, shared)
+    from optui.service import SearchRunner
+
+    SearchRunner(tiny_study([*TPE, "search.adam.trials=3"]), "adam", store3, compiled=shared.compiled).run(
+        trials=6, resume=run3, workload=shared.workload)
+    for st, rid in ((store2, run2), (store3, run3)):
+        again = trials(st, rid)
+        assert st.run_info(rid)["status"] == "done"
+        for name, row in whole.items():
+            assert again[name]["spec"] == row["spec"], name
+            assert again[name]["extra"].get("objective") == pytest.approx(row["extra"].get("objective"), rel=1e-5)
 
 
 def test_asha_prunes_by_repacking_the_survivors(tmp_path, shared):
