@@ -226,18 +226,18 @@ def _report(study, space, store, run_id, console, out_dir) -> None:
     info = store.run_info(run_id)
     ranked = rank_trials(store, run_id)
     confirmations = rank_confirmations(store, run_id)
-    # Compact enough for 80 columns: no vertical rules, and wall times only in the Markdown.
+    # Compact enough for 80 columns: no vertical rules; wall times and examples only in the Markdown.
     counts = ", ".join(f"{n} {status}" for status in ("done", "pruned", "diverged", "failed")
                        if (n := sum(r["status"] == status for r in ranked)))
     t = Table(title=f"{study.name} / {space.name}: {len(ranked)} trials ({counts}), "
                     f"best first by {space.objective}",
               box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    for i, col in enumerate(sr.trial_header(space)[:-1]):
+    for i, col in enumerate(sr.trial_header(space)[:-2]):
         t.add_column("objective" if i == 3 else col.replace("Batch Size", "Batch"),
                      justify="left" if i in (1, 2) else "right", no_wrap=True)
     for row in ranked:
         style = {"diverged": "red", "failed": "red"}.get(row["status"])
-        t.add_row(*sr.trial_cells(row, space)[:-1], style=style)
+        t.add_row(*sr.trial_cells(row, space)[:-2], style=style)
     console.print(t)
     if confirmations:
         by_name = {r["name"]: r for r in ranked}

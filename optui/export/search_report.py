@@ -78,7 +78,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def trial_header(space: SearchSpace) -> list[str]:
-    return ["Rank", "Trial", "Status", space.objective, *map(label, table_params(space)), "Steps", "Wall s"]
+    return ["Rank", "Trial", "Status", space.objective, *map(label, table_params(space)), "Steps", "Wall s",
+            "Examples"]
 
 
 def trial_cells(t: dict[str, Any], space: SearchSpace) -> list[str]:
@@ -86,7 +87,8 @@ def trial_cells(t: dict[str, Any], space: SearchSpace) -> list[str]:
     if t["status"] == "pruned":  # the steps it ran of its budget
         steps = f"{sp.steps_trained(t):,}/{steps}"
     return [fmt(t["rank"]), t["name"], t["status"], fmt(t["objective"]),
-            *[fmt(t["params"].get(c)) for c in table_params(space)], steps, f"{t['wall_time_s']:.1f}"]
+            *[fmt(t["params"].get(c)) for c in table_params(space)], steps, f"{t['wall_time_s']:.1f}",
+            f"{sp.examples_trained(t):,}"]
 
 
 def strategy_lines(space: SearchSpace, meta: dict[str, Any], ranked: list[dict[str, Any]]) -> list[str]:
@@ -220,10 +222,11 @@ def trials_table(study: Study, space: SearchSpace, run_info: dict[str, Any],
     for t in ranked:
         rows.append([t["rank"], t["name"], t["status"], t["objective"],
                      *[_plain(t["params"].get(c)) for c in table_params(space)], int(t["steps"]),
-                     float(t["wall_time_s"])])
+                     float(t["wall_time_s"]), sp.examples_trained(t)])
     align = ["r", "l", "l"] + ["r"] * (len(header) - 3)
-    caption = (f"Random search {study.name} / {space.name}: {len(ranked)} trials of {space.optimizer}, "
-               f"best first by {space.objective} (lower is better)")
+    strategy = sp.strategy_label(run_info["meta"].get("space", {}))
+    caption = (f"{strategy[0].upper() + strategy[1:]} search {study.name} / {space.name}: {len(ranked)} trials of "
+               f"{space.optimizer}, best first by {space.objective} (lower is better)")
     notes = [f"Run {run_info['id']}; budget: {run_info['meta'].get('budget_note') or run_info['meta'].get('budget')}."]
     return PaperTable(header, rows, align=align, caption=caption, notes=notes)
 
