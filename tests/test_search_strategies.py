@@ -251,3 +251,26 @@ def test_each_sampler_asks_the_same_round_from_state_read_back_from_json(sampler
     for params in asked_rounds:
         for p in params:
             assert 0.1 <= p["learning_rate"] <= 100 and p["batch_size"] in (4, 64)
+
+
+def test_the_history_figure_sets_random_search_beside_a_learning_one(tmp_path, shared):
+    from optui.export import search_progress
+    from optui.export.search_report import export_search
+    from optui.search import rank_trials
+
+    store = Store.open(tmp_path / "runs")
+    random_run, _ = run(tiny_study(["search.adam.trials=3"]), store, shared)
+    study = tiny_study([*TPE, "search.adam.trials=3", "search.adam.pruner=asha"])
+    tpe_run, _ = run(study, store, shared)
+    related = search_progress.related_searches(store, tpe_run)
+    assert list(related) == [f"random ({random_run})"]
+    assert list(search_progress.related_searches(store, random_run)) == [f"tpe + asha ({tpe_run})"]
+    ranked = rank_trials(store, tpe_run)
+    points = search_progress.history(ranked)
+    assert [x for x, _ in points] == sorted(x for x, _ in points)
+    assert points[-1][0] == sum(search_progress.examples_trained(t) for t in ranked)
+    files = export_search(study, study.search["adam"], store.run_info(tpe_run), ranked, [], tmp_path / "out",
+                          related=related)
+    assert (tmp_path / "out" / "search-adam-history.png") in files
+    md = (tmp_path / "out" / "search-adam.md").read_text()
+    assert md.startswith("# TPE + asha search: twnet / adam") and "trial(s) pruned" in md

@@ -54,6 +54,17 @@ def strategy_label(space_dict: dict[str, Any]) -> str:
     return sampler if pruner == "none" else f"{sampler} + {pruner}"
 
 
+SAMPLER_TITLES = {"random": "Random", "qmc": "QMC", "tpe": "TPE", "cmaes": "CMA-ES"}
+
+
+def strategy_title(space_dict: dict[str, Any]) -> str:
+    """'Random', 'TPE', 'TPE + asha': for titles and captions."""
+    sampler = space_dict.get("sampler", "random")
+    pruner = space_dict.get("pruner", "none")
+    title = SAMPLER_TITLES.get(sampler, sampler)
+    return title if pruner == "none" else f"{title} + {pruner}"
+
+
 def related_searches(store: Store, run_id: str) -> dict[str, list[dict[str, Any]]]:
     """Other finished searches of the same study and space, newest per strategy label, whose
     strategy differs from this run's: {label (run id): ranked trials}."""

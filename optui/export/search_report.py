@@ -127,11 +127,9 @@ def markdown(study: Study, space: SearchSpace, run_info: dict[str, Any], ranked:
     meta = run_info["meta"]
     best = ranked[0] if ranked and ranked[0]["objective"] is not None else None
     counts = {s: sum(t["status"] == s for t in ranked) for s in ("done", "pruned", "diverged", "failed")}
-    sampler = meta.get("space", {}).get("sampler", "random")
     pruned = f"{counts['pruned']} pruned, " if counts["pruned"] else ""
     parts = [
-        f"# {'Random' if sampler == 'random' else sampler.upper() if sampler != 'cmaes' else 'CMA-ES'} search: "
-        f"{study.name} / {space.name}",
+        f"# {sp.strategy_title(meta.get('space', {}))} search: {study.name} / {space.name}",
         "",
         f"Run `{run_info['id']}` ({run_info['status']}): {len(ranked)} trials of {space.optimizer} "
         f"(seed {space.seed}), {counts['done']} done, {pruned}{counts['diverged']} diverged, {counts['failed']} failed; "
@@ -224,8 +222,7 @@ def trials_table(study: Study, space: SearchSpace, run_info: dict[str, Any],
                      *[_plain(t["params"].get(c)) for c in table_params(space)], int(t["steps"]),
                      float(t["wall_time_s"]), sp.examples_trained(t)])
     align = ["r", "l", "l"] + ["r"] * (len(header) - 3)
-    strategy = sp.strategy_label(run_info["meta"].get("space", {}))
-    caption = (f"{strategy[0].upper() + strategy[1:]} search {study.name} / {space.name}: {len(ranked)} trials of "
+    caption = (f"{sp.strategy_title(run_info['meta'].get('space', {}))} search {study.name} / {space.name}: {len(ranked)} trials of "
                f"{space.optimizer}, best first by {space.objective} (lower is better)")
     notes = [f"Run {run_info['id']}; budget: {run_info['meta'].get('budget_note') or run_info['meta'].get('budget')}."]
     return PaperTable(header, rows, align=align, caption=caption, notes=notes)
