@@ -142,7 +142,8 @@ def main() -> None:
                         r["confirm"] = confirm(r, store, compiled, data, args)
                         c = r["confirm"]
                         print(f"{workload} {r['strategy']:<9} confirm: searched {c['searched_order']} -> "
-                              f"confirmed {c['confirmed_order']} (best holds: {c['holds']}; replicate std "
+                              f"confirmed {c['confirmed_order']}, best mean {c['confirmed_best']} over "
+                              f"{args.confirm_replicates} fresh seeds (best holds: {c['holds']}; replicate std "
                               f"{', '.join(f'{s:.3g}' for s in c['replicate_std'])})", flush=True)
         print(f"\n{workload} ({args.trials} trials, {seeds} seeds"
               + (f", per-trial budget x{scale:g}" if scale != 1.0 else "") + "):")
