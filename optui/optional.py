@@ -6,14 +6,16 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import OptuiError
+from .errors import UsageError
 
 # module -> (optui extra that installs it, the package's own name on PyPI)
-EXTRAS = {"tensorboardX": ("tensorboard", "tensorboardX"), "pandas": ("notebook", "pandas")}
+EXTRAS = {"tensorboardX": ("tensorboard", "tensorboardX"), "pandas": ("notebook", "pandas"),
+          "optuna": ("search", "optuna"), "cmaes": ("search", "cmaes")}
 
 
-class MissingDependency(OptuiError, ImportError):
-    """An optional package a feature needs is not installed; the message says how to install it."""
+class MissingDependency(UsageError, ImportError):
+    """An optional package a feature needs is not installed; the message says how to install it
+    (a usage error: the CLI exits 2)."""
 
 
 def install_hint(module: str) -> str:

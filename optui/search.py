@@ -49,7 +49,7 @@ class TrialScored:
     run_id: str
     unit: str
     params: dict[str, float]
-    status: str  # done | diverged | failed | interrupted
+    status: str  # done | pruned | diverged | failed | interrupted
     objective: float | None  # mean over the trial's replicates; None unless done
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -65,6 +65,7 @@ class TrialPlan:
     replicates: int
     stream: int = SEARCH_STREAM
     confirm_of: str | None = None
+    round: int | None = None  # the sampler's round that asked it (learning samplers only)
 
     @property
     def batch_size(self) -> int:
@@ -75,6 +76,8 @@ class TrialPlan:
                 "space": space.name, "steps": self.steps}
         if self.confirm_of:
             spec["confirm_of"] = self.confirm_of
+        if self.round is not None:
+            spec["round"] = self.round
         return spec
 
 
@@ -89,11 +92,11 @@ def confirm_name(trial: str, replicates: int) -> str:
 def plan_from_row(row: dict[str, Any]) -> TrialPlan:
     spec = row["spec"]
     params = {k: v for k, v in spec.items()
-              if k not in ("optimizer", "trial", "space", "steps", "confirm_of")}
+              if k not in ("optimizer", "trial", "space", "steps", "confirm_of", "round")}
     params["batch_size"] = int(params["batch_size"])
     return TrialPlan(row["name"], int(spec["trial"]) - 1, params, int(row["total_steps"]),
                      int(row["replicates"]), CONFIRM_STREAM if spec.get("confirm_of") else SEARCH_STREAM,
-                     spec.get("confirm_of"))
+                     spec.get("confirm_of"), spec.get("round"))
 
 
 # -- objective -------------------------------------------------------------------------------
@@ -138,8 +141,8 @@ def score_unit(unit: Any, space: SearchSpace) -> tuple[Status, dict[str, Any]]:
 
 # -- ranking ---------------------------------------------------------------------------------
 
-_STATUS_ORDER = {s: i for i, s in enumerate((Status.DONE, Status.DIVERGED, Status.FAILED, Status.INTERRUPTED,
-                                             Status.RUNNING, Status.PENDING))}
+_STATUS_ORDER = {s: i for i, s in enumerate((Status.DONE, Status.PRUNED, Status.DIVERGED, Status.FAILED,
+                                             Status.INTERRUPTED, Status.RUNNING, Status.PENDING))}
 
 
 def _rows(store: Store, run_id: str, confirm: bool) -> list[dict[str, Any]]:
@@ -161,8 +164,8 @@ def _rows(store: Store, run_id: str, confirm: bool) -> list[dict[str, Any]]:
 
 def rank(trials: list[dict[str, Any]], goal: str = "min") -> list[dict[str, Any]]:
     """Trials best first, each given a rank: scored ones by objective (lower is better, or
-    higher when goal is "max"), then the others by status (diverged, failed, interrupted,
-    running, pending) and draw order.
+    higher when goal is "max"), then the others by status (pruned, diverged, failed,
+    interrupted, running, pending) and draw order.
 
     Only trials with a finite objective rank: diverged ones never win.
     """

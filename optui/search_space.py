@@ -1,4 +1,4 @@
-"""Random-search spaces: the preset's [search.NAME] tables, validated, and deterministic draws.
+"""Search spaces: the preset's [search.NAME] tables, validated, and deterministic random draws.
 
 A space names one optimiser and, per hyperparameter, either a fixed number or an interval:
 
@@ -9,6 +9,8 @@ A space names one optimiser and, per hyperparameter, either a fixed number or an
     objective = "final_test_loss"        # final_<metric> or mean_last_<metric> (+ last_percent)
     budget = { examples = 2_880_000 }    # optional; default: a fair budget (see fair_budget)
     replicates = 1                       # seed replicates per trial
+    sampler = "random"                   # random | qmc | tpe | cmaes (the last three: Optuna)
+    pruner = "none"                      # none | asha (+ reduction_factor, min_budget) | median
     learning_rate = { low = 0.1, high = 100, scale = "log" }
     b1 = { low = 0.5, high = 0.99 }
     batch_size = { low = 12, high = 2049, int = true, scale = "log", buckets = 8 }
@@ -29,7 +31,11 @@ sizes, and trials sharing one train as one compiled, vmapped program instead of 
 Budget: when a space sets none, every trial gets the same number of training examples (see
 fair_budget); the output always says which budget it used.
 
-Draws are a pure function of (seed, trial index, hyperparameter name): the same seed gives the
+Samplers: "random" (the default) draws as below; "qmc", "tpe" and "cmaes" are Optuna's, asked in
+rounds of round_trials (optui.service.sampling). Pruners: "asha" (reduction_factor, min_budget in
+eval points) and "median" stop weak trials early (optui.service.pruning).
+
+Random draws are a pure function of (seed, trial index, hyperparameter name): the same seed gives the
 same trials, trial i does not depend on how many trials are requested (30 trials extend 20), and
 adding a hyperparameter to a space leaves the draws of the others unchanged.
 """
@@ -52,7 +58,11 @@ from .schema import Field, check_value, where
 OBJECTIVES = ("final_train_loss", "final_test_loss", "mean_last")
 # "linear" is accepted as another name for "uniform" (both draw evenly between low and high).
 SCALES = ("uniform", "log", "linear")
-SPACE_KEYS = ("optimizer", "trials", "seed", "objective", "last_percent", "budget", "replicates")
+SPACE_KEYS = ("optimizer", "trials", "seed", "objective", "last_percent", "budget", "replicates", "sampler",
+              "pruner", "reduction_factor", "min_budget", "round_trials")
+# "random" is optui's own seeded draws (no extra package); the others are Optuna's samplers.
+SAMPLERS = ("random", "qmc", "tpe", "cmaes")
+PRUNERS = ("none", "asha", "median")
 INTERVAL_KEYS = ("low", "high", "scale", "int", "buckets")
 MAX_TRIALS = 100_000
 # Drawn floats are rounded to this many significant digits: the value trained, stored, printed
@@ -66,6 +76,13 @@ SPACE_FIELDS = {
     "objective": Field("str", "final_test_loss", choices=OBJECTIVES),  # per workload: see objectives
     "last_percent": Field("float", 10.0, low=0.0, high=100.0, low_open=True),
     "replicates": Field("int", 1, low=1, high=10_000),
+    "sampler": Field("str", "random", choices=SAMPLERS),
+    "pruner": Field("str", "none", choices=PRUNERS),
+    # Successive halving: rung r is at min_budget * reduction_factor**r eval points.
+    "reduction_factor": Field("int", 3, low=2, high=100),
+    "min_budget": Field("int", 1, low=1, high=100_000),
+    # Trials asked per round from a learning sampler (0: as many as the vectorised groups take).
+    "round_trials": Field("int", 0, low=0, high=MAX_TRIALS),
 }
 BATCH_FIELD = Field("int", low=1, high=10**9)
 
@@ -83,18 +100,29 @@ class Interval:
         if self.buckets:
             # One of `buckets` values spaced evenly in the interval's scale from low to high
             # (both ends included), each equally likely.
-            k = min(int(u * self.buckets), self.buckets - 1)
-            t = k / (self.buckets - 1) if self.buckets > 1 else 0.5
-            v = self._at(t, self.low, self.high)
-        elif self.integer:
+            return self.bucket_value(min(int(u * self.buckets), self.buckets - 1))
+        if self.integer:
             # Widen by half a unit each side so that after rounding the end integers are as
             # likely as the others.
             v = self._at(u, max(self.low - 0.5, 0.5) if self.scale == "log" else self.low - 0.5,
                          self.high + 0.5)
         else:
             v = self._at(u, self.low, self.high)
+        return self.snap(v)
+
+    def snap(self, v: float) -> float:
+        """v as trained and stored: whole for ints, else rounded to SIGNIFICANT_DIGITS; in range."""
         v = float(round(v)) if self.integer else float(f"{v:.{SIGNIFICANT_DIGITS}g}")
         return min(max(v, self.low), self.high)
+
+    def bucket_value(self, k: int) -> float:
+        """The value of bucket k (0-based) of a bucketed interval."""
+        t = k / (self.buckets - 1) if self.buckets > 1 else 0.5
+        return self.snap(self._at(t, self.low, self.high))
+
+    def bucket_index(self, v: float) -> int:
+        """The bucket whose value is nearest to v."""
+        return min(range(self.buckets), key=lambda k: abs(self.bucket_value(k) - v))
 
     def _at(self, t: float, low: float, high: float) -> float:
         if self.scale == "log":
@@ -131,6 +159,16 @@ class SearchSpace:
     file: str | None = None
     metric: str = "test_loss"  # the eval metric the objective reads
     goal: str = "min"  # "min" or "max": the metric's declared direction
+    sampler: str = "random"  # random | qmc | tpe | cmaes (see optui.service.sampling)
+    pruner: str = "none"  # none | asha | median (see optui.service.pruning)
+    reduction_factor: int = 3
+    min_budget: int = 1  # eval points before the first rung
+    round_trials: int = 0  # 0: the default round width
+
+    @property
+    def learns(self) -> bool:
+        """True when trials are asked in rounds from a sampler that learns from told results."""
+        return self.sampler != "random"
 
     @property
     def mean_last(self) -> bool:
@@ -187,7 +225,7 @@ class SearchSpace:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able record of the space, stored with a search run."""
-        return {
+        out = {
             "name": self.name, "optimizer": self.optimizer, "trials": self.trials, "seed": self.seed,
             "objective": self.objective, "last_percent": self.last_percent,
             "metric": self.metric, "goal": self.goal,
@@ -196,13 +234,24 @@ class SearchSpace:
             "intervals": {k: v.as_dict() for k, v in self.intervals.items()},
             "fixed": dict(self.fixed), "defaults": dict(self.defaults),
         }
+        # Only what differs from random search without pruning: a run recorded before samplers
+        # and pruners existed then resumes with the same record.
+        if self.sampler != "random":
+            out.update(sampler=self.sampler, round_trials=self.round_trials)
+        if self.pruner != "none":
+            out["pruner"] = self.pruner
+        if self.pruner == "asha":
+            out.update(reduction_factor=self.reduction_factor, min_budget=self.min_budget)
+        return out
 
     def __str__(self) -> str:
         parts = [f"{k} {v.describe()}" for k, v in self.intervals.items()]
         parts += [f"{k}={optimizers.toml_value(k, v)}" if k == "schedule" else f"{k}={v:g}"
                   for k, v in self.fixed.items()]
         budget = self.budget.describe() if self.budget else "fair default"
-        return (f"{self.optimizer}, {self.trials} trials (seed {self.seed}), {self.objective}, "
+        strategy = "" if (self.sampler, self.pruner) == ("random", "none") else \
+            f", sampler {self.sampler}, pruner {self.pruner}"
+        return (f"{self.optimizer}, {self.trials} trials (seed {self.seed}{strategy}), {self.objective}, "
                 f"budget {budget}: " + "; ".join(parts))
 
 
@@ -292,6 +341,12 @@ def parse_space(name: str, raw: Any, file: str | None, workload: Any = None) -> 
     if "last_percent" in raw and not settings["objective"].startswith("mean_last"):
         raise PresetError(f"{where(file, key + '.last_percent')} applies only to the mean_last objectives")
     metric, goal = allowed[settings["objective"]]
+    for k in ("reduction_factor", "min_budget"):
+        if k in raw and settings["pruner"] != "asha":
+            raise PresetError(f"{where(file, f'{key}.{k}')} applies only to pruner = \"asha\"")
+    if "round_trials" in raw and settings["sampler"] == "random":
+        raise PresetError(f"{where(file, key + '.round_trials')} applies only to the learning samplers "
+                          f"({', '.join(SAMPLERS[1:])}); random draws every trial up front")
     space_budget = parse_budget(raw["budget"], file, f"{key}.budget") if "budget" in raw else None
 
     if "batch_size" not in raw:
@@ -327,7 +382,8 @@ def parse_space(name: str, raw: Any, file: str | None, workload: Any = None) -> 
         (fixed if pname in given else defaults)[pname] = v
     return SearchSpace(name, spec.name, settings["trials"], settings["seed"], settings["objective"],
                        float(settings["last_percent"]), space_budget, settings["replicates"],
-                       intervals, fixed, defaults, file, metric, goal)
+                       intervals, fixed, defaults, file, metric, goal, settings["sampler"], settings["pruner"],
+                       settings["reduction_factor"], settings["min_budget"], settings["round_trials"])
 
 
 def _parse_interval(raw: dict[str, Any], spec: Field, file: str | None, key: str, is_batch: bool) -> Interval:

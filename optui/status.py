@@ -12,9 +12,10 @@ class Status(StrEnum):
     RUNNING = "running"
     DONE = "done"
     DIVERGED = "diverged"  # a search trial whose replicates did not all stay finite
+    PRUNED = "pruned"  # a search trial stopped early at a rung (its partial history is kept)
     FAILED = "failed"
     INTERRUPTED = "interrupted"
 
 
 # A unit in one of these states is never trained again on resume.
-FINISHED = frozenset({Status.DONE, Status.DIVERGED})
+FINISHED = frozenset({Status.DONE, Status.DIVERGED, Status.PRUNED})

@@ -501,7 +501,7 @@ class Store:
             self._check_lease(c, run_id)
             c.execute("UPDATE units SET status=?, wall_time_s=?, extra=? WHERE run_id=? AND name=?",
                       (status, wall_time_s, json.dumps(extra or {}, default=float), run_id, unit))
-            if status == "done":  # finished units need no checkpoint
+            if status in ("done", "pruned"):  # units trained as far as they go need no checkpoint
                 c.execute("DELETE FROM checkpoints WHERE run_id=? AND unit=?", (run_id, unit))
 
     def add_unit_time(self, run_id: str, unit: str, seconds: float) -> None:

@@ -229,6 +229,31 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(adam_runner, stop_
             np.testing.assert_array_equal(a.eval[k], b.eval[k])
 
 
+def test_a_group_paused_at_a_chunk_continues_as_a_smaller_group(adam_runner):
+    """Early stopping's re-pack: pause three units after chunk 1, continue two of them alone;
+    their histories equal an uninterrupted run's, and the dropped unit trains no further."""
+    from optui.engine.executor import Unit, train_group
+    from optui.engine.sink import MemorySink
+
+    units = [Unit(f"u{i}", member_keys(9, 1, i), {"learning_rate": lr, "b1": 0.9, "b2": 0.999, "eps": 1e-8})
+             for i, lr in enumerate([0.01, 0.02, 0.04])]
+    whole = MemorySink()
+    train_group(adam_runner, units, 12, 4, whole)
+    sink = MemorySink()
+    paused = train_group(adam_runner, units, 12, 4, sink, until_chunk=1)
+    assert paused.paused and not paused.finished
+    assert all(sink.checkpoints[u.name][0] == 1 for u in units)
+    before = adam_runner.programs.copy()
+    done = train_group(adam_runner, [units[0], units[2]], 12, 4, sink)
+    assert done.finished
+    assert {m for m, _ in adam_runner.programs - before} == {2}  # two members per call now
+    assert max(sink.chunks["u1"]) == 1
+    for name in ("u0", "u2"):
+        assert sorted(sink.chunks[name]) == sorted(whole.chunks[name])
+        for i, chunk in whole.chunks[name].items():
+            np.testing.assert_allclose(sink.chunks[name][i].eval["test_loss"], chunk.eval["test_loss"], rtol=1e-5)
+
+
 def test_checkpoint_of_another_layout_is_refused(adam_runner, workload):
     keys = member_keys(0, 2)
     blob = checkpoints.state_to_bytes(adam_runner.init(keys, adam_hparams([0.01, 0.01])))

@@ -203,8 +203,12 @@ def test_exports_markdown_table_and_scatter_pngs(finished, tmp_path):
                           tmp_path / "twnet")
     names = sorted(f.name for f in files)
     assert names == sorted(["search-adam.md", "search-adam-batch_size.png", "search-adam-learning_rate.png",
-                            "search-adam-b1.png", "search-adam-b2.png"])
+                            "search-adam-b1.png", "search-adam-b2.png", "search-adam-history.png"])
     md = (tmp_path / "twnet" / "search-adam.md").read_text()
+    assert "Sampler: random (optui's seeded random draws). Pruner: none" in md
+    examples = sum(r["total_steps"] * r["spec"]["batch_size"] for r in finished.store.unit_rows(finished.run_id)
+                   if not r["spec"].get("confirm_of"))
+    assert f"Examples trained: {examples:,} in total;" in md
     assert "| Adam | Alpha | Batch Size | Beta1 | Beta2 |" in md
     assert "| Default | 0.01 | 128 | 0.9 | 0.999 |" in md
     assert "| Optimal (preset) | 1.9 | 960 | 0.869 | 0.662 |" in md

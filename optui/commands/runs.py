@@ -126,6 +126,11 @@ def register(app: typer.Typer) -> None:
                           f"budget {meta.get('budget', '?')}  eval points {meta.get('eval_points', '?')}")
             if meta.get("versions"):
                 console.print("versions " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+            if run.kind == "search" and meta.get("space"):
+                space = meta["space"]
+                pruned = sum(u.status == "pruned" for u in run.units.values())
+                console.print(f"search {escape(str(meta.get('space_name')))}: sampler {space.get('sampler', 'random')}, "
+                              f"pruner {space.get('pruner', 'none')}" + (f", {pruned} pruned" if pruned else ""))
         if info["error"]:
             console.print(f"[red]error: {escape(_printable(info['error']))}[/]")
         # Fits 80 columns: short headers, no vertical rules; each config's spec is listed below.

@@ -33,13 +33,17 @@ def register(app: typer.Typer) -> None:
                                               help="Re-run the K best trials with fresh seed replicates."),
         replicates: Optional[int] = typer.Option(None, "--replicates", "-r", min=1, help=(
             f"Replicates per confirmed trial (with --confirm; default {DEFAULT_CONFIRM_REPLICATES}).")),
+        sampler: Optional[str] = typer.Option(None, "--sampler", help=(
+            "random | qmc | tpe | cmaes: how trials are chosen (overrides the spaces' sampler; "
+            "qmc, tpe and cmaes are Optuna's: pip install 'optui[search]').")),
         set_: list[str] = typer.Option([], "--set", help="Override a preset key: KEY=VALUE (repeatable)."),
         export: bool = typer.Option(True, "--export/--no-export",
                                     help="Write exports/<study>/<run-id>/search-<space>.md and scatter PNGs."),
         store: Path = STORE_OPTION,
         exports: Path = EXPORTS_OPTION,
     ) -> None:
-        """Random search: draw trials from a space, train them grouped, rank them, keep the best."""
+        """Search: draw trials from a space (random, or a learning sampler in rounds), train them
+        grouped, stop the weak early with a pruner if the space sets one, rank them, keep the best."""
         if session_instead(headless, preset):
             return
         from rich.console import Console
@@ -51,7 +55,7 @@ def register(app: typer.Typer) -> None:
                 raise PresetError("--replicates goes with --confirm K (the number of best trials to re-run)")
             code = run_search(str(preset), set_, space, trials, write_best, resume,
                               (confirm, replicates or DEFAULT_CONFIRM_REPLICATES) if confirm else None,
-                              store, exports, export, Console(), force=force)
+                              store, exports, export, Console(), force=force, sampler=sampler)
         raise typer.Exit(code)
 
 
@@ -98,8 +102,12 @@ class SearchPrinter:
             self.group_task = self.progress.add_task("group", total=1, status="", visible=False)
             self.current_group = None
         elif isinstance(event, TrialsPlanned):
-            self.progress.update(self.trials_task, completed=self.state.finished_units)
-            self.console.print(f"budget: {event.budget}")
+            # A learning sampler's later rounds add trials: the bar grows, the budget is said once.
+            said = self.progress.tasks[self.trials_task].fields.get("planned")
+            self.progress.update(self.trials_task, completed=self.state.finished_units,
+                                 total=len(self.state.units), planned=True)
+            if not said:
+                self.console.print(f"budget: {event.budget}")
             sizes = ", ".join(f"{b}x{len(u)}" for _, b, u in event.groups)
             if event.groups:
                 self.console.print(f"{sum(len(u) for _, _, u in event.groups)} units to train in "
@@ -127,7 +135,8 @@ class SearchPrinter:
 
 def run_search(preset: str, overrides: list[str], space_name: str | None, trials: int | None,
                write_best: Path | None, resume: str | None, confirm: tuple[int, int] | None,
-               store_root: Path, exports_root: Path, export: bool, console: Any, force: bool = False) -> int:
+               store_root: Path, exports_root: Path, export: bool, console: Any, force: bool = False,
+               sampler: str | None = None) -> int:
     """The headless search: exit code 0 done, 1 failed, 130 interrupted."""
     from rich.markup import escape
 
@@ -136,10 +145,12 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..export.atomic import ensure_writable_dir
     from ..export.layout import run_dir, study_dir
     from ..headless import INTERRUPTED, stop_on_signals
+    from ..service.searches import sampler_overrides
     from ..status import Status
     from ..store import Store
 
-    study = None if resume else service.load_study(preset, overrides)  # a bad preset creates nothing
+    study = None if resume else service.load_study(  # a bad preset creates nothing
+        preset, [*overrides, *sampler_overrides(preset, space_name, sampler)])
     # A new search opens the store only once its preset and workload have passed every check.
     workload = None if resume else service.build_workload(study)
     store = Store.open(store_root, create=not resume)
@@ -153,6 +164,9 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
         if space_name and space_name != stored_space:
             raise PresetError(f"run {resume} searched space {stored_space!r}, not {space_name!r}")
         names = [stored_space]
+        if sampler and sampler != study.search[stored_space].sampler:
+            raise PresetError(f"run {resume} searches with sampler {study.search[stored_space].sampler!r}; "
+                              f"a resumed search keeps its sampler (drop --sampler {sampler})")
     else:
         names = service.search_spaces(study, space_name)
     if write_best:
@@ -205,23 +219,24 @@ def _report(study, space, store, run_id, console, out_dir) -> None:
     from rich.table import Table
 
     from ..export import search_report as sr
+    from ..export.search_progress import related_searches
     from ..search import rank_confirmations, rank_trials
 
     info = store.run_info(run_id)
     ranked = rank_trials(store, run_id)
     confirmations = rank_confirmations(store, run_id)
-    # Compact enough for 80 columns: no vertical rules, and wall times only in the Markdown.
-    counts = ", ".join(f"{n} {status}" for status in ("done", "diverged", "failed")
+    # Compact enough for 80 columns: no vertical rules; wall times and examples only in the Markdown.
+    counts = ", ".join(f"{n} {status}" for status in ("done", "pruned", "diverged", "failed")
                        if (n := sum(r["status"] == status for r in ranked)))
     t = Table(title=f"{study.name} / {space.name}: {len(ranked)} trials ({counts}), "
                     f"best first by {space.objective}",
               box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    for i, col in enumerate(sr.trial_header(space)[:-1]):
+    for i, col in enumerate(sr.trial_header(space)[:-2]):
         t.add_column("objective" if i == 3 else col.replace("Batch Size", "Batch"),
                      justify="left" if i in (1, 2) else "right", no_wrap=True)
     for row in ranked:
         style = {"diverged": "red", "failed": "red"}.get(row["status"])
-        t.add_row(*sr.trial_cells(row, space)[:-1], style=style)
+        t.add_row(*sr.trial_cells(row, space)[:-2], style=style)
     console.print(t)
     if confirmations:
         by_name = {r["name"]: r for r in ranked}
@@ -240,8 +255,10 @@ def _report(study, space, store, run_id, console, out_dir) -> None:
         s1.add_row(title, *cells)
     console.print(s1)
     console.print(f"budget: {info['meta'].get('budget_note')}")
+    console.print("\n".join(sr.strategy_lines(space, info["meta"], ranked)), highlight=False)
     if out_dir is not None:
-        files = sr.export_search(study, space, info, ranked, confirmations, out_dir)
+        files = sr.export_search(study, space, info, ranked, confirmations, out_dir,
+                                 related=related_searches(store, run_id))
         console.print(f"wrote {len(files)} files to {out_dir}/: " + ", ".join(f.name for f in files))
 
 

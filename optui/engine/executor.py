@@ -42,11 +42,13 @@ class Unit:
 
 @dataclass(frozen=True)
 class GroupOutcome:
-    """How a group's training ended: finished, or cancelled after a recorded chunk."""
+    """How a group's training ended: finished, cancelled after a recorded chunk, or paused at
+    `until_chunk` with every unit checkpointed there (continue any subset of them)."""
 
     finished: bool
     seconds: float
     diverged_at: dict[str, np.ndarray]  # unit -> (members,), -1 where healthy
+    paused: bool = False
 
 
 class CheckpointClock:
@@ -81,11 +83,16 @@ def _resume_point(units: list[Unit], sink: Sink) -> tuple[int | None, list[bytes
 
 def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points: int, sink: Sink, *,
                 cancel: threading.Event | None = None, checkpoint_seconds: float = 10.0,
-                emit: Callable[[Event], None] | None = None, run_id: str = "") -> GroupOutcome:
+                emit: Callable[[Event], None] | None = None, run_id: str = "",
+                until_chunk: int | None = None) -> GroupOutcome:
     """Train `units` for `steps` steps with `eval_points` evals, from their last checkpoint if any.
 
     Every chunk goes to the sink (per unit) before its ChunkDone event; cancel is checked after
     each chunk, so a cancelled group has lost nothing it trained.
+
+    until_chunk: stop after that chunk (not the last), checkpointing every unit there, and return
+    paused. Calling again with any subset of the units continues them from that chunk as a
+    smaller group: members dropped in between use no more compute (early stopping).
     """
     emit = emit or (lambda e: None)
     cancel = cancel or threading.Event()
@@ -107,6 +114,8 @@ def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points:
         state = (jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts) if vmapped
                  else [s for p in parts for s in p])
         resume = (resume_chunk, state)
+    if until_chunk is not None and resume_chunk is not None and resume_chunk >= until_chunk:
+        return GroupOutcome(False, 0.0, {u.name: np.full(u.replicates, -1) for u in units}, paused=True)
     for u in units:
         sink.restart(u.name, resume_chunk if resume_chunk is not None else -2)
     done_steps = chunk_bounds(steps, eval_points)[resume_chunk + 1] if resume is not None else 0
@@ -119,7 +128,9 @@ def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points:
     for out, state in core.run_group(runner, keys, hparams, steps, eval_points, resume):
         cancelled = cancel.is_set()
         final = out.chunk_index == out.chunks_total - 1
-        saved = clock.blobs(lambda: [state_to_bytes(part(state, sl)) for sl in slices], final, cancelled)
+        pause = until_chunk is not None and out.chunk_index == until_chunk and not final
+        saved = clock.blobs(lambda: [state_to_bytes(part(state, sl)) for sl in slices], final,
+                            cancelled or pause)
         elapsed = time.perf_counter() - t0
         for u, sl, blob in zip(units, slices, saved or [None] * len(units)):
             mine = ChunkOutput(out.chunk_index, out.step_start, out.step_end, out.minibatch_loss[sl],
@@ -128,6 +139,8 @@ def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points:
             diverged[u.name] = mine.diverged_at
             emit(ChunkDone(run_id, u.name, mine.chunk_index, mine.chunks_total, mine.step_end, steps,
                            mine.minibatch_loss, mine.step_end, mine.eval, mine.diverged_at, elapsed))
+        if pause:
+            return GroupOutcome(False, time.perf_counter() - t0, diverged, paused=True)
         if cancelled and not final:
             return GroupOutcome(False, time.perf_counter() - t0, diverged)
     return GroupOutcome(True, time.perf_counter() - t0, diverged)

@@ -196,5 +196,8 @@ def export_search_run(store: Any, run: RunResult, out_dir: str | Path,
 
     formats = check_formats(formats)
     study, space, info = search_of(store, run)
+    from .search_progress import related_searches
+
     return export_search(study, space, info, rank_trials(store, run.run_id),
-                         rank_confirmations(store, run.run_id), out_dir, tuple(sorted(formats)))
+                         rank_confirmations(store, run.run_id), out_dir, tuple(sorted(formats)),
+                         related=related_searches(store, run.run_id))

@@ -15,6 +15,7 @@ from ..errors import PresetError
 from ..presets import Study
 from ..search_space import SearchSpace
 from . import atomic
+from . import search_progress as sp
 from .figures import _RENDER_LOCK, save_figure
 
 # The report calls constant-step SGD "Constant" and names hyperparameters as in its section 1.
@@ -80,12 +81,36 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def trial_header(space: SearchSpace) -> list[str]:
-    return ["Rank", "Trial", "Status", space.objective, *map(label, table_params(space)), "Steps", "Wall s"]
+    return ["Rank", "Trial", "Status", space.objective, *map(label, table_params(space)), "Steps", "Wall s",
+            "Examples"]
 
 
 def trial_cells(t: dict[str, Any], space: SearchSpace) -> list[str]:
+    steps = f"{t['steps']:,}"
+    if t["status"] == "pruned":  # the steps it ran of its budget
+        steps = f"{sp.steps_trained(t):,}/{steps}"
     return [fmt(t["rank"]), t["name"], t["status"], fmt(t["objective"]),
-            *[fmt(t["params"].get(c)) for c in table_params(space)], f"{t['steps']:,}", f"{t['wall_time_s']:.1f}"]
+            *[fmt(t["params"].get(c)) for c in table_params(space)], steps, f"{t['wall_time_s']:.1f}",
+            f"{sp.examples_trained(t):,}"]
+
+
+def strategy_lines(space: SearchSpace, meta: dict[str, Any], ranked: list[dict[str, Any]]) -> list[str]:
+    """Sentences on how trials were chosen and stopped, and the examples they trained."""
+    stored = meta.get("space", {})
+    sampler, pruner = stored.get("sampler", "random"), stored.get("pruner", "none")
+    how = {"random": "optui's seeded random draws", "qmc": "Optuna's QMCSampler (scrambled Sobol)",
+           "tpe": "Optuna's TPESampler", "cmaes": "Optuna's CmaEsSampler"}.get(sampler, sampler)
+    rounds = f", asked in rounds of {meta['round_trials']} trials" if meta.get("round_trials") else ""
+    stop = {"none": "none (every trial trains its whole budget)",
+            "asha": (f"asha (successive halving: reduction factor {stored.get('reduction_factor')}, "
+                     f"first rung at eval point {stored.get('min_budget')})"),
+            "median": "median (Optuna's MedianPruner at every eval point)"}.get(pruner, pruner)
+    s = sp.summary(ranked)
+    saved = (f" ({100 * (1 - s['total'] / s['full_total']):.0f}% fewer than every trial to its end)"
+             if s["full_total"] and s["total"] < s["full_total"] else "")
+    return [f"Sampler: {sampler} ({how}{rounds}). Pruner: {stop}; {s['pruned']} trial(s) pruned.",
+            f"Examples trained: {s['total']:,} in total{saved}; per trial {s['per_trial_mean']:,.0f} on "
+            f"average ({s['per_trial_min']:,} to {s['per_trial_max']:,})."]
 
 
 def confirm_header() -> list[str]:
@@ -104,16 +129,20 @@ def markdown(study: Study, space: SearchSpace, run_info: dict[str, Any], ranked:
              confirmations: list[dict[str, Any]]) -> str:
     meta = run_info["meta"]
     best = ranked[0] if ranked and ranked[0]["objective"] is not None else None
-    counts = {s: sum(t["status"] == s for t in ranked) for s in ("done", "diverged", "failed")}
+    counts = {s: sum(t["status"] == s for t in ranked) for s in ("done", "pruned", "diverged", "failed")}
+    pruned = f"{counts['pruned']} pruned, " if counts["pruned"] else ""
     parts = [
-        f"# Random search: {study.name} / {space.name}",
+        f"# {sp.strategy_title(meta.get('space', {}))} search: {study.name} / {space.name}",
         "",
         f"Run `{run_info['id']}` ({run_info['status']}): {len(ranked)} trials of {space.optimizer} "
-        f"(seed {space.seed}), {counts['done']} done, {counts['diverged']} diverged, {counts['failed']} failed; "
+        f"(seed {space.seed}), {counts['done']} done, {pruned}{counts['diverged']} diverged, {counts['failed']} failed; "
         f"objective `{space.objective}` ({space.describe_objective()}); "
         f"{space.replicates} replicate(s) per trial.",
         "",
         f"Budget: {meta.get('budget_note') or meta.get('budget')}.",
+        "",
+        *[x for line in strategy_lines(space, meta, ranked) for x in (line, "")],
+        f"![best {space.objective} so far against examples trained](search-{space.name}-history.png)",
         "",
         f"Compiled training programs: {meta.get('compiles', '-')}; wall time {run_info['wall_time_s']:.1f} s "
         f"on {meta.get('device', '?')}.",
@@ -194,10 +223,10 @@ def trials_table(study: Study, space: SearchSpace, run_info: dict[str, Any],
     for t in ranked:
         rows.append([t["rank"], t["name"], t["status"], t["objective"],
                      *[_plain(t["params"].get(c)) for c in table_params(space)], int(t["steps"]),
-                     float(t["wall_time_s"])])
+                     float(t["wall_time_s"]), sp.examples_trained(t)])
     align = ["r", "l", "l"] + ["r"] * (len(header) - 3)
-    caption = (f"Random search {study.name} / {space.name}: {len(ranked)} trials of {space.optimizer}, "
-               f"best first by {space.objective} (lower is better)")
+    caption = (f"{sp.strategy_title(run_info['meta'].get('space', {}))} search {study.name} / {space.name}: {len(ranked)} trials of "
+               f"{space.optimizer}, best first by {space.objective} (lower is better)")
     notes = [f"Run {run_info['id']}; budget: {run_info['meta'].get('budget_note') or run_info['meta'].get('budget')}."]
     return PaperTable(header, rows, align=align, caption=caption, notes=notes)
 
@@ -213,8 +242,11 @@ def _plain(value: Any) -> Any:
 
 def export_search(study: Study, space: SearchSpace, run_info: dict[str, Any], ranked: list[dict[str, Any]],
                   confirmations: list[dict[str, Any]], out_dir: str | Path,
-                  formats: tuple[str, ...] = ("markdown", "png")) -> list[Path]:
-    """exports/<study>/search-<space>.md and one search-<space>-<param>.png per searched param.
+                  formats: tuple[str, ...] = ("markdown", "png"),
+                  related: dict[str, list[dict[str, Any]]] | None = None) -> list[Path]:
+    """exports/<study>/search-<space>.md, one search-<space>-<param>.png per searched param and
+    search-<space>-history.png (best objective so far against examples trained; `related`
+    searches of the same space, {label: ranked trials}, drawn beside it).
 
     formats may add latex and csv (the trials table), json (the ranked trials with their
     confirmations) and pdf or svg (the scatter plots).
@@ -240,6 +272,12 @@ def export_search(study: Study, space: SearchSpace, run_info: dict[str, Any], ra
         fig = scatter_figure(study, space, ranked, param)
         for kind in kinds:
             files.append(save_figure(fig, out / f"search-{space.name}-{param}.{kind}"))
+    if kinds:
+        label = f"{sp.strategy_label(run_info['meta'].get('space', {}))} ({run_info['id']})"
+        fig = sp.history_figure(f"{study.name}: {space.name} search, best so far", space.objective, space.goal,
+                                {label: ranked, **(related or {})})
+        for kind in kinds:
+            files.append(save_figure(fig, out / f"search-{space.name}-history.{kind}"))
     return files
 
 

@@ -9,6 +9,7 @@ run ended whatever happens (done, interrupted, or failed with the reason).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -72,6 +73,19 @@ class CompiledGroups:
         return self.runners[key]
 
 
+@dataclass(frozen=True)
+class EarlyStop:
+    """Where a group pauses and which of its units then stop (early stopping, e.g. pruning).
+
+    rungs(plan): the chunk indices at which a group of plan's shape pauses, ascending.
+    decide(live units, chunk): the units that stop there, unit -> (status, extra). The others
+    continue from that chunk as a smaller group (re-packed: stopped units use no more compute).
+    """
+
+    rungs: Callable[[UnitPlan], list[int]]
+    decide: Callable[[list[UnitPlan], int], dict[str, tuple[Status, dict[str, Any]]]]
+
+
 def _done(name: str) -> tuple[Status, dict[str, Any]]:
     return Status.DONE, {}
 
@@ -100,12 +114,13 @@ class RunDriver:
 
     # -- units ---------------------------------------------------------------------------------
     def train(self, groups: list[list[UnitPlan]], score: Scorer = _done, *, isolate_failures: bool = False,
-              on_finished: Callable[[UnitPlan, Status, dict[str, Any]], None] | None = None
-              ) -> tuple[Status, str | None]:
+              on_finished: Callable[[UnitPlan, Status, dict[str, Any]], None] | None = None,
+              early_stop: EarlyStop | None = None) -> tuple[Status, str | None]:
         """Train each group in turn; (run status, first error). Cancel stops after a chunk.
 
         isolate_failures: a group that raises fails its own units and the others go on (a
         search); otherwise the exception ends the run (a study).
+        early_stop: pause each group at its rungs and drop the units it says stop.
         """
         on_finished = on_finished or (lambda plan, status, extra: None)
         errors: list[str] = []
@@ -113,7 +128,7 @@ class RunDriver:
             if self.cancel.is_set():
                 return Status.INTERRUPTED, None
             try:
-                finished = self._train_group(group, score, on_finished)
+                finished = self._train_group(group, score, on_finished, early_stop)
             except (StoreError, OptuiError):
                 raise
             except Exception as exc:
@@ -132,26 +147,49 @@ class RunDriver:
             return Status.FAILED, f"{len(errors)} group(s) of trials failed: {errors[0]}"
         return Status.DONE, None
 
-    def _train_group(self, group: list[UnitPlan], score: Scorer, on_finished: Callable) -> bool:
+    def _train_group(self, group: list[UnitPlan], score: Scorer, on_finished: Callable,
+                     early_stop: EarlyStop | None = None) -> bool:
         first = group[0]
         runner = self.compiled.runner(self.workload, first.optimizer, first.batch_size, self.strategy)
         calls = Counter(runner.programs)
-        outcome = train_group(runner, [p.unit for p in group], first.steps, self.eval_points, self.sink,
-                              cancel=self.cancel, checkpoint_seconds=self.checkpoint_seconds,
-                              emit=self.emit, run_id=self.run_id)
+        live = list(group)
+        saved = self.sink.checkpoint(first.name)  # a resumed group: rungs before it were decided
+        rungs = [r for r in (early_stop.rungs(first) if early_stop else []) if saved is None or r >= saved[0]]
+        for until in [*rungs, None]:
+            outcome = train_group(runner, [p.unit for p in live], first.steps, self.eval_points, self.sink,
+                                  cancel=self.cancel, checkpoint_seconds=self.checkpoint_seconds,
+                                  emit=self.emit, run_id=self.run_id, until_chunk=until)
+            # A unit's wall time is its share of its group's: the group trains as one program.
+            share = outcome.seconds / len(live)
+            for plan in live:
+                self.store.add_unit_time(self.run_id, plan.name, share)
+            if not outcome.paused:
+                break
+            stopped = early_stop.decide(live, until)
+            for plan in live:
+                if plan.name in stopped:
+                    self._finish(plan, *stopped[plan.name], True, share, outcome, on_finished)
+            live = [p for p in live if p.name not in stopped]
+            if not live:
+                self._count_programs(first, runner.programs - calls)
+                return True
+            if self.cancel.is_set():
+                outcome = dataclasses.replace(outcome, paused=False)
+                break
         self._count_programs(first, runner.programs - calls)
-        # A unit's wall time is its share of its group's: the group trains as one program.
-        share = outcome.seconds / len(group)
-        for plan in group:
-            self.store.add_unit_time(self.run_id, plan.name, share)
+        for plan in live:
             status, extra = score(plan.name) if outcome.finished else (Status.INTERRUPTED, {})
-            wall = self._unit_wall(plan.name)
-            self.store.finish_unit(self.run_id, plan.name, status, wall, extra)
-            diverged = extra.get("diverged", int((np.asarray(outcome.diverged_at[plan.name]) >= 0).sum()))
-            self.emit(UnitFinished(self.run_id, plan.name, status, diverged,
-                                   wall if outcome.finished else share))
-            on_finished(plan, status, extra)
+            self._finish(plan, status, extra, outcome.finished, share, outcome, on_finished)
         return outcome.finished
+
+    def _finish(self, plan: UnitPlan, status: Status, extra: dict[str, Any], finished: bool, share: float,
+                outcome: Any, on_finished: Callable) -> None:
+        """Record how a unit ended (finished: trained as far as it will go) and tell listeners."""
+        wall = self._unit_wall(plan.name)
+        self.store.finish_unit(self.run_id, plan.name, status, wall, extra)
+        diverged = extra.get("diverged", int((np.asarray(outcome.diverged_at[plan.name]) >= 0).sum()))
+        self.emit(UnitFinished(self.run_id, plan.name, status, diverged, wall if finished else share))
+        on_finished(plan, status, extra)
 
     def _count_programs(self, plan: UnitPlan, used: Counter) -> None:
         for members, length in used:

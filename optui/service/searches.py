@@ -16,15 +16,21 @@ from ..engine import device
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
 from ..engine.executor import Unit
-from ..errors import OptuiError
+from ..errors import OptuiError, PresetError
 from ..presets import Study
 from ..search import (CONFIRM_STREAM, TrialPlan, TrialScored, TrialsPlanned, confirm_name, plan_from_row,
                       rank_trials, score_unit, search_space_of, trial_name)
-from ..search_space import SearchSpace, fair_budget
+from ..search_space import SAMPLERS, SearchSpace, fair_budget
 from ..status import FINISHED, Status
 from ..store import Store
-from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
+from .execution import CompiledGroups, EarlyStop, Listener, RunDriver, UnitPlan
+from .pruning import RungPruner, intermediate
+from .sampling import ask_round, check_packages
 from .studies import build_workload, resolve_strategy
+
+
+# Trials per round of a learning sampler when neither the space nor the engine sets a width.
+DEFAULT_ROUND_TRIALS = 5
 
 
 class SearchRunner:
@@ -81,18 +87,37 @@ class SearchRunner:
             existing, prior_wall = set(), 0.0
         self.run_id = run_id
         self.store.update_run_meta(run_id, trials=count, confirm=list(confirm) if confirm else None)
-        for i in range(count):  # new trials only: a resumed run keeps its stored draws
-            name = trial_name(space.name, i)
-            if name not in existing:
-                params = space.sample(i)
-                plan = TrialPlan(name, i, params, budget.steps(params["batch_size"], self.workload.n_train),
-                                 space.replicates)
-                self.store.add_unit(run_id, name, plan.spec(space), plan.replicates, plan.steps,
-                                    self.study.eval_points)
+        if not space.learns:
+            for i in range(count):  # new trials only: a resumed run keeps its stored draws
+                name = trial_name(space.name, i)
+                if name not in existing:
+                    self._add_trial(run_id, budget, i, space.sample(i))
+        elif not resume:
+            self.store.update_run_meta(run_id, round_trials=self._round_width())
         driver = self._driver(run_id)
+        early_stop = RungPruner(self.store, run_id, space, self.study.eval_points).early_stop()
 
         def work() -> tuple[Status, str | None]:
-            status, error = self._execute(driver, bool(resume), confirm_units=False)
+            errors: list[str] = []
+            failed_here: set[str] = set()
+            rounds = 0  # rounds trained in this call
+            while True:
+                rows = self._search_rows(run_id)
+                waiting = [r for r in rows if r["status"] not in FINISHED and r["name"] not in failed_here]
+                if space.learns and not waiting and len(rows) < count:
+                    self._ask_round(run_id, budget, rows, count)
+                status, error = self._execute(driver, bool(resume), confirm_units=False,
+                                              early_stop=early_stop, skip=failed_here, announce=not rounds)
+                rounds += 1
+                if status == Status.INTERRUPTED:
+                    return status, None
+                if error:
+                    errors.append(error)
+                    # Told as failed; the next round goes on, and a resume re-runs them.
+                    failed_here |= {r["name"] for r in self._search_rows(run_id) if r["status"] == Status.FAILED}
+                if not space.learns or len(self._search_rows(run_id)) >= count:
+                    break
+            status, error = (Status.FAILED, errors[0]) if errors else (Status.DONE, None)
             if status == Status.DONE and confirm:
                 self._add_confirm_units(run_id, *confirm)
                 status, error = self._execute(driver, bool(resume), confirm_units=True)
@@ -120,11 +145,52 @@ class SearchRunner:
         return run_id
 
     # -- internals -----------------------------------------------------------------------------
+    def _add_trial(self, run_id: str, budget: Any, index: int, params: dict[str, float],
+                   round_index: int | None = None) -> None:
+        plan = TrialPlan(trial_name(self.space.name, index), index, params,
+                         budget.steps(params["batch_size"], self.workload.n_train), self.space.replicates,
+                         round=round_index)
+        self.store.add_unit(run_id, plan.name, plan.spec(self.space), plan.replicates, plan.steps,
+                            self.study.eval_points)
+
+    def _search_rows(self, run_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.store.unit_rows(run_id) if not r["spec"].get("confirm_of")]
+
+    def _round_width(self) -> int:
+        """Trials per round: the space's round_trials, else as many as one vectorised call takes
+        (the engine's replicates_per_batch over the trial's replicates), else DEFAULT_ROUND_TRIALS."""
+        if self.space.round_trials:
+            return self.space.round_trials
+        if self.strategy.max_members:
+            return max(1, self.strategy.max_members // self.space.replicates)
+        return DEFAULT_ROUND_TRIALS
+
+    def _ask_round(self, run_id: str, budget: Any, rows: list[dict[str, Any]], count: int) -> None:
+        """Ask the sampler the next round of trials (rebuilt from the store) and store them."""
+        meta = self.store.run_info(run_id)["meta"]
+        width = int(meta.get("round_trials") or self._round_width())
+        round_index = 1 + max((int(r["spec"].get("round", -1)) for r in rows), default=-1)
+        told = []
+        for r in rows:
+            plan = plan_from_row(r)
+            told.append({"name": r["name"], "params": plan.params, "status": r["status"],
+                         "objective": r["extra"].get("objective"),
+                         "intermediate": intermediate(self.store.load_unit(run_id, r), self.space)})
+        saved = meta.get("optuna") or {"study": {}, "trials": {}}
+        params, state = ask_round(self.space, told, saved, round_index, width, min(width, count - len(rows)))
+        for j, (p, attrs) in enumerate(zip(params, state["trials_new"])):
+            index = len(rows) + j
+            self._add_trial(run_id, budget, index, p, round_index)
+            saved["trials"][trial_name(self.space.name, index)] = attrs
+        saved["study"] = state["study"]
+        self.store.update_run_meta(run_id, optuna=saved)
+
     def _prepare(self, workload: Any) -> SearchSpace:
         if self.workload is None:
             self.workload = workload or build_workload(self.study)
             self.strategy = resolve_strategy(self.study, self.workload)
         self.space.check_batch_sizes(self.workload.n_train)  # before any training
+        check_packages(self.space)
         return self.space
 
     def _driver(self, run_id: str) -> RunDriver:
@@ -161,22 +227,30 @@ class SearchRunner:
         hparams = {n: p.params[n] for n in self.space.params if n != "batch_size"}
         return UnitPlan(Unit(p.name, keys, hparams), self.space.optimizer, p.batch_size, p.steps)
 
-    def _execute(self, driver: RunDriver, resumed: bool, confirm_units: bool) -> tuple[Status, str | None]:
-        """Train every unfinished unit of the chosen kind; (run status, first error)."""
+    def _execute(self, driver: RunDriver, resumed: bool, confirm_units: bool, early_stop: EarlyStop | None = None,
+                 skip: set[str] = frozenset(), announce: bool = True) -> tuple[Status, str | None]:
+        """Train every unfinished unit of the chosen kind (but those in skip); (run status, first error).
+
+        announce: start the listeners' view of the run (RunStarted, finished trials replayed);
+        False for a learning sampler's later rounds, whose TrialsPlanned adds the new trials.
+        """
         run_id = driver.run_id
         rows = [r for r in self.store.unit_rows(run_id) if bool(r["spec"].get("confirm_of")) == confirm_units]
         plans = {r["name"]: plan_from_row(r) for r in rows}
-        groups = self._group([plans[r["name"]] for r in rows if r["status"] not in FINISHED])
-        self.listener(RunStarted(run_id, self.study.name, "confirm" if confirm_units else "search",
-                                 {p.name: (p.steps, p.replicates) for p in plans.values()},
-                                 device.describe()["device"], self.strategy.label, resumed=resumed))
+        groups = self._group([plans[r["name"]] for r in rows if r["status"] not in FINISHED and r["name"] not in skip])
+        if not groups and skip:
+            return Status.DONE, None
+        if announce:
+            self.listener(RunStarted(run_id, self.study.name, "confirm" if confirm_units else "search",
+                                     {p.name: (p.steps, p.replicates) for p in plans.values()},
+                                     device.describe()["device"], self.strategy.label, resumed=resumed))
         self.listener(TrialsPlanned(
             run_id, self.space.name, self.space.objective, self.budget_note,
             [{"name": r["name"], "trial": plans[r["name"]].index + 1, "params": plans[r["name"]].params,
               "steps": r["total_steps"], "replicates": r["replicates"], "status": r["status"],
               "objective": r["extra"].get("objective")} for r in rows],
             [(self.space.optimizer, g[0].batch_size, tuple(p.name for p in g)) for g in groups]))
-        for r in rows:  # finished earlier: shown as done straight away
+        for r in rows if announce else ():  # finished earlier: shown as done straight away
             if r["status"] in FINISHED:
                 p = plans[r["name"]]
                 self.listener(UnitStarted(run_id, p.name, p.steps, p.replicates, steps_done=p.steps))
@@ -190,6 +264,7 @@ class SearchRunner:
             row = next(r for r in self.store.unit_rows(run_id) if r["name"] == name)
             status, extra = score_unit(self.store.load_unit(run_id, row), self.space)
             extra["group"] = {"batch_size": plans[name].batch_size, "trials": group_of[name]}
+            extra["steps_trained"] = plans[name].steps
             return status, extra
 
         def scored(plan: UnitPlan, status: Status, extra: dict[str, Any]) -> None:
@@ -197,7 +272,8 @@ class SearchRunner:
                                       extra.get("objective"), extra))
 
         return driver.train([[self._unit_plan(p) for p in g] for g in groups], score,
-                            isolate_failures=True, on_finished=scored)
+                            isolate_failures=True, on_finished=scored,
+                            early_stop=None if confirm_units else early_stop)
 
     def _group(self, todo: list[TrialPlan]) -> list[list[TrialPlan]]:
         """Units sharing batch size, steps, replicate count and checkpoint chunk train together."""
@@ -208,3 +284,18 @@ class SearchRunner:
         # Resumed groups first, then by batch size: small batches are quick, so results show early.
         order = sorted(groups, key=lambda k: (k[2] is None, k[0], k[1]))
         return [groups[k] for k in order]
+
+
+def sampler_overrides(preset: str, space: str | None, sampler: str | None) -> list[str]:
+    """--sampler as --set overrides for the space named (else every space of the preset), so that
+    the preset is validated with it and a resume finds it among the run's overrides."""
+    if sampler is None:
+        return []
+    if sampler not in SAMPLERS:
+        raise PresetError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    from .. import presets
+
+    spaces = presets.parse_toml(presets.read_text(preset), str(preset)).get("search")
+    spaces = list(spaces) if isinstance(spaces, dict) else []  # a bad [search] is the preset's error
+    # An unknown --space is left to the search to name (with the spaces there are).
+    return [f"search.{n}.sampler={sampler}" for n in spaces if space in (None, n)]

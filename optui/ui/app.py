@@ -485,7 +485,8 @@ class OptuiApp(App):
             status.set_activity(f"searching {e.study} on {e.device} ({e.strategy})")
         elif isinstance(e, TrialsPlanned):
             panel.show_trials([{"name": t["name"], "trial": t.get("trial", 0), "params": t.get("params", {}),
-                                "status": t.get("status", "pending"), "objective": t.get("objective")}
+                                "status": t.get("status", "pending"), "objective": t.get("objective"),
+                                "steps": t.get("steps"), "replicates": t.get("replicates")}
                                for t in e.trials], "live", e.objective)
         elif isinstance(e, UnitStarted):
             panel.update_trial(e.unit, status="running")
@@ -496,7 +497,7 @@ class OptuiApp(App):
             stopping = " (stopping)" if self.cancel_event and self.cancel_event.is_set() else ""
             status.set_activity(f"searching: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
         elif isinstance(e, TrialScored):
-            panel.update_trial(e.unit, status=e.status, objective=e.objective, params=e.params)
+            panel.update_trial(e.unit, status=e.status, objective=e.objective, params=e.params, extra=e.extra)
             panel.refresh_table()
         elif isinstance(e, RunFinished):
             self.last_run_status = e.status
@@ -641,7 +642,7 @@ class OptuiApp(App):
             return
         objective = (info["meta"].get("space") or {}).get("objective", "objective")
         panel = self.query_one(SearchPanel)
-        panel.show_trials(rows, run_id, objective)
+        panel.show_trials(rows, run_id, objective, info["meta"])
         panel.show_choice(run_id)
 
     def on_select_changed(self, event) -> None:

@@ -1,5 +1,6 @@
-"""Search: the preset's search spaces (editable), start and stop a random search, the trials
-ranked live, and a scatter of the objective against a chosen hyperparameter."""
+"""Search: the preset's search spaces (editable), start and stop a search, the trials ranked
+live, and a scatter of the objective against a chosen hyperparameter, or the best objective so
+far against examples trained (with the search's sampler, pruner and examples in its title)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
+from ...export import search_progress
 from ...search import rank
 from ... import metrics as metric_decls
 from ..widgets import FieldForm
 
-PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of")
+PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of", "round")
+# The x-axis choice that plots the best objective so far against examples trained.
+HISTORY_AXIS = "examples trained"
 
 
 
@@ -39,6 +43,8 @@ class SearchPanel(Vertical):
         self._param_names: list[str] = []
         self._preset_trials = ""  # the trial count last taken from the preset
         self._goals: dict[str, str] = {}  # objective -> "min" | "max", from the preset's spaces
+        self.strategy = "random"  # the shown search's sampler (+ pruner)
+        self.goal = "min"
 
     def compose(self) -> ComposeResult:
         yield Static("", id="search-note", classes="note", markup=False)
@@ -105,9 +111,13 @@ class SearchPanel(Vertical):
         return value if isinstance(value, str) else None
 
     # -- trials -------------------------------------------------------------------------------
-    def show_trials(self, rows: list[dict[str, Any]], source: str, objective_name: str = "objective") -> None:
+    def show_trials(self, rows: list[dict[str, Any]], source: str, objective_name: str = "objective",
+                    meta: dict[str, Any] | None = None) -> None:
         self.trials = {r["name"]: dict(r) for r in rows}
         self.source = source
+        self.strategy = search_progress.strategy_label((meta or {}).get("space") or {})
+        self.goal = ((meta or {}).get("space") or {}).get("goal") or (
+            "max" if objective_name.endswith("accuracy") else "min")
         self.objective_name = objective_name
         self.refresh_table()
 
@@ -139,6 +149,8 @@ class SearchPanel(Vertical):
                         if k not in PARAM_SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
         select = self.query_one("#search-param", Select)
         current = select.value
+        if names:
+            names.append(HISTORY_AXIS)
         if names != self._param_names:
             self._param_names = names
             select.set_options([(k, k) for k in names])
@@ -150,7 +162,7 @@ class SearchPanel(Vertical):
         """The hyperparameter with the most distinct values: the one the search explored."""
         def distinct(name):
             return len({t["params"].get(name) for t in self.trials.values() if t.get("params")})
-        return max(names, key=distinct)
+        return max([n for n in names if n != HISTORY_AXIS] or names, key=distinct)
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "search-param":
@@ -170,6 +182,10 @@ class SearchPanel(Vertical):
         plt.clear_data()
         plt.clear_figure()
         param = self.query_one("#search-param", Select).value
+        if param == HISTORY_AXIS:
+            self._plot_history(plt)
+            plot.refresh()
+            return
         points = self.scored_points(param) if isinstance(param, str) else []
         if points:
             xs, ys = zip(*points)
@@ -184,3 +200,19 @@ class SearchPanel(Vertical):
         else:
             plt.title("no scored trials yet")
         plot.refresh()
+
+    def _plot_history(self, plt: Any) -> None:
+        """Best objective so far against examples trained (log10), in the order trials were drawn."""
+        trials = list(self.trials.values())
+        points = [(x, y) for x, y in search_progress.history(trials, self.goal) if y is not None and x > 0]
+        if not points:
+            plt.title("no scored trials yet")
+            return
+        xs, ys = zip(*points)
+        plt.plot([math.log10(x) for x in xs], list(ys), marker="dot", color="orange+")
+        plt.xlabel("log10 examples trained")
+        plt.ylabel(f"best {self.objective_name}")
+        total = sum(search_progress.examples_trained(t) for t in trials)
+        pruned = sum(t.get("status") == "pruned" for t in trials)
+        plt.title(f"{self.strategy}: best so far vs examples ({total:,} examples"
+                  + (f", {pruned} pruned)" if pruned else ")"))
