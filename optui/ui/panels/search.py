@@ -44,7 +44,6 @@ class SearchPanel(Vertical):
         self._preset_trials = ""  # the trial count last taken from the preset
         self._goals: dict[str, str] = {}  # objective -> "min" | "max", from the preset's spaces
         self.strategy = "random"  # the shown search's sampler (+ pruner)
-        self.goal = "min"
 
     def compose(self) -> ComposeResult:
         yield Static("", id="search-note", classes="note", markup=False)
@@ -116,8 +115,9 @@ class SearchPanel(Vertical):
         self.trials = {r["name"]: dict(r) for r in rows}
         self.source = source
         self.strategy = search_progress.strategy_label((meta or {}).get("space") or {})
-        self.goal = ((meta or {}).get("space") or {}).get("goal") or (
-            "max" if objective_name.endswith("accuracy") else "min")
+        stored_goal = ((meta or {}).get("space") or {}).get("goal")
+        if stored_goal:  # the goal recorded with the run wins over what the name suggests
+            self._goals[objective_name] = stored_goal
         self.objective_name = objective_name
         self.refresh_table()
 
