@@ -186,11 +186,18 @@ def test_tfds_preparation_without_tensorflow_names_the_packages(tmp_path, monkey
 # ---------------------------------------------------------------- settings
 
 
+def validate_settings(raw, file):
+    """The preset's [data], [model] and [eval] checked against the MNIST spec's declarations."""
+    from optui.workloads import validate_settings as validate
+
+    return validate(mnist.workload(), raw, file)
+
+
 def test_settings_defaults_and_errors():
-    out = mnist.validate_settings({}, "p.toml")
-    assert out["data"]["source"] == "tfds" and out["data"]["drop_remainder"] is True
-    assert out["eval"] == {"points": 100, "train_examples": 10_000, "test_examples": 0, "slice": 250}
-    assert out["model"] == {"conv1": 32, "conv2": 64, "dense": 256, "train_conv": "auto"}
+    out = validate_settings({}, "p.toml")
+    assert out.data["source"] == "tfds" and out.data["drop_remainder"] is True
+    assert out.eval == {"points": 100, "train_examples": 10_000, "test_examples": 0, "slice": 250}
+    assert out.model == {"conv1": 32, "conv2": 64, "dense": 256, "train_conv": "auto"}
     cases = [
         ({"data": {"sorce": "idx"}}, r"p.toml: data.sorce: unknown key"),
         ({"data": {"source": "csv"}}, r"data.source must be one of 'tfds', 'idx'"),
@@ -204,7 +211,7 @@ def test_settings_defaults_and_errors():
     ]
     for raw, pattern in cases:
         with pytest.raises(PresetError, match=pattern):
-            mnist.validate_settings(raw, "p.toml")
+            validate_settings(raw, "p.toml")
 
 
 def test_eval_slices_pad_and_weight():
