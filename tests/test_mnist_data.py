@@ -186,13 +186,15 @@ def test_tfds_preparation_without_tensorflow_names_the_packages(tmp_path, monkey
 # ---------------------------------------------------------------- settings
 
 
+def validate_settings(raw, file):
+    """The preset's [data], [model] and [eval] checked against the MNIST spec's declarations."""
+    from optui.workloads import validate_settings as validate
+
+    return validate(mnist.workload(), raw, file)
+
+
 def test_settings_defaults_and_errors():
-    from optui import workloads
-
-    def validate(raw, file):
-        return workloads.validate_settings(mnist.workload(), raw, file)
-
-    out = validate({}, "p.toml")
+    out = validate_settings({}, "p.toml")
     assert out.data["source"] == "tfds" and out.data["drop_remainder"] is True
     assert out.eval == {"points": 100, "train_examples": 10_000, "test_examples": 0, "slice": 250}
     assert out.model == {"conv1": 32, "conv2": 64, "dense": 256, "train_conv": "auto"}
@@ -209,7 +211,7 @@ def test_settings_defaults_and_errors():
     ]
     for raw, pattern in cases:
         with pytest.raises(PresetError, match=pattern):
-            validate(raw, "p.toml")
+            validate_settings(raw, "p.toml")
 
 
 def test_eval_slices_pad_and_weight():

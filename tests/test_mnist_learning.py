@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optui import presets
+from optui import presets, workloads
 from optui.engine import core
-from optui.workloads import mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 T10K = ROOT / ".." / "shared" / "data" / "mnist-t10k"
@@ -31,7 +30,7 @@ def test_adam_optimal_reaches_95_percent_on_held_out_images():
 
     # Two passes over the 8,000 images; evaluated on all 2,000 held-out images.
     study = offline_study(**{"budget.examples": "16000", "eval.test_examples": "0"})
-    workload = mnist.build(study)
+    workload = workloads.build(study)
     assert workload.info["n_train"] == 8000 and workload.info["n_test"] == 2000
     assert workload.info["eval_test_examples"] == 2000
     config = study.configs["adam-optimal"]
