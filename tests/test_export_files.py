@@ -164,10 +164,11 @@ def test_export_command_writes_latest_run_of_each_study(tmp_path, monkeypatch):
                                       "--json", "--png", "--dpi", "40"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["alpha", "beta"]
-    alpha = json.loads((out / "alpha" / "summary.json").read_text())
+    alpha = json.loads((out / "alpha" / "latest" / "summary.json").read_text())
     assert alpha["run_id"] == ids["alpha"][1]  # the latest of the two
+    assert sorted(p.name for p in (out / "alpha").iterdir()) == [ids["alpha"][1], "latest"]
     assert alpha["configs"]["a"]["final_test_loss"]["mean"] == pytest.approx(0.5)
-    assert sorted(p.name for p in (out / "beta").iterdir()) == [
+    assert sorted(p.name for p in (out / "beta" / ids["beta"][0]).iterdir()) == [
         "compare-01-a-vs-b.png", "config-a.png", "config-b.png", "summary.json"]
     bad = CliRunner().invoke(app, ["export", "nope", "--store", str(tmp_path / "runs"), "--out", str(out)])
     assert bad.exit_code != 0 and "nope" in bad.output
