@@ -51,7 +51,10 @@ def _runs_to_export(store, run_ids: list[str], say) -> list[str]:
     chosen: dict[str, str] = {}
     passed_over: dict[str, list[dict]] = {}
     for row in store.list_runs():  # oldest first, so later runs replace earlier ones
-        if row["kind"] not in EXPORT_KINDS or row.get("damaged"):
+        if row.get("damaged"):
+            say(f"run {row['id']} ({row['study']}) is {row['error']}: not exported")
+            continue
+        if row["kind"] not in EXPORT_KINDS:
             continue
         if row["status"] == "done":
             chosen[row["study"]] = row["id"]

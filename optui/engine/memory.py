@@ -116,7 +116,14 @@ def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, wh
     """The strategy to run with: unchanged when the run fits; with replicates_per_batch set when
     only its vmapped calls must be smaller; else PresetError with the estimate and the ways out."""
     units = list(units)
-    needs = unit_needs(workload, units, eval_points)
+    try:
+        needs = unit_needs(workload, units, eval_points)
+    except Exception as exc:  # noqa: BLE001 - a workload whose shapes cannot be traced alone
+        import warnings
+
+        warnings.warn(f"could not estimate the study's memory ({type(exc).__name__}: {exc}); "
+                      f"training without a plan")
+        return strategy
     if not needs:
         return strategy
     device_free, host_free, what = free or free_memory()

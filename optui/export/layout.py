@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Iterable
@@ -23,12 +24,15 @@ LATEST = "latest"
 FINISHED = "done"
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,99}")
+
+
 def study_folder_name(study: str) -> str:
-    """The study's folder name: the name itself when it is a plain file name, else its slug."""
+    """The study's folder name: the name itself when it is a plain file name (as presets require),
+    else its slug (a name from an older store or an import)."""
     from . import slug
 
-    plain = study and not any(c in study for c in "/\\:") and not study.startswith(".") and len(study) <= 100
-    return study if plain else slug(study)
+    return study if _PLAIN.fullmatch(study or "") and study == study.strip() else slug(study)
 
 
 def study_dir(root: str | Path, study: str) -> Path:
@@ -36,7 +40,11 @@ def study_dir(root: str | Path, study: str) -> Path:
 
 
 def run_dir(root: str | Path, study: str, run_id: str) -> Path:
-    return study_dir(root, study) / run_id
+    from . import slug
+
+    # Run ids are made by the store (date-time-hex); anything else is never a path to follow.
+    safe = run_id if _PLAIN.fullmatch(run_id) and " " not in run_id else slug(run_id)
+    return study_dir(root, study) / safe
 
 
 def latest_run_id(root: str | Path, study: str) -> str | None:

@@ -114,11 +114,17 @@ def units_from_report(obj: Any, source: str) -> dict[str, UnitResult]:
         raise DataError(f"{source}: {orphans[0]}{TEST_SUFFIX} has no matching "
                         f"{orphans[0]}{HISTORY_SUFFIX}")
     units: dict[str, UnitResult] = {}
+    files: dict[str, str] = {}
     for prefix, losses in histories.items():
         name = unit_name(prefix)
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", prefix) or name in units:
-            raise DataError(f"{source}: {prefix}{HISTORY_SUFFIX}: config prefix must be a plain, "
-                            f"unique name (letters, digits, '_', '-')")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", prefix) or name in units:
+            raise DataError(f"{source}: {prefix!r}{HISTORY_SUFFIX}: config prefix must be a plain, "
+                            f"unique name (letters, digits, '_', '-'; at most 64)")
+        file_key = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+        if file_key in files:  # Adam_x and adam_x would export to one config-adam-x.png
+            raise DataError(f"{source}: {prefix}{HISTORY_SUFFIX} and {files[file_key]}{HISTORY_SUFFIX} would "
+                            f"export to the same file names; rename one")
+        files[file_key] = prefix
         reps, steps = losses.shape
         diverged = _first_bad_step(losses)
         eval_: dict[str, np.ndarray] = {}
