@@ -25,6 +25,7 @@ EXIT_CODES: dict[str, str] = {
               "2 bad options, or a missing optional package (the message names the install)",
     "import": "0 imported; 1 store error; 2 bad input (not a report-layout pickle, refused content)",
     "compare": "0 shown; 1 store error; 2 bad input (unknown run, RUN:CONFIG, metric, options)",
+    "workloads": "0 listed; 2 unknown workload or bad reference (what was tried)",
     "optimizers": "0 listed; 2 unknown optimiser or bad reference (preset, config, what was tried)",
     "ui": "0 closed; 2 bad options",
     "runs": "0 listed; 1 store error; 2 bad options",

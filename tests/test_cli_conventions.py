@@ -113,6 +113,8 @@ def test_every_listing_command_prints_json(tmp_path):
                     lambda d: [c["config"] for c in d["configs"]] == ["sgd", "adam"]),
         "presets show": (["presets", "show", str(preset), "--json"],
                          lambda d: d["study"] == "demo" and set(d["configs"]) == {"sgd", "adam"}),
+        "workloads": (["workloads", "--json"], lambda d: {"twnet", "mnist"} <= {w["name"] for w in d["workloads"]}
+                      if isinstance(d, dict) else {"twnet", "mnist"} <= {w["name"] for w in d}),
         "optimizers": (["optimizers", "--json"],
                        lambda d: {"sgd", "adam", "lion"} <= {o["name"] for o in d["optimizers"]}),
     }
