@@ -1,4 +1,4 @@
-"""Optional packages (tensorboardX, pandas): imported when a feature needs them, with the install
+"""Optional packages (tensorboardX, pandas, ray): imported when a feature needs them, with the install
 command in the error when they are missing."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from types import ModuleType
 from .errors import OptuiError
 
 # module -> (optui extra that installs it, the package's own name on PyPI)
-EXTRAS = {"tensorboardX": ("tensorboard", "tensorboardX"), "pandas": ("notebook", "pandas")}
+EXTRAS = {"tensorboardX": ("tensorboard", "tensorboardX"), "pandas": ("notebook", "pandas"), "ray": ("ray", "ray")}
 
 
 class MissingDependency(OptuiError, ImportError):

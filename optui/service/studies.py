@@ -11,6 +11,7 @@ from ..engine import device
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
 from ..engine.executor import Unit
+from ..engine.placement import DeviceSettingError, Placement
 from ..errors import OptuiError, PresetError
 from ..presets import Study
 from ..status import Status
@@ -18,6 +19,7 @@ from ..store import Store
 from .. import workloads
 from ..workloads.base import Strategy, Workload
 from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
+from .remote import executor_for
 
 
 def resolve_strategy(study: Study, workload: Workload) -> Strategy:
@@ -29,6 +31,14 @@ def resolve_strategy(study: Study, workload: Workload) -> Strategy:
         how, members = setting.split("-")
         strategy = Strategy(scan=how == "scan", vmap_replicates=members == "vmap")
     return dataclasses.replace(strategy, max_members=study.engine.replicates_per_batch)
+
+
+def engine_placement(study: Study) -> Placement:
+    """The local devices [engine] devices names; a count this process lacks is a preset error."""
+    try:
+        return Placement.of(study.engine.devices)
+    except DeviceSettingError as exc:
+        raise PresetError(f"{study.path or 'preset'}: {exc}") from None
 
 
 def build_workload(study: Study) -> Workload:
@@ -69,6 +79,9 @@ class StudyRunner:
         self.cancel = cancel or threading.Event()
         self.compiled = compiled
         self.run_id: str | None = None
+        # Set before run() to train on a Ray cluster: the address ("auto", "ray://host:10001")
+        # or "" for a local or RAY_ADDRESS cluster. None follows [engine] executor.
+        self.ray_address: str | None = None
 
     def run(self, resume: str | None = None, configs: list[str] | None = None,
             replicates: int | None = None, workload: Workload | None = None) -> str:
@@ -76,9 +89,12 @@ class StudyRunner:
         study = self.study
         workload = workload or build_workload(study)
         strategy = resolve_strategy(study, workload)
-        dev = device.describe()
+        placement = engine_placement(study)
+        executor = executor_for(study, self.ray_address, strategy)
+        dev = {**device.describe(), "device": executor.label if executor else placement.label}
         if resume:
             run_id, units, prior_wall = self._reopen(resume, workload, configs, replicates)
+            self.store.update_run_meta(run_id, device=dev["device"])  # this session's devices
         else:
             units = plan_units(study, workload, configs, replicates)
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
@@ -98,7 +114,7 @@ class StudyRunner:
                                  dev["device"], strategy.label, resumed=bool(resume)))
         driver = RunDriver(self.store, run_id, workload, strategy, eval_points=study.eval_points,
                            checkpoint_seconds=study.engine.checkpoint_seconds, emit=self.listener,
-                           cancel=self.cancel, compiled=self.compiled)
+                           cancel=self.cancel, compiled=self.compiled, placement=placement, executor=executor)
 
         def work() -> tuple[Status, str | None]:
             done = {r["name"] for r in self.store.unit_rows(run_id) if r["status"] == Status.DONE}
