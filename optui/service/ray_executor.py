@@ -176,13 +176,13 @@ class _Attempt:
 class RayExecutor:
     """Trains a RunDriver's groups as Ray tasks (RunDriver.executor)."""
 
-    def __init__(self, study: Any, strategy: Any, address: str | None = None, *, backlog: int = BACKLOG,
-                 retries: int = RETRIES):
+    def __init__(self, study: Any, strategy: Any, address: str | None = None, *, backlog: int | None = None,
+                 retries: int | None = None):
         self.study = study
         self.strategy = strategy
         self.address = address
-        self.backlog = backlog
-        self.retries = retries
+        self.backlog = backlog or BACKLOG
+        self.retries = RETRIES if retries is None else retries
         connect(address)
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
@@ -191,6 +191,7 @@ class RayExecutor:
         kind = "GPU" if self.gpus else "CPU"
         self.label = f"ray ({nodes} node{'s' if nodes != 1 else ''}, {self.slots} {kind} worker slots)"
         self.workers: list[tuple[str, int]] = []  # (host, pid) of every task started, in order
+        self.worker_of: dict[str, tuple[str, int]] = {}  # unit -> (host, pid) training it now
         self.retried = 0  # groups started again after their worker died
         self.worker_devices: set[str] = set()
 
@@ -286,6 +287,7 @@ class RayExecutor:
         if kind == "worker":
             a.worker = (message[1], message[2])
             self.workers.append(a.worker)
+            self.worker_of.update({p.name: a.worker for p in a.group})
         elif kind == "restart":
             driver.sink.restart(message[1], message[2])
         elif kind == "chunk":

@@ -82,6 +82,7 @@ class StudyRunner:
         # Set before run() to train on a Ray cluster: the address ("auto", "ray://host:10001")
         # or "" for a local or RAY_ADDRESS cluster. None follows [engine] executor.
         self.ray_address: str | None = None
+        self.executor: Any = None  # the RayExecutor of the last run() on Ray
 
     def run(self, resume: str | None = None, configs: list[str] | None = None,
             replicates: int | None = None, workload: Workload | None = None) -> str:
@@ -90,7 +91,7 @@ class StudyRunner:
         workload = workload or build_workload(study)
         strategy = resolve_strategy(study, workload)
         placement = engine_placement(study)
-        executor = executor_for(study, self.ray_address, strategy)
+        executor = self.executor = executor_for(study, self.ray_address, strategy)
         dev = {**device.describe(), "device": executor.label if executor else placement.label}
         if resume:
             run_id, units, prior_wall = self._reopen(resume, workload, configs, replicates)
