@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 
 import jax
@@ -32,10 +33,6 @@ iterations = 30
 points = 3
 [replicates]
 count = 3
-[configs.sgd]
-optimizer = "sgd"
-learning_rate = 0.5
-batch_size = 16
 [configs.adam]
 optimizer = "adam"
 learning_rate = 0.01
@@ -82,19 +79,48 @@ def study(preset: str, sets: list[str], devices) -> object:
     return service.load_study(ROOT / "presets" / preset, sets)
 
 
-def run_study(store: Store, preset: str, sets: list[str], devices, stop_after: int | None = None) -> str:
+# Built once per preset, compiled once per device layout: compiles dominate a CPU's time here.
+SHARED: dict[str, tuple] = {}
+T0 = time.perf_counter()
+
+
+def shared(preset: str, sets: list[str]) -> tuple:
+    key = preset + repr(sets)
+    if key not in SHARED:
+        SHARED[key] = (service.build_workload(study(preset, sets, 1)), service.CompiledGroups())
+    return SHARED[key]
+
+
+def run_study(store: Store, preset: str, sets: list[str], devices, stop_after: int | None = None,
+              resume: str | None = None) -> str:
     cancel = threading.Event()
 
     def listen(e):
         if stop_after is not None and isinstance(e, ChunkDone) and e.chunk_index >= stop_after:
             cancel.set()
 
-    return service.run_study(study(preset, sets, devices), store, listener=listen, cancel=cancel)
+    workload, compiled = shared(preset, sets)
+    runner = service.StudyRunner(study(preset, sets, devices), store, listen, cancel, compiled)
+    return runner.run(resume=resume, workload=workload)
+
+
+def sharded_layout() -> dict:
+    """3 members on 4 devices: a member axis of 4, split one member per device."""
+    from optui.engine.core import GroupRunner, member_keys, run_group
+    from optui.engine.placement import Placement
+    from optui.workloads.base import Strategy
+
+    workload, _ = shared("twnet.toml", TWNET)
+    runner = GroupRunner(workload, "sgd", 16, Strategy(), Placement.of("all"))
+    out, state = next(run_group(runner, member_keys(0, 3), {"learning_rate": np.full(3, 0.1)}, 4, 1))
+    leaf = jax.tree.leaves(state.params)[0]
+    return {"members": int(leaf.shape[0]), "devices": len(leaf.sharding.device_set),
+            "shard": int(leaf.addressable_shards[0].data.shape[0]), "reported": int(out.minibatch_loss.shape[0])}
 
 
 def main() -> None:
     store = Store.open(Path(sys.argv[1]))
-    report = {"devices": jax.device_count()}
+    report = {"devices": jax.device_count(), "sharded": sharded_layout()}
     for case, preset, sets in (("twnet", "twnet.toml", TWNET),
                                ("twnet-sequential", "twnet.toml", TWNET + ["engine.strategy=scan-sequential"]),
                                ("mnist", "mnist-offline.toml", MNIST)):
@@ -102,17 +128,21 @@ def main() -> None:
         four = run_study(store, preset, sets, "all")
         report[case] = largest_difference(histories(store, one), histories(store, four))
         report[case + ".device"] = store.run_info(four)["meta"]["device"]
+        print(f"{case}: {time.perf_counter() - T0:.0f} s", file=sys.stderr)
     # A run on 4 devices stopped after its first chunk, resumed on 4 (and one resumed on 2).
     one = run_study(store, "twnet.toml", TWNET, 1)
     for resumed_on in ("all", 2):
         part = run_study(store, "twnet.toml", TWNET, "all", stop_after=0)
         report[f"resume-{resumed_on}.interrupted"] = store.run_info(part)["status"]
-        service.run_study(study("twnet.toml", TWNET, resumed_on), store, resume=part)
+        run_study(store, "twnet.toml", TWNET, resumed_on, resume=part)
         report[f"resume-{resumed_on}"] = largest_difference(histories(store, one), histories(store, part))
     # A search: trials grouped by batch size, each group over the 4 devices.
-    runs = [service.run_search(study("twnet.toml", SEARCH, d), store, "adam") for d in (1, "all")]
+    workload, compiled = shared("twnet.toml", TWNET)
+    runs = [service.SearchRunner(study("twnet.toml", SEARCH, d), "adam", store, compiled=compiled).run(workload=workload)
+            for d in (1, "all")]
     report["search"] = largest_difference(*(histories(store, r) for r in runs))
     report["search.device"] = store.run_info(runs[1])["meta"]["device"]
+    print(f"done: {time.perf_counter() - T0:.0f} s", file=sys.stderr)
     print("RESULT " + json.dumps(report))
 
 

@@ -178,7 +178,8 @@ class GroupRunner:
     def init(self, keys: np.ndarray, hparams: dict[str, np.ndarray]) -> Any:
         hp = {k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()}
         if self.strategy.vmap_replicates:
-            return self._in_blocks(self._init, (_keys(keys), hp))
+            # The compiler may place an initialised state on one device; training wants it split.
+            return self._shard(self._in_blocks(self._init, (_keys(keys), hp)))
         return [self._init(self._on(m, _keys(keys[m])), {k: v[m] for k, v in hp.items()})
                 for m in range(len(keys))]
 
