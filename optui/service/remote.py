@@ -29,3 +29,10 @@ def check_ray() -> None:
         require("ray", "training on a Ray cluster (--ray, or [engine] executor = \"ray\")")
     except MissingDependency as exc:
         raise UsageError(str(exc)) from None
+
+
+def record_devices(store: Any, run_id: str, label: str) -> None:
+    """Record the devices this session trains run_id on: meta "device" is the latest, and
+    "devices_used" lists every one, in order (a run resumed elsewhere names both)."""
+    used = list(store.run_info(run_id)["meta"].get("devices_used") or [])
+    store.update_run_meta(run_id, device=label, devices_used=used + [label] if label not in used else used)

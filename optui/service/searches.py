@@ -24,7 +24,7 @@ from ..search_space import SearchSpace, fair_budget
 from ..status import FINISHED, Status
 from ..store import Store
 from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
-from .remote import executor_for
+from .remote import executor_for, record_devices
 from .studies import build_workload, engine_placement, resolve_strategy
 
 
@@ -134,7 +134,7 @@ class SearchRunner:
         return self.space
 
     def _driver(self, run_id: str) -> RunDriver:
-        self.store.update_run_meta(run_id, device=self.device_label)  # this session's devices
+        record_devices(self.store, run_id, self.device_label)
         return RunDriver(self.store, run_id, self.workload, self.strategy, eval_points=self.study.eval_points,
                          checkpoint_seconds=self.study.engine.checkpoint_seconds, emit=self.listener,
                          cancel=self.cancel, compiled=self.compiled, placement=self.placement,

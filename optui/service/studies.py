@@ -19,7 +19,7 @@ from ..store import Store
 from .. import workloads
 from ..workloads.base import Strategy, Workload
 from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
-from .remote import executor_for
+from .remote import executor_for, record_devices
 
 
 def resolve_strategy(study: Study, workload: Workload) -> Strategy:
@@ -95,7 +95,6 @@ class StudyRunner:
         dev = {**device.describe(), "device": executor.label if executor else placement.label}
         if resume:
             run_id, units, prior_wall = self._reopen(resume, workload, configs, replicates)
-            self.store.update_run_meta(run_id, device=dev["device"])  # this session's devices
         else:
             units = plan_units(study, workload, configs, replicates)
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
@@ -110,6 +109,7 @@ class StudyRunner:
                                     u.unit.replicates, u.steps, study.eval_points)
             prior_wall = 0.0
         self.run_id = run_id
+        record_devices(self.store, run_id, dev["device"])
         self.listener(RunStarted(run_id, study.name, "study",
                                  {u.name: (u.steps, u.unit.replicates) for u in units},
                                  dev["device"], strategy.label, resumed=bool(resume)))
