@@ -101,7 +101,8 @@ def run_study(store: Store, preset: str, sets: list[str], devices, stop_after: i
 
     workload, compiled = shared(preset, sets)
     runner = service.StudyRunner(study(preset, sets, devices), store, listen, cancel, compiled)
-    return runner.run(resume=resume, workload=workload)
+    configs = ["sgd-default"] if preset.startswith("mnist") and not resume else None  # one CNN compile
+    return runner.run(resume=resume, workload=workload, configs=configs)
 
 
 def sharded_layout() -> dict:
@@ -123,6 +124,7 @@ def main() -> None:
     report = {"devices": jax.device_count(), "sharded": sharded_layout()}
     for case, preset, sets in (("twnet", "twnet.toml", TWNET),
                                ("twnet-sequential", "twnet.toml", TWNET + ["engine.strategy=scan-sequential"]),
+                               ("twnet-blocks", "twnet.toml", ["replicates.count=5", "engine.replicates_per_batch=2"]),
                                ("mnist", "mnist-offline.toml", MNIST)):
         one = run_study(store, preset, sets, 1)
         four = run_study(store, preset, sets, "all")

@@ -78,7 +78,7 @@ def test_results_do_not_depend_on_the_device_count(tmp_path, jax_cache_dir, shar
     assert report["devices"] == 4
     # 3 members on 4 devices: one padding member, never reported; one member per device.
     assert report["sharded"] == {"members": 4, "devices": 4, "shard": 1, "reported": 3}
-    for case in ("twnet", "twnet-sequential", "mnist", "resume-all", "resume-2", "search"):
+    for case in ("twnet", "twnet-sequential", "twnet-blocks", "mnist", "resume-all", "resume-2", "search"):
         assert report[case] < 1e-5, (case, report[case])
     for case in ("twnet", "mnist", "search"):
         assert report[case + ".device"] == "cpu:cpu x4 (ids 0-3)"

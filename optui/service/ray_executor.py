@@ -148,9 +148,28 @@ def _remote_train() -> Any:
 def connect(address: str | None) -> None:
     """Join the cluster at address ("auto", "ray://host:10001"; None: RAY_ADDRESS or a new local
     cluster) unless this process already has."""
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+    if ray.is_initialized():
+        return
+    _check_reachable(address)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"at {address}" if address else "(RAY_ADDRESS, or a new one on this machine)"
+        raise OptuiError(f"could not reach the Ray cluster {where}: {exc}; start one with `ray start --head` "
+                         f"or pass its address to --ray") from None
+
+
+def _check_reachable(address: str | None) -> None:
+    """A HOST:PORT that takes no connection fails at once (Ray itself would wait for minutes)."""
+    if not address or "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise OptuiError(f"could not reach the Ray cluster at {address}: {exc}; start one with "
+                         f"`ray start --head` or pass its address to --ray") from None
 
 
 def _worker_lost(exc: BaseException) -> bool:
