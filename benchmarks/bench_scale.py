@@ -6,11 +6,11 @@
 
 Each mode is its own process running `optui run PRESET --headless` on the same reduced study:
   single   the default executor in one process (every local device);
-  ray-1    Ray with one worker of 1 CPU: Ray's overhead on the same serial work;
-  ray-2    Ray with two workers of 1 CPU each (a local cluster started by the driver, as `--ray`).
-Reported: the process's wall time (start, data, compiles, training), the training wall time the
-run recorded, Ray's overhead (ray-1 against single) and the speedup (single against ray-2), and
-whether the stored results are equal. Targets: overhead at most 10% on TwNet; on MNIST, whose
+  ray-2    Ray with two workers of 1 CPU each (a local cluster started by the driver, as `--ray`);
+  ray-1    Ray with one worker of 1 CPU: Ray's fixed costs on the same work with one core.
+Reported: the process's wall time (start, cluster, data, compiles, training), the training wall
+time the run recorded, Ray's overhead (ray-2 against single, as a fraction) and the speedup
+(single over ray-2), and whether the stored results are equal. Targets: overhead at most 10% on TwNet; on MNIST, whose
 single process leaves a core idle (small matrices, replicates one after another), ray-2 at least
 1.3x single. The forced-4-device run checks correctness only (simulated CPU devices gain nothing).
 """
@@ -80,10 +80,11 @@ def compare(name: str, preset: str, args: list[str], modes: list[str], tmp: Path
         same = np.allclose(final_losses(r["store"], r["run_id"]), base, rtol=1e-5, atol=1e-6, equal_nan=True)
         out["modes"][r["mode"]] = {"process_s": round(r["process_s"], 1), "run_s": round(r["run_s"], 1),
                                    "equal_to_single": bool(same)}
-    if "ray-1" in by:
-        out["ray_overhead"] = round(by["ray-1"]["process_s"] / by["single"]["process_s"] - 1, 3)
-    if "ray-2" in by:
+    if "ray-2" in by:  # > 0: Ray with 2 workers took longer than one process (the TwNet target: <= 0.10)
+        out["ray2_overhead"] = round(by["ray-2"]["process_s"] / by["single"]["process_s"] - 1, 3)
         out["speedup_ray2"] = round(by["single"]["process_s"] / by["ray-2"]["process_s"], 2)
+    if "ray-1" in by:  # one 1-CPU worker on the same work: Ray's fixed costs plus one core instead of two
+        out["ray1_vs_single"] = round(by["ray-1"]["process_s"] / by["single"]["process_s"] - 1, 3)
     return out
 
 

@@ -83,3 +83,14 @@ def test_results_do_not_depend_on_the_device_count(tmp_path, jax_cache_dir, shar
     for case in ("twnet", "mnist", "search"):
         assert report[case + ".device"] == "cpu:cpu x4 (ids 0-3)"
     assert report["resume-all.interrupted"] == report["resume-2.interrupted"] == "interrupted"
+
+
+def test_the_header_and_runs_show_name_the_devices_used(cli, write_preset):
+    preset = write_preset(replicates=2, iterations=8, points=2, configs={"sgd": {"optimizer": "sgd",
+                                                                                 "learning_rate": 0.5,
+                                                                                 "batch_size": 16}})
+    result = cli("run", preset, "--headless", "--no-export")
+    assert result.returncode == 0, result.stderr
+    assert "on cpu:cpu x1 (ids 0) (scan+vmap)" in result.stdout
+    shown = cli("runs", "show", "latest")
+    assert "device cpu:cpu x1 (ids 0)" in shown.stdout, shown.stdout
