@@ -230,7 +230,10 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
     if isinstance(raw_engine, dict) and "devices" in raw_engine:
         devices = check_engine_devices(raw_engine["devices"], file)
         raw_engine = {k: v for k, v in raw_engine.items() if k != "devices"}
-    engine = EngineSettings(**check_section(raw_engine, ENGINE_FIELDS, file, "engine"), devices=devices)
+    # devices is listed with the others when a key is unknown, and checked above.
+    engine_values = check_section(raw_engine, {**ENGINE_FIELDS, "devices": Field("str", "all")}, file, "engine")
+    engine_values.pop("devices")
+    engine = EngineSettings(**engine_values, devices=devices)
     raw_configs = raw.get("configs")
     if not isinstance(raw_configs, dict) or not raw_configs:
         raise PresetError(f"{where(file, 'configs')} must hold at least one config, "

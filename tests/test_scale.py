@@ -33,6 +33,11 @@ def test_bad_devices_name_the_field_and_what_is_allowed(value):
         engine(f"devices = {value}")
 
 
+def test_an_unknown_engine_key_lists_devices_among_the_allowed():
+    with pytest.raises(PresetError, match=r"engine.device: unknown key; allowed keys in \[engine\]: .*devices"):
+        engine("device = 2")
+
+
 def test_bad_executor_is_refused():
     with pytest.raises(PresetError, match=r"p.toml: engine.executor must be one of 'local', 'ray'"):
         engine('executor = "mesh"')
