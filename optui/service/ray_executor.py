@@ -20,6 +20,7 @@ import queue
 import socket
 import threading
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -152,7 +153,9 @@ def connect(address: str | None) -> None:
         return
     _check_reachable(address)
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        with warnings.catch_warnings():  # Ray starts its processes by forking; they never run JAX
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"at {address}" if address else "(RAY_ADDRESS, or a new one on this machine)"
         raise OptuiError(f"could not reach the Ray cluster {where}: {exc}; start one with `ray start --head` "
