@@ -39,9 +39,11 @@ EXIT_CODES: dict[str, str] = {
 class OptuiGroup(TyperGroup):
     """The root command group: tidies every help page before the command line is parsed."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        from .commands.ray_option import expand_bare_ray
+
         tidy_help(self)
-        return super().main(*args, **kwargs)
+        return super().main(expand_bare_ray(args), *rest, **kwargs)
 
 
 def tidy_help(command: Any, path: tuple[str, ...] = ()) -> None:

@@ -21,9 +21,11 @@ import numpy as np
 
 from .errors import DataError, PresetError
 
-# Settings a resume may change: they decide memory and checkpoint cadence, not results (and
-# the out-of-memory advice names the first and last), or, for a search, how many trials to run.
-OPERATIONAL = ("engine.replicates_per_batch", "engine.checkpoint_seconds", "eval.slice")
+# Settings a resume may change: they decide memory, checkpoint cadence and where training runs,
+# not results (the out-of-memory advice names the first and third), or, for a search, how many
+# trials to run.
+OPERATIONAL = ("engine.replicates_per_batch", "engine.checkpoint_seconds", "eval.slice", "engine.devices",
+               "engine.executor")
 OPERATIONAL_SEARCH = ("trials",)
 # Where the data is read from: its content is what the data fingerprint checks, so moving the
 # files (and saying where with --set) is no change.

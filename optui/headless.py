@@ -149,8 +149,9 @@ def summary_table(summary: dict) -> Table:
 
 def run_study(preset: str, overrides: list[str], resume: str | None, store_root: Path,
               exports_root: Path, configs: list[str] | None, replicates: int | None,
-              export: bool, console: Console, force: bool = False) -> int:
-    """The headless study: returns the process exit code (0 done, 1 failed, 130 interrupted)."""
+              export: bool, console: Console, force: bool = False, ray: str | None = None) -> int:
+    """The headless study: returns the process exit code (0 done, 1 failed, 130 interrupted).
+    ray: a Ray address ("" for the default cluster) to train there."""
     from . import service
     from .export.atomic import ensure_writable_dir
     from .export.layout import study_dir, write_exports
@@ -170,6 +171,7 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     watched = study.spec.metric(study.spec.objective)
     printer = ProgressPrinter(console, watched.name, watched.label)
     runner = service.StudyRunner(study, store, printer, cancel)
+    runner.ray_address = ray
     with stop_on_signals(cancel, console):
         try:
             run_id = service.run_study(study, store, configs=configs, replicates=replicates, resume=resume,

@@ -1,4 +1,4 @@
-"""Optional packages (tensorboardX, pandas): imported when a feature needs them, with the install
+"""Optional packages (tensorboardX, pandas, ray): imported when a feature needs them, with the install
 command in the error when they are missing."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from .errors import UsageError
 
 # module -> (optui extra that installs it, the package's own name on PyPI)
 EXTRAS = {"tensorboardX": ("tensorboard", "tensorboardX"), "pandas": ("notebook", "pandas"),
-          "optuna": ("search", "optuna"), "cmaes": ("search", "cmaes")}
+          "optuna": ("search", "optuna"), "cmaes": ("search", "cmaes"),
+          "ray": ("ray", "ray")}
 
 
 class MissingDependency(UsageError, ImportError):

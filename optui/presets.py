@@ -40,7 +40,11 @@ ENGINE_FIELDS = {
     "replicates_per_batch": Field("int", 0, low=0, high=1_000_000,
                                   help="replicates (or trials) trained together in one vmapped call; "
                                        "0 = all. Lower it if the device runs out of memory"),
+    "executor": Field("str", "local", choices=("local", "ray"),
+                      help="where work units train: this process, or a Ray cluster (like --ray)"),
 }
+# engine.devices is "all" or a count, so it is checked by hand (check_engine_devices).
+MAX_DEVICES = 4096
 COMPARE_FIELDS = {
     "title": Field("str", ""),
     "configs": Field("str"),  # checked by hand: a list of names
@@ -56,6 +60,19 @@ class EngineSettings:
     strategy: str = "auto"
     checkpoint_seconds: float = 10.0
     replicates_per_batch: int = 0
+    devices: str | int = "all"  # "all" local devices, or how many
+    executor: str = "local"  # "local" | "ray"
+
+
+def check_engine_devices(value: Any, file: str | None) -> str | int:
+    """engine.devices: "all", or a whole number of devices from 1."""
+    if value == "all":
+        return "all"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or isinstance(value, float) and (
+            not math.isfinite(value) or not value.is_integer()) or not 1 <= value <= MAX_DEVICES:
+        raise PresetError(f"{where(file, 'engine.devices')} must be \"all\" or a whole number of devices from 1 "
+                          f"to {MAX_DEVICES}, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -218,7 +235,15 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
     settings = workloads.validate_settings(resolved.spec, raw, file, reps["seed"])
     _refuse_unused_path(workload, raw, settings.data, file)
     budget = parse_budget(raw.get("budget"), file)
-    engine = EngineSettings(**check_section(raw.get("engine"), ENGINE_FIELDS, file, "engine"))
+    raw_engine = raw.get("engine")
+    devices = "all"
+    if isinstance(raw_engine, dict) and "devices" in raw_engine:
+        devices = check_engine_devices(raw_engine["devices"], file)
+        raw_engine = {k: v for k, v in raw_engine.items() if k != "devices"}
+    # devices is listed with the others when a key is unknown, and checked above.
+    engine_values = check_section(raw_engine, {**ENGINE_FIELDS, "devices": Field("str", "all")}, file, "engine")
+    engine_values.pop("devices")
+    engine = EngineSettings(**engine_values, devices=devices)
     raw_configs = raw.get("configs")
     if not isinstance(raw_configs, dict) or not raw_configs:
         raise PresetError(f"{where(file, 'configs')} must hold at least one config, "

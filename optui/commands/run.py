@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from .common import EXPORTS_OPTION, STORE_OPTION, session_instead, user_errors
+from .ray_option import address, ray_option
+from .ray_option import check as check_ray_option
 
 
 def register(app: typer.Typer) -> None:
@@ -26,8 +28,13 @@ def register(app: typer.Typer) -> None:
         export: bool = typer.Option(True, "--export/--no-export", help="Write exports/<study>/ at the end."),
         store: Path = STORE_OPTION,
         exports: Path = EXPORTS_OPTION,
+        ray: Optional[str] = ray_option(),
     ) -> None:
         """Run a study's configs as seed replicates, record them, and export the results."""
+        from ..terminal import headless_without_terminal
+
+        with user_errors():
+            check_ray_option(ray, headless or headless_without_terminal())
         if session_instead(headless, preset):
             return
         from rich.console import Console
@@ -36,5 +43,5 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             code = run_study(str(preset), set_, resume, store, exports, config or None, replicates,
-                             export, Console(), force=force)
+                             export, Console(), force=force, ray=address(ray))
         raise typer.Exit(code)

@@ -124,6 +124,10 @@ def register(app: typer.Typer) -> None:
         if meta:
             console.print(f"device {meta.get('device', '?')}  strategy {meta.get('strategy', '?')}  "
                           f"budget {meta.get('budget', '?')}  eval points {meta.get('eval_points', '?')}")
+            if len(meta.get("devices_used") or []) > 1:
+                console.print("trained on " + "; then ".join(map(escape, meta["devices_used"])))
+            if meta.get("worker_devices"):
+                console.print("ray workers " + ", ".join(map(escape, meta["worker_devices"])))
             if meta.get("versions"):
                 console.print("versions " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
             if run.kind == "search" and meta.get("space"):

@@ -10,6 +10,8 @@ from typing import Any, Optional
 import typer
 
 from .common import EXPORTS_OPTION, STORE_OPTION, session_instead, user_errors
+from .ray_option import address, ray_option
+from .ray_option import check as check_ray_option
 
 DEFAULT_CONFIRM_REPLICATES = 5
 
@@ -41,9 +43,14 @@ def register(app: typer.Typer) -> None:
                                     help="Write exports/<study>/<run-id>/search-<space>.md and scatter PNGs."),
         store: Path = STORE_OPTION,
         exports: Path = EXPORTS_OPTION,
+        ray: Optional[str] = ray_option(),
     ) -> None:
         """Search: draw trials from a space (random, or a learning sampler in rounds), train them
         grouped, stop the weak early with a pruner if the space sets one, rank them, keep the best."""
+        from ..terminal import headless_without_terminal
+
+        with user_errors():
+            check_ray_option(ray, headless or headless_without_terminal())
         if session_instead(headless, preset):
             return
         from rich.console import Console
@@ -55,7 +62,8 @@ def register(app: typer.Typer) -> None:
                 raise PresetError("--replicates goes with --confirm K (the number of best trials to re-run)")
             code = run_search(str(preset), set_, space, trials, write_best, resume,
                               (confirm, replicates or DEFAULT_CONFIRM_REPLICATES) if confirm else None,
-                              store, exports, export, Console(), force=force, sampler=sampler)
+                              store, exports, export, Console(), force=force, sampler=sampler,
+                              ray=address(ray))
         raise typer.Exit(code)
 
 
@@ -136,8 +144,9 @@ class SearchPrinter:
 def run_search(preset: str, overrides: list[str], space_name: str | None, trials: int | None,
                write_best: Path | None, resume: str | None, confirm: tuple[int, int] | None,
                store_root: Path, exports_root: Path, export: bool, console: Any, force: bool = False,
-               sampler: str | None = None) -> int:
-    """The headless search: exit code 0 done, 1 failed, 130 interrupted."""
+               sampler: str | None = None, ray: str | None = None) -> int:
+    """The headless search: exit code 0 done, 1 failed, 130 interrupted. ray: a Ray address
+    ("" for the default cluster) to train there."""
     from rich.markup import escape
 
     from .. import service
@@ -182,6 +191,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     for name in names:
         printer = SearchPrinter(console)
         runner = service.SearchRunner(study, name, store, printer, cancel)
+        runner.ray_address = ray
         started = time.perf_counter()
         with stop_on_signals(cancel, console):
             try:

@@ -19,6 +19,7 @@ import optax
 
 from .. import optimizers
 from ..workloads.base import MODEL_STREAM, Strategy, Workload
+from .placement import Placement, pad_members
 
 
 def chunk_bounds(total_steps: int, points: int) -> list[int]:
@@ -61,11 +62,15 @@ def _keys(keys: np.ndarray) -> jax.Array:
 class GroupRunner:
     """Compiled functions for one (workload, optimiser, batch size, strategy); reused across units."""
 
-    def __init__(self, workload: Workload, optimizer: str, batch_size: int, strategy: Strategy):
+    def __init__(self, workload: Workload, optimizer: str, batch_size: int, strategy: Strategy,
+                 placement: Placement | None = None):
         self.workload = workload
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.strategy = strategy
+        # Where members train (see engine.placement); one device unless asked for more.
+        self.placement = placement or Placement(tuple(jax.devices()[:1]))
+        self._data_on: dict[Any, Any] = {}  # device (or "mesh") -> the data set placed there
         # Calls per program, (members per call, steps per call): each new program is a compile.
         self.programs: Counter[tuple[int, int]] = Counter()
         w = workload
@@ -126,20 +131,57 @@ class GroupRunner:
         """fn(*members, *shared) over blocks of at most strategy.max_members members, joined.
 
         members are pytrees with a leading member axis; one block (the default) is one call.
+        With several devices a block is a multiple of the device count, split over them.
         """
         n = len(jax.tree.leaves(members[0])[0])
         size = self.strategy.max_members or n
+        if self.placement.count > 1:
+            size = self.placement.block(size)
         if size >= n:
-            return fn(*members, *shared)
-        outs = [fn(*jax.tree.map(lambda x: x[i:i + size], members), *shared) for i in range(0, n, size)]
-        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+            return fn(*self._shard(members), *shared)
+        outs = [fn(*self._shard(jax.tree.map(lambda x: x[i:i + size], members)), *shared)
+                for i in range(0, n, size)]
+        return self._shard(jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs))
+
+    # -- placement ---------------------------------------------------------------------------
+    def slots(self, members: int) -> int:
+        """The member axis this runner trains for `members` members: padded to a multiple of
+        the device count with the vmapped strategies (the padding is trimmed from every output)."""
+        if self.strategy.vmap_replicates and self.placement.count > 1:
+            return self.placement.slots(members)
+        return members
+
+    def _shard(self, tree: Any) -> Any:
+        n = len(jax.tree.leaves(tree)[0])
+        return self.placement.shard(tree) if n % self.placement.count == 0 else tree
+
+    def _data(self, member: int | None = None) -> Any:
+        """The data set where member `member` trains (None: replicated over the mesh)."""
+        if self.placement.count == 1:
+            return self.workload.data
+        where = "mesh" if member is None else self.placement.device_of(member)
+        if where not in self._data_on:
+            self._data_on[where] = (self.placement.replicate(self.workload.data) if member is None
+                                    else jax.device_put(self.workload.data, where))
+        return self._data_on[where]
+
+    def _on(self, member: int, tree: Any) -> Any:
+        return tree if self.placement.count == 1 else jax.device_put(tree, self.placement.device_of(member))
+
+    def place(self, state: Any) -> Any:
+        """A state (from a checkpoint) put where this runner trains it."""
+        if self.strategy.vmap_replicates:
+            return self._shard(state)
+        return [self._on(m, s) for m, s in enumerate(state)]
 
     # -- state -------------------------------------------------------------------------------
     def init(self, keys: np.ndarray, hparams: dict[str, np.ndarray]) -> Any:
         hp = {k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()}
         if self.strategy.vmap_replicates:
-            return self._in_blocks(self._init, (_keys(keys), hp))
-        return [self._init(_keys(keys[m]), {k: v[m] for k, v in hp.items()}) for m in range(len(keys))]
+            # The compiler may place an initialised state on one device; training wants it split.
+            return self._shard(self._in_blocks(self._init, (_keys(keys), hp)))
+        return [self._init(self._on(m, _keys(keys[m])), {k: v[m] for k, v in hp.items()})
+                for m in range(len(keys))]
 
     def diverged_at(self, state) -> np.ndarray:
         if self.strategy.vmap_replicates:
@@ -148,40 +190,39 @@ class GroupRunner:
 
     # -- work --------------------------------------------------------------------------------
     def evaluate(self, state) -> dict[str, np.ndarray]:
-        data = self.workload.data
         if self.strategy.vmap_replicates:
-            metrics = self._in_blocks(self._eval, (state,), data)
+            metrics = self._in_blocks(self._eval, (state,), self._data())
             return {k: np.asarray(v, np.float64) for k, v in metrics.items()}
-        per = [self._eval(s, data) for s in state]
+        per = [self._eval(s, self._data(m)) for m, s in enumerate(state)]  # dispatched, then read
         return {k: np.array([float(p[k]) for p in per]) for k in per[0]}
 
     def advance(self, state, keys: np.ndarray, hparams: dict[str, np.ndarray], start: int, length: int):
         """Run steps [start, start+length) for every member; returns (state, losses (members, length))."""
-        data = self.workload.data
         hp = {k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()}
         jkeys = _keys(keys)
         if self.strategy.vmap_replicates:
+            data = self._data()
             state, losses = self._in_blocks(
                 lambda s, h, k: self._advance_one(s, h, k, start, length, data), (state, hp, jkeys))
             return state, np.asarray(losses, np.float32)
         out_states, out_losses = [], []
-        for m, s in enumerate(state):
-            s, losses = self._advance_one(s, {k: v[m] for k, v in hp.items()}, jkeys[m], start, length, data)
+        for m, s in enumerate(state):  # members on different devices run at once: read at the end
+            s, losses = self._advance_one(s, {k: v[m] for k, v in hp.items()}, self._on(m, jkeys[m]),
+                                          start, length, self._data(m))
             out_states.append(s)
             out_losses.append(losses)
-        return out_states, np.stack(out_losses)
+        return out_states, np.stack([np.asarray(x, np.float32) for x in out_losses])
 
     def _advance_one(self, state, hp, key, start, length, data):
         members = len(jax.tree.leaves(state)[0]) if self.strategy.vmap_replicates else 1
         self.programs[(members, length if self.strategy.scan else 1)] += 1
         if self.strategy.scan:
-            state, losses = self._chunk(state, hp, key, jnp.int32(start), data, length)
-            return state, np.asarray(losses, np.float32)
+            return self._chunk(state, hp, key, jnp.int32(start), data, length)
         losses = []
         for step in range(start, start + length):
             state, loss = self._step(state, hp, key, jnp.int32(step), data)
             losses.append(loss)
-        return state, np.asarray(jnp.stack(losses, axis=-1), np.float32)
+        return state, jnp.stack(losses, axis=-1)
 
 
 def run_group(
@@ -201,19 +242,27 @@ def run_group(
     chunks_total = len(bounds) - 1
     n = len(keys)
     hparams = optimizers.engine_inputs(runner.optimizer, hparams, total_steps, keys)
+    # Padding members (copies of the last) fill the devices evenly; outputs are trimmed to n.
+    slots = runner.slots(n)
+    keys, hparams = pad_members(keys, slots), pad_members(hparams, slots)
+
+    def ours(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: v[:n] for k, v in metrics.items()}
+
     if resume is None:
         state = runner.init(keys, hparams)
         first = 0
-        out = ChunkOutput(-1, 0, 0, np.zeros((n, 0), np.float32), runner.evaluate(state),
-                          runner.diverged_at(state), chunks_total)
+        out = ChunkOutput(-1, 0, 0, np.zeros((n, 0), np.float32), ours(runner.evaluate(state)),
+                          runner.diverged_at(state)[:n], chunks_total)
         yield out, state
     else:
         last, state = resume
+        state = runner.place(pad_members(state, slots) if runner.strategy.vmap_replicates else state)
         first = last + 1
     for i in range(first, chunks_total):
         start, end = bounds[i], bounds[i + 1]
         state, losses = runner.advance(state, keys, hparams, start, end - start)
-        yield ChunkOutput(i, start, end, losses, runner.evaluate(state), runner.diverged_at(state),
+        yield ChunkOutput(i, start, end, losses[:n], ours(runner.evaluate(state)), runner.diverged_at(state)[:n],
                           chunks_total), state
 
 

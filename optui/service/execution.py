@@ -22,6 +22,7 @@ from ..engine.core import GroupRunner
 from ..engine.events import Event, RunFailed, RunFinished, UnitFinished
 from ..engine.executor import Unit, train_group
 from ..engine.failures import describe, for_user
+from ..engine.placement import Placement
 from ..errors import OptuiError, StoreError
 from ..status import Status
 from ..store import Store
@@ -64,12 +65,13 @@ class CompiledGroups:
         self.runners: dict[tuple, GroupRunner] = {}
         self.programs: set[tuple] = set()
 
-    def runner(self, workload: Workload, optimizer: str, batch_size: int, strategy: Strategy) -> GroupRunner:
+    def runner(self, workload: Workload, optimizer: str, batch_size: int, strategy: Strategy,
+               placement: Placement | None = None) -> GroupRunner:
         if workload is not self.workload:  # compiled code belongs to one workload's functions
             self.workload, self.runners, self.programs = workload, {}, set()
-        key = (optimizer, batch_size, strategy)
+        key = (optimizer, batch_size, strategy, placement.devices if placement else None)
         if key not in self.runners:
-            self.runners[key] = GroupRunner(workload, optimizer, batch_size, strategy)
+            self.runners[key] = GroupRunner(workload, optimizer, batch_size, strategy, placement)
         return self.runners[key]
 
 
@@ -95,7 +97,8 @@ class RunDriver:
 
     def __init__(self, store: Store, run_id: str, workload: Workload, strategy: Strategy, *,
                  eval_points: int, checkpoint_seconds: float, emit: Listener,
-                 cancel: threading.Event, compiled: CompiledGroups | None = None):
+                 cancel: threading.Event, compiled: CompiledGroups | None = None,
+                 placement: Placement | None = None, executor: Any = None):
         self.store = store
         self.run_id = run_id
         self.workload = workload
@@ -105,6 +108,10 @@ class RunDriver:
         self.emit = emit
         self.cancel = cancel
         self.compiled = compiled or CompiledGroups()
+        self.placement = placement
+        # None trains here; else an object with train(driver, groups, score, isolate_failures,
+        # on_finished) that trains the groups elsewhere (service.ray_executor.RayExecutor).
+        self.executor = executor
         self.sink = StoreSink(store, run_id)
         # Training programs used, (optimizer, batch, members per call[, steps per call]), and how
         # many of them had to be compiled (the others were already in `compiled`).
@@ -123,6 +130,12 @@ class RunDriver:
         early_stop: pause each group at its rungs and drop the units it says stop.
         """
         on_finished = on_finished or (lambda plan, status, extra: None)
+        if self.executor is not None:
+            if early_stop is not None:  # rungs pause a group in this process: not across workers yet
+                raise OptuiError("a search with a pruner trains in this process; drop --ray (or "
+                                 "executor = \"ray\"), or set pruner = \"none\" to train on Ray")
+            return self.executor.train(self, groups, score, isolate_failures=isolate_failures,
+                                       on_finished=on_finished)
         errors: list[str] = []
         for group in groups:
             if self.cancel.is_set():
@@ -136,10 +149,7 @@ class RunDriver:
                     raise
                 message = describe(exc)  # e.g. out of memory: the other groups may still fit
                 errors.append(message)
-                for plan in group:
-                    self.store.finish_unit(self.run_id, plan.name, Status.FAILED, 0.0, {"error": message})
-                    self.emit(UnitFinished(self.run_id, plan.name, Status.FAILED, 0, 0.0))
-                    on_finished(plan, Status.FAILED, {"error": message})
+                self.fail_group(group, message, on_finished)
                 continue
             if not finished:
                 return Status.INTERRUPTED, None
@@ -147,10 +157,18 @@ class RunDriver:
             return Status.FAILED, f"{len(errors)} group(s) of trials failed: {errors[0]}"
         return Status.DONE, None
 
+    def fail_group(self, group: list[UnitPlan], message: str, on_finished: Callable) -> None:
+        """Record every unit of a group that raised as failed, with the reason."""
+        for plan in group:
+            self.store.finish_unit(self.run_id, plan.name, Status.FAILED, 0.0, {"error": message})
+            self.emit(UnitFinished(self.run_id, plan.name, Status.FAILED, 0, 0.0))
+            on_finished(plan, Status.FAILED, {"error": message})
+
     def _train_group(self, group: list[UnitPlan], score: Scorer, on_finished: Callable,
                      early_stop: EarlyStop | None = None) -> bool:
         first = group[0]
-        runner = self.compiled.runner(self.workload, first.optimizer, first.batch_size, self.strategy)
+        runner = self.compiled.runner(self.workload, first.optimizer, first.batch_size, self.strategy,
+                                      self.placement)
         calls = Counter(runner.programs)
         live = list(group)
         saved = self.sink.checkpoint(first.name)  # a resumed group: rungs before it were decided
@@ -159,25 +177,32 @@ class RunDriver:
             outcome = train_group(runner, [p.unit for p in live], first.steps, self.eval_points, self.sink,
                                   cancel=self.cancel, checkpoint_seconds=self.checkpoint_seconds,
                                   emit=self.emit, run_id=self.run_id, until_chunk=until)
+            if not outcome.paused:
+                break
             # A unit's wall time is its share of its group's: the group trains as one program.
             share = outcome.seconds / len(live)
             for plan in live:
                 self.store.add_unit_time(self.run_id, plan.name, share)
-            if not outcome.paused:
-                break
             stopped = early_stop.decide(live, until)
             for plan in live:
                 if plan.name in stopped:
                     self._finish(plan, *stopped[plan.name], True, share, outcome, on_finished)
             live = [p for p in live if p.name not in stopped]
             if not live:
-                self._count_programs(first, runner.programs - calls)
+                self.count_programs(first, runner.programs - calls)
                 return True
             if self.cancel.is_set():
-                outcome = dataclasses.replace(outcome, paused=False)
+                outcome = dataclasses.replace(outcome, paused=False, finished=False, seconds=0.0)
                 break
-        self._count_programs(first, runner.programs - calls)
-        for plan in live:
+        self.count_programs(first, runner.programs - calls)
+        return self.finish_group(live, outcome, score, on_finished)
+
+    def finish_group(self, group: list[UnitPlan], outcome: Any, score: Scorer, on_finished: Callable) -> bool:
+        """Record how a trained group's units ended (an engine.executor.GroupOutcome); its finished."""
+        # A unit's wall time is its share of its group's: the group trains as one program.
+        share = outcome.seconds / len(group)
+        for plan in group:
+            self.store.add_unit_time(self.run_id, plan.name, share)
             status, extra = score(plan.name) if outcome.finished else (Status.INTERRUPTED, {})
             self._finish(plan, status, extra, outcome.finished, share, outcome, on_finished)
         return outcome.finished
@@ -191,7 +216,7 @@ class RunDriver:
         self.emit(UnitFinished(self.run_id, plan.name, status, diverged, wall if finished else share))
         on_finished(plan, status, extra)
 
-    def _count_programs(self, plan: UnitPlan, used: Counter) -> None:
+    def count_programs(self, plan: UnitPlan, used: Counter) -> None:
         for members, length in used:
             program = ((plan.optimizer, plan.batch_size, members, length) if self.strategy.scan
                        else (plan.optimizer, plan.batch_size, members))

@@ -25,8 +25,9 @@ from ..status import FINISHED, Status
 from ..store import Store
 from .execution import CompiledGroups, EarlyStop, Listener, RunDriver, UnitPlan
 from .pruning import RungPruner, intermediate
+from .remote import executor_for, record_devices
 from .sampling import ask_round, check_packages
-from .studies import build_workload, resolve_strategy
+from .studies import build_workload, engine_placement, resolve_strategy
 
 
 # Trials per round of a learning sampler when neither the space nor the engine sets a width.
@@ -48,6 +49,9 @@ class SearchRunner:
         self.workload: Any = None
         self.strategy: Any = None
         self.budget_note = ""
+        self.ray_address: str | None = None  # as StudyRunner.ray_address
+        self.placement: Any = None
+        self.executor: Any = None
         self.compiles = 0  # training programs this runner had to compile
         self.programs: set[tuple] = set()  # (optimizer, batch, members per call[, steps per call])
 
@@ -74,8 +78,8 @@ class SearchRunner:
             self.store.claim_run(run_id)
         else:
             count = trials or space.trials
-            dev = device.describe()
-            meta = {**dev, "versions": device.versions(), "strategy": self.strategy.label,
+            meta = {**device.describe(), "device": self.device_label, "versions": device.versions(),
+                    "strategy": self.strategy.label,
                     "space": space.as_dict(), "space_name": space.name, "seed": space.seed,
                     "budget": budget.describe(), "budget_note": self.budget_note,
                     "eval_points": self.study.eval_points, "data": self.workload.info,
@@ -189,14 +193,23 @@ class SearchRunner:
         if self.workload is None:
             self.workload = workload or build_workload(self.study)
             self.strategy = resolve_strategy(self.study, self.workload)
+            self.placement = engine_placement(self.study)
+            self.executor = executor_for(self.study, self.ray_address, self.strategy)
         self.space.check_batch_sizes(self.workload.n_train)  # before any training
         check_packages(self.space)
         return self.space
 
     def _driver(self, run_id: str) -> RunDriver:
+        record_devices(self.store, run_id, self.device_label)
         return RunDriver(self.store, run_id, self.workload, self.strategy, eval_points=self.study.eval_points,
                          checkpoint_seconds=self.study.engine.checkpoint_seconds, emit=self.listener,
-                         cancel=self.cancel, compiled=self.compiled)
+                         cancel=self.cancel, compiled=self.compiled, placement=self.placement,
+                         executor=self.executor)
+
+    @property
+    def device_label(self) -> str:
+        """Which devices train this search: local ones, or the Ray cluster's workers."""
+        return self.executor.label if self.executor else self.placement.label
 
     def _reopen(self, run_id: str) -> str:
         run_id = self.store.resolve(run_id)
@@ -243,7 +256,7 @@ class SearchRunner:
         if announce:
             self.listener(RunStarted(run_id, self.study.name, "confirm" if confirm_units else "search",
                                      {p.name: (p.steps, p.replicates) for p in plans.values()},
-                                     device.describe()["device"], self.strategy.label, resumed=resumed))
+                                     self.device_label, self.strategy.label, resumed=resumed))
         self.listener(TrialsPlanned(
             run_id, self.space.name, self.space.objective, self.budget_note,
             [{"name": r["name"], "trial": plans[r["name"]].index + 1, "params": plans[r["name"]].params,

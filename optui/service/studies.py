@@ -11,6 +11,7 @@ from ..engine import device, memory
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
 from ..engine.executor import Unit
+from ..engine.placement import DeviceSettingError, Placement
 from ..errors import OptuiError, PresetError
 from ..presets import Study
 from ..status import Status
@@ -18,6 +19,7 @@ from ..store import Store
 from .. import workloads
 from ..workloads.base import Strategy, Workload
 from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
+from .remote import executor_for, record_devices
 
 
 def resolve_strategy(study: Study, workload: Workload) -> Strategy:
@@ -29,6 +31,14 @@ def resolve_strategy(study: Study, workload: Workload) -> Strategy:
         how, members = setting.split("-")
         strategy = Strategy(scan=how == "scan", vmap_replicates=members == "vmap")
     return dataclasses.replace(strategy, max_members=study.engine.replicates_per_batch)
+
+
+def engine_placement(study: Study) -> Placement:
+    """The local devices [engine] devices names; a count this process lacks is a preset error."""
+    try:
+        return Placement.of(study.engine.devices)
+    except DeviceSettingError as exc:
+        raise PresetError(f"{study.path or 'preset'}: {exc}") from None
 
 
 def build_workload(study: Study) -> Workload:
@@ -69,6 +79,10 @@ class StudyRunner:
         self.cancel = cancel or threading.Event()
         self.compiled = compiled
         self.run_id: str | None = None
+        # Set before run() to train on a Ray cluster: the address ("auto", "ray://host:10001")
+        # or "" for a local or RAY_ADDRESS cluster. None follows [engine] executor.
+        self.ray_address: str | None = None
+        self.executor: Any = None  # the RayExecutor of the last run() on Ray
 
     def run(self, resume: str | None = None, configs: list[str] | None = None,
             replicates: int | None = None, workload: Workload | None = None) -> str:
@@ -76,7 +90,9 @@ class StudyRunner:
         study = self.study
         workload = workload or build_workload(study)
         strategy = resolve_strategy(study, workload)
-        dev = device.describe()
+        placement = engine_placement(study)
+        executor = self.executor = executor_for(study, self.ray_address, strategy)
+        dev = {**device.describe(), "device": executor.label if executor else placement.label}
         if resume:
             run_id, units, prior_wall = self._reopen(resume, workload, configs, replicates)
             strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset")
@@ -96,12 +112,13 @@ class StudyRunner:
                                     u.unit.replicates, u.steps, study.eval_points)
             prior_wall = 0.0
         self.run_id = run_id
+        record_devices(self.store, run_id, dev["device"])
         self.listener(RunStarted(run_id, study.name, "study",
                                  {u.name: (u.steps, u.unit.replicates) for u in units},
                                  dev["device"], strategy.label, resumed=bool(resume)))
         driver = RunDriver(self.store, run_id, workload, strategy, eval_points=study.eval_points,
                            checkpoint_seconds=study.engine.checkpoint_seconds, emit=self.listener,
-                           cancel=self.cancel, compiled=self.compiled)
+                           cancel=self.cancel, compiled=self.compiled, placement=placement, executor=executor)
 
         def work() -> tuple[Status, str | None]:
             done = {r["name"] for r in self.store.unit_rows(run_id) if r["status"] == Status.DONE}
