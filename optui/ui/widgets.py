@@ -234,7 +234,7 @@ class FieldForm(VerticalScroll):
         event.stop()
         if event.value == self._current_text(row):
             return
-        parse_error = self.doc.set_field(row.key, event.value, row.is_str)
+        parse_error = self.doc.set_field(row.key, event.value, row.is_str, row.required)
         self.post_message(self.Edited(self, row, parse_error))
 
     def on_input_blurred(self, event: Input.Blurred) -> None:
