@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import events
+
+from optui.store import Store
 from optui.ui.app import OptuiApp
 from optui.ui.presetdoc import PresetDocument
 from test_ui_pilot import PRESET, checked, folder, run_async, wait_for  # noqa: F401 (fixture)
+from test_ui_snapshots import make_folder
 
 
 def write_examples_preset(folder: Path) -> Path:
@@ -52,3 +56,86 @@ def test_number_errors_name_what_is_wrong(tmp_path: Path):
     assert "is not a list" in doc.set_field(("data", "users"), "[1, 2", False)
     assert "empty" in doc.set_field(("budget", "iterations"), "", False, True)
     assert doc.set_field(("data", "users"), "", False) is None  # optional: back to its default
+
+
+@run_async
+async def test_a_blank_replicate_count_blocks_the_run_with_the_reason(folder: Path):
+    write_examples_preset(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_tiny(pilot, app)
+        await pilot.press("escape", "2")
+        await pilot.pause(0.2)
+        count = app.query_one("#rep-count")
+        count.focus()
+        await pilot.press("end", "backspace")
+        assert count.value == ""
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.2)
+        assert app.running is None
+        said = [n.message for n in app._notifications]
+        assert any("replicates: empty" in m for m in said), said
+        assert count.has_class("-invalid")
+        await pilot.press("0")
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.1)
+        assert app.running is None
+        assert any("replicates: 0 is out of range" in n.message for n in app._notifications)
+
+
+@run_async
+async def test_escape_digit_arriving_as_alt_digit_switches_panels_and_types_nothing(folder: Path):
+    write_examples_preset(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_tiny(pilot, app)
+        form = app.query_one("#preset-form")
+        form.focus_label("study")
+        await pilot.pause(0.05)
+        app.post_message(events.Key("trade_mark_sign", "™"))  # what tmux delivers for Escape 2
+        await pilot.pause(0.3)
+        assert app.query_one("TabbedContent").active == "replicates"
+        assert form.input_for("study").value == "tiny" and not app.doc.dirty
+        await pilot.press("alt+4")
+        await pilot.pause(0.2)
+        assert app.query_one("TabbedContent").active == "compare"
+
+
+@run_async
+async def test_a_run_from_unsaved_edits_says_so(folder: Path):
+    write_examples_preset(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_tiny(pilot, app)
+        form = app.query_one("#preset-form")
+        form.focus_label("study")
+        await pilot.press("end", "2")
+        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "validation")
+        assert app.doc.dirty
+        app.action_start_replicates()
+        await pilot.pause(0.1)
+        assert any("unsaved edits of presets/tiny.toml" in n.message for n in app._notifications)
+        app.action_stop()
+        await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
+
+
+@run_async
+async def test_a_run_stopped_at_zero_steps_keeps_compares_selection(tmp_path: Path, monkeypatch):
+    root = make_folder(tmp_path / "work")
+    monkeypatch.chdir(root)
+    store = Store.open(root / "runs")
+    stopped = store.create_run("snap", "twnet", "study", "", "presets/snap.toml", {"device": "cpu"})
+    store.add_unit(stopped, "sgd", {"optimizer": "sgd"}, 3, 40, 5)
+    store.finish_run(stopped, "interrupted", 0.1)
+    store.close()
+    app = OptuiApp(probe_device=False, hide_volatile=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        compare = app.query_one("ComparePanel")
+        done = next(r["id"] for r in app.runs if r["status"] == "done" and r["kind"] == "study")
+        compare.select_run(done)
+        before = compare.selection()
+        assert len(before) == 2
+        app._after_run(stopped)  # what the end of a run does
+        await pilot.pause(0.1)
+        assert compare.selection() == before

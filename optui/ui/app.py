@@ -40,7 +40,7 @@ from .panels.replicates import ReplicatesPanel
 from .panels.runs import RunsPanel
 from .panels.search import SearchPanel
 from .presetdoc import PresetDocument, error_key
-from .widgets import FieldForm, StatusLine
+from .widgets import ALT_DIGIT_KEYS, FieldForm, StatusLine
 
 PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Search"),
           ("compare", "Compare"), ("runs", "Runs"), ("export", "Export"))
@@ -62,6 +62,8 @@ class OptuiApp(App):
         Binding("ctrl+o", "export", "Export"),
         Binding("escape", "focus_tabs", "Panels"),  # then 1-6 (digits typed in a field are values)
         *[Binding(str(i + 1), f"show_panel('{pid}')", name, show=False) for i, (pid, name) in enumerate(PANELS)],
+        *[Binding(f"alt+{i + 1},{ALT_DIGIT_KEYS[i]}", f"show_panel('{pid}')", name, show=False, priority=True)
+          for i, (pid, name) in enumerate(PANELS)],
     ]
 
     def __init__(self, preset: str | None = None, root: Path | None = None, probe_device: bool = True,
@@ -337,14 +339,13 @@ class OptuiApp(App):
         if not configs:
             self.notify("choose at least one config (space in the list)", severity="error")
             return
-        text = panel.replicate_count() or str(study.replicates_count)
-        try:
-            replicates = int(text)
-        except ValueError:
-            replicates = 0
-        if not 1 <= replicates <= 100_000:
-            self.notify(f"replicates must be an integer in [1, 100000], got {text!r}", severity="error")
+        replicates, problem = panel.replicates_requested()
+        if problem:
+            self.notify(problem, title="not started", severity="error")
+            self.query_one(TabbedContent).active = "replicates"
+            self.call_after_refresh(panel.query_one("#rep-count").focus)  # where it is fixed
             return
+        self._say_if_unsaved()
         self.running = "replicates"
         self.run_study = study
         self.current_run_id = None
@@ -369,14 +370,11 @@ class OptuiApp(App):
             self.notify(f"{self.doc.file}: has no [search.*] space to run; add one in Presets",
                         severity="error")
             return
-        text = panel.trial_count() or str(study.search[space].trials)
-        try:
-            trials = int(text)
-        except ValueError:
-            trials = 0
-        if not 1 <= trials <= 100_000:
-            self.notify(f"trials must be an integer in [1, 100000], got {text!r}", severity="error")
+        trials, problem = panel.trials_requested()
+        if problem:
+            self.notify(problem, title="not started", severity="error")
             return
+        self._say_if_unsaved()
         self.running = "search"
         self.run_study = study
         self.current_run_id = None
@@ -386,6 +384,12 @@ class OptuiApp(App):
         self.query_one(StatusLine).set_activity(f"searching {study.name}/{space}: building and compiling…")
         self.action_show_panel("search")
         self._run_search(study, space, trials, self.cancel_event)
+
+    def _say_if_unsaved(self) -> None:
+        """A run uses the form as it is now; when that differs from the file, say so."""
+        if self.doc is not None and self.doc.dirty:
+            self.notify(f"this run uses unsaved edits of {self.doc.file} (ctrl+s saves them)",
+                        title="unsaved edits", severity="warning", timeout=8)
 
     def _start_stored(self, kind: str, what: str) -> threading.Event | None:
         """Prepare the session for a run that continues a stored one; None if one is running."""

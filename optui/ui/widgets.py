@@ -19,7 +19,21 @@ def _dom_id(prefix: str, label: str) -> str:
     return prefix + re.sub(r"[^A-Za-z0-9_-]", "_", label)
 
 
-class FieldInput(Input):
+# Escape then a digit, arriving together (tmux, a fast SSH link), reads as Alt+digit, which
+# Textual names by the character a Mac keyboard's Option+digit types: panel keys, never text.
+ALT_DIGIT_KEYS = ("inverted_exclamation_mark", "trade_mark_sign", "pound_sign", "cent_sign", "infinity",
+                  "section_sign")
+PANEL_KEYS = frozenset(ALT_DIGIT_KEYS) | {f"alt+{i}" for i in range(1, 10)}
+
+
+class PanelSafeInput(Input):
+    """An Input that leaves the panel keys (Alt+digit, however it arrives) to the app."""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        return key not in PANEL_KEYS and super().check_consume_key(key, character)
+
+
+class FieldInput(PanelSafeInput):
     """An Input that applies its editing keys (backspace, arrows, ctrl+u...) where it applies the
     characters typed: in the order they came. Textual runs them only once the key has bubbled up
     to the app, so in a burst of keys (a busy machine, a slow SSH link) "0.5<backspace>1" became

@@ -73,13 +73,18 @@ class ComparePanel(Vertical):
                 sel.add_option((Text(label), value, value in selected))  # Text: no markup in names
         self.dirty = True
 
-    def select_run(self, run_id: str) -> None:
+    def select_run(self, run_id: str) -> bool:
+        """Show this run's configs instead of the selection; a run with nothing to draw (stopped
+        before its first chunk) leaves the selection as it was. True if the selection changed."""
+        values = [value for value, (rid, _, _) in self.entries.items() if rid == run_id]
+        if not values:
+            return False
         sel = self.query_one("#cmp-units", SelectionList)
         sel.deselect_all()
-        for value, (rid, _, _) in self.entries.items():
-            if rid == run_id:
-                sel.select(value)
+        for value in values:
+            sel.select(value)
         self.dirty = True
+        return True
 
     def selection(self) -> list[tuple[str, str, str]]:
         sel = self.query_one("#cmp-units", SelectionList)

@@ -11,9 +11,23 @@ from textual_plotext import PlotextPlot
 
 from .. import plots
 from ...progress import RunProgress, UnitProgress
-from ..widgets import ToggleList
+from ..widgets import PanelSafeInput, ToggleList
 
 LIVE_METRICS = ("minibatch_loss", "test_loss", "train_loss")
+MAX_COUNT = 100_000
+
+
+def count_problem(name: str, text: str) -> str | None:
+    """Why a replicate or trial count field cannot start a run, or None when it can."""
+    if not text:
+        return f"{name}: empty: write a whole number from 1 to {MAX_COUNT}"
+    try:
+        value = int(text)
+    except ValueError:
+        return f"{name}: {text!r} is not a whole number: write one from 1 to {MAX_COUNT}"
+    if not 1 <= value <= MAX_COUNT:
+        return f"{name}: {value} is out of range: write a whole number from 1 to {MAX_COUNT}"
+    return None
 
 
 class ReplicatesPanel(Vertical):
@@ -33,7 +47,7 @@ class ReplicatesPanel(Vertical):
                 yield ToggleList(id="rep-configs", compact=True)
                 with Horizontal(id="rep-count-row"):
                     yield Label("replicates ")
-                    yield Input("", id="rep-count", type="integer", compact=True)
+                    yield PanelSafeInput("", id="rep-count", type="integer", compact=True)
             yield DataTable(id="rep-progress", cursor_type="none", zebra_stripes=False)
         yield PlotextPlot(id="rep-plot")
 
@@ -67,6 +81,13 @@ class ReplicatesPanel(Vertical):
 
     def replicate_count(self) -> str:
         return self.query_one("#rep-count", Input).value.strip()
+
+    def replicates_requested(self) -> tuple[int, str | None]:
+        """(the count to run, None) or (0, why it cannot run): an empty or bad field blocks it."""
+        text = self.replicate_count()
+        problem = count_problem("replicates", text)
+        self.query_one("#rep-count", Input).set_class(problem is not None, "-invalid")
+        return (0, problem) if problem else (int(text), None)
 
     # -- live run -------------------------------------------------------------------------------
     def start(self, title: str, units: dict[str, UnitProgress]) -> None:

@@ -13,7 +13,8 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from ...search import rank
-from ..widgets import FieldForm
+from ..widgets import PanelSafeInput, FieldForm
+from .replicates import count_problem
 
 PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of")
 
@@ -38,7 +39,7 @@ class SearchPanel(Vertical):
         with Horizontal(id="search-controls"):
             yield Select([], prompt="space", id="search-space", compact=True)
             yield Label(" trials ")
-            yield Input("", id="search-count", type="integer", compact=True)
+            yield PanelSafeInput("", id="search-count", type="integer", compact=True)
             yield Select([], prompt="stored search", id="search-run", compact=True)
             yield Select([], prompt="x axis", id="search-param", compact=True)
         yield PlotextPlot(id="search-plot")
@@ -69,6 +70,13 @@ class SearchPanel(Vertical):
 
     def trial_count(self) -> str:
         return self.query_one("#search-count", Input).value.strip()
+
+    def trials_requested(self) -> tuple[int, str | None]:
+        """(the trial count, None) or (0, why it cannot run)."""
+        text = self.trial_count()
+        problem = count_problem("trials", text)
+        self.query_one("#search-count", Input).set_class(problem is not None, "-invalid")
+        return (0, problem) if problem else (int(text), None)
 
     # -- stored runs --------------------------------------------------------------------------
     def set_stored_runs(self, options: list[tuple[str, str]]) -> None:
