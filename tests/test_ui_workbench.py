@@ -11,6 +11,7 @@ from textual import events
 from optui.store import Store
 from optui.ui.app import OptuiApp
 from optui.ui.presetdoc import PresetDocument
+from optui.ui.screens import HelpScreen
 from test_ui_pilot import PRESET, checked, folder, run_async, wait_for  # noqa: F401 (fixture)
 from test_ui_snapshots import make_folder
 
@@ -139,3 +140,47 @@ async def test_a_run_stopped_at_zero_steps_keeps_compares_selection(tmp_path: Pa
         app._after_run(stopped)  # what the end of a run does
         await pilot.pause(0.1)
         assert compare.selection() == before
+
+
+@run_async
+async def test_f1_and_question_mark_show_the_panels_keys_and_the_fields_help(folder: Path):
+    write_examples_preset(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_tiny(pilot, app)
+        form = app.query_one("#preset-form")
+        form.focus_label("replicates.count")
+        await pilot.pause(0.1)
+        hint = str(app.query_one("#preset-hint").content)
+        assert hint.startswith("replicates.count")
+        await pilot.press("f1")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help-text").content)
+        assert "Presets panel" in text and "ctrl+s" in text and "Field replicates.count" in text
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("question_mark")  # in a field, ? is text
+        assert form.input_for("replicates.count").value.endswith("?")
+        await pilot.press("escape", "5")
+        await pilot.pause(0.2)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HelpScreen)
+        assert "Runs panel" in str(app.screen.query_one("#help-text").content)
+
+
+@run_async
+async def test_pagedown_moves_through_the_fields_while_one_has_focus(folder: Path):
+    write_examples_preset(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_tiny(pilot, app)
+        form = app.query_one("#preset-form")
+        form.focus_label("study")
+        await pilot.press("pagedown")
+        await pilot.pause(0.1)
+        labels = [r.label for r in form.rows]
+        assert labels.index(form.focused_label()) >= 3
+        assert form.scroll_y > 0

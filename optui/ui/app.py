@@ -31,7 +31,7 @@ from ..status import Status
 from ..terminal import detach_if_hung_up
 from . import jobs
 from .messages import DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone
-from .screens import FieldCommands, QuitScreen
+from .screens import FieldCommands, HelpScreen, QuitScreen
 from .shown import combine
 from .panels.compare import METRIC_OPTIONS, ComparePanel
 from .panels.export import ExportPanel
@@ -46,6 +46,14 @@ PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Sear
           ("compare", "Compare"), ("runs", "Runs"), ("export", "Export"))
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 INTERRUPTED = 130  # the exit code after a stop signal, as for a headless run
+SESSION_KEYS = [("f1 or ?", "this help (? types into a text field; f1 works everywhere)"),
+                ("escape, then 1-6", "go to a panel; alt+1-6 goes there from a field"),
+                ("ctrl+r", "run: the chosen configs (Replicates) or the chosen space (Search)"),
+                ("ctrl+t", "stop the run after its current chunk (finished chunks are kept)"),
+                ("ctrl+s", "save the open preset"),
+                ("ctrl+o", "export what Compare shows (Export panel chooses formats)"),
+                ("ctrl+p", "command palette: every action, and any field of the preset"),
+                ("ctrl+q", "quit (asks when a run is in progress or edits are unsaved)")]
 FIRST_FOCUS = {"presets": "#preset-list", "replicates": "#rep-configs", "search": "#search-trials",
                "compare": "#cmp-units", "runs": "#runs-table", "export": "#exp-go"}
 
@@ -55,12 +63,14 @@ class OptuiApp(App):
     TITLE = "optui"
     COMMANDS = App.COMMANDS | {FieldCommands}
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("ctrl+s", "save_preset", "Save"),
+        Binding("f1", "help", "Help", priority=True),
+        Binding("question_mark", "help", "Help", show=False),  # in a text field ? is text
+        Binding("escape", "focus_tabs", "Panels"),  # then 1-6 (digits typed in a field are values)
         Binding("ctrl+r", "start", "Run"),
         Binding("ctrl+t", "stop", "Stop"),
+        Binding("ctrl+s", "save_preset", "Save"),
         Binding("ctrl+o", "export", "Export"),
-        Binding("escape", "focus_tabs", "Panels"),  # then 1-6 (digits typed in a field are values)
+        Binding("ctrl+q", "quit", "Quit", priority=True),
         *[Binding(str(i + 1), f"show_panel('{pid}')", name, show=False) for i, (pid, name) in enumerate(PANELS)],
         *[Binding(f"alt+{i + 1},{ALT_DIGIT_KEYS[i]}", f"show_panel('{pid}')", name, show=False, priority=True)
           for i, (pid, name) in enumerate(PANELS)],
@@ -679,6 +689,25 @@ class OptuiApp(App):
             self.query_one(ComparePanel).dirty = True
         elif pane == "replicates":
             self.query_one(ReplicatesPanel).dirty = True
+
+    def action_help(self) -> None:
+        """The help screen: the keys of the panel shown, the session's, the selected field's help."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        pane = self.query_one(TabbedContent).active
+        panel = self.query_one(f"#{pane}-panel")
+        name = dict(PANELS)[pane]
+        self.push_screen(HelpScreen(name, list(getattr(panel, "KEYS", [])), SESSION_KEYS, self._field_help()))
+
+    def _field_help(self) -> str:
+        for form in self.query(FieldForm):
+            row = form.focused_row()
+            if row is not None:
+                from .panels.presets import field_hint
+
+                error = form.error_text(row.label)
+                return f"Field {field_hint(row)}" + (f"\nNow: {error}" if error else "")
+        return ""
 
     def action_focus_tabs(self) -> None:
         from textual.widgets import Tabs

@@ -1,4 +1,4 @@
-"""The quit confirmation and the palette's field finder."""
+"""The quit and delete confirmations, the help screen and the palette's field finder."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from functools import partial
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
-from textual.containers import Grid
+from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button, Label, Static
 
 
 class QuitScreen(ModalScreen[bool]):
@@ -34,6 +34,37 @@ class QuitScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the panel shown and of the session, and the selected field's help."""
+
+    BINDINGS = [Binding("escape,q,f1,question_mark", "app.pop_screen", "Close")]
+
+    def __init__(self, panel: str, panel_keys: list[tuple[str, str]], session_keys: list[tuple[str, str]],
+                 field: str = "") -> None:
+        super().__init__()
+        self.panel = panel
+        self.panel_keys = panel_keys
+        self.session_keys = session_keys
+        self.field = field
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-dialog"):
+            yield Static(help_text(self.panel, self.panel_keys, self.session_keys, self.field), id="help-text",
+                         markup=False)
+            yield Label("escape closes this help", classes="note")
+
+
+def help_text(panel: str, panel_keys: list[tuple[str, str]], session_keys: list[tuple[str, str]],
+              field: str = "") -> str:
+    """The help screen's text: the panel's keys, then the session's, then the field's help."""
+    width = max((len(k) for k, _ in panel_keys + session_keys), default=0)
+    lines = [f"{panel} panel"] + [f"  {k:<{width}}  {what}" for k, what in panel_keys]
+    lines += ["", "Everywhere"] + [f"  {k:<{width}}  {what}" for k, what in session_keys]
+    if field:
+        lines += ["", field]
+    return "\n".join(lines)
 
 
 class FieldCommands(Provider):

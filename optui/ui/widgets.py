@@ -56,7 +56,18 @@ class FieldForm(VerticalScroll):
     # Priority: the app runs them as the key arrives, before it hands the keys typed next to the
     # focused input; otherwise a fast "down 5" types the 5 into the field being left.
     BINDINGS = [Binding("down", "field(1)", "Next field", show=False, priority=True),
-                Binding("up", "field(-1)", "Previous field", show=False, priority=True)]
+                Binding("up", "field(-1)", "Previous field", show=False, priority=True),
+                # A page of fields, also while one has focus (a long error can push rows off-screen).
+                Binding("pagedown", "page(1)", "Page down", show=False, priority=True),
+                Binding("pageup", "page(-1)", "Page up", show=False, priority=True)]
+
+    class FieldFocused(Message):
+        """A field got the focus: its row (key, help, default) for the hint line."""
+
+        def __init__(self, form: "FieldForm", row: FieldRow) -> None:
+            super().__init__()
+            self.form = form
+            self.row = row
 
     class Edited(Message):
         """The user changed a field; the document already holds the new value."""
@@ -170,6 +181,20 @@ class FieldForm(VerticalScroll):
             self.focus_label(labels[i])
         elif labels:
             self.focus_label(labels[0])
+
+    def action_page(self, step: int) -> None:
+        """Move the focus by about a screen of fields; the form scrolls with it."""
+        rows = max(self.size.height // 2, 1)  # a row is a key and its (usually hidden) error
+        self.action_field(step * rows)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        row = self._by_input.get(event.widget.id or "")
+        if row is not None:
+            self.post_message(self.FieldFocused(self, row))
+
+    def focused_row(self) -> FieldRow | None:
+        label = self.focused_label()
+        return next((r for r in self.rows if r.label == label), None)
 
     def focused_label(self) -> str | None:
         focused = self.app.focused if self.is_mounted else None

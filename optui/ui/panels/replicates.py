@@ -32,6 +32,10 @@ def count_problem(name: str, text: str) -> str | None:
 
 class ReplicatesPanel(Vertical):
     BINDINGS = [Binding("m", "cycle_metric", "Metric")]
+    KEYS = [("space", "tick or untick the config under the cursor"),
+            ("replicates field", "how many seed replicates per config (1-100000)"),
+            ("ctrl+r", "run the ticked configs"), ("ctrl+t", "stop after the current chunk"),
+            ("m", "live plot: minibatch, test or train loss (outside a field)")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
