@@ -13,6 +13,7 @@ from optui.ui.app import OptuiApp
 from optui.ui.presetdoc import PresetDocument
 from optui.ui.screens import HelpScreen
 from test_ui_pilot import PRESET, checked, folder, run_async, wait_for  # noqa: F401 (fixture)
+from test_ui_service import interrupted_study
 from test_ui_snapshots import make_folder
 
 
@@ -184,3 +185,49 @@ async def test_pagedown_moves_through_the_fields_while_one_has_focus(folder: Pat
         labels = [r.label for r in form.rows]
         assert labels.index(form.focused_label()) >= 3
         assert form.scroll_y > 0
+
+
+@run_async
+async def test_runs_panel_resumes_the_highlighted_interrupted_run(folder: Path):
+    run_id = interrupted_study(folder)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_tiny(pilot, app)
+        await pilot.press("escape", "5")
+        await pilot.pause(0.3)
+        assert app.query_one("RunsPanel").highlighted() == run_id
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.running is None and app.last_run_status is not None, 120, "the resume")
+        assert app.last_run_status == "done"
+    assert Store.open(folder / "runs").run_info(run_id)["status"] == "done"
+
+
+@run_async
+async def test_runs_panel_deletes_a_run_after_asking_and_shows_its_export_folder(tmp_path: Path, monkeypatch):
+    root = make_folder(tmp_path / "work")
+    monkeypatch.chdir(root)
+    app = OptuiApp(probe_device=False, hide_volatile=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("escape", "5")
+        await pilot.pause(0.3)
+        runs = app.query_one("RunsPanel")
+        newest = runs.highlighted()
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        said = str(app.query_one("#runs-said").content)
+        assert f"exports/snap/{newest}" in said and "not written yet" in said
+        await pilot.press("d")
+        await pilot.pause(0.2)
+        await pilot.press("n")  # changed its mind: nothing happens
+        await pilot.pause(0.2)
+        assert newest in [r["id"] for r in app.runs]
+        await pilot.press("d")
+        await pilot.pause(0.2)
+        await pilot.press("y")
+        await pilot.pause(0.3)
+        assert newest not in [r["id"] for r in app.runs] and len(app.runs) == 1
+        assert "deleted" in str(app.query_one("#runs-said").content)
+    store = Store.open(root / "runs")
+    assert [r["id"] for r in store.list_runs()] != [] and newest not in [r["id"] for r in store.list_runs()]
+    assert store.conn.execute("SELECT COUNT(*) FROM chunks WHERE run_id=?", (newest,)).fetchone()[0] == 0

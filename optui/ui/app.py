@@ -412,12 +412,15 @@ class OptuiApp(App):
         self.query_one(StatusLine).set_activity(what)
         return self.cancel_event
 
-    def action_resume_run(self) -> None:
-        """Resume the newest interrupted or failed run in the store."""
+    def action_resume_run(self, run_id: str | None = None) -> None:
+        """Resume run_id, else the newest interrupted or failed run in the store."""
         stopped = [r for r in reversed(self.runs) if r["status"] in (Status.INTERRUPTED, Status.FAILED)
-                   and r["kind"] in ("study", "search")]
+                   and r["kind"] in ("study", "search") and run_id in (None, r["id"])]
         if not stopped:
-            self.notify("no interrupted or failed run to resume", severity="warning")
+            info = next((r for r in self.runs if r["id"] == run_id), None)
+            self.notify(f"run {self.run_label(run_id)} is {info['status']}: only an interrupted or failed "
+                        f"study or search can be resumed" if info else "no interrupted or failed run to resume",
+                        severity="warning")
             return
         run = stopped[0]
         cancel = self._start_stored("search" if run["kind"] == "search" else "replicates",
@@ -485,7 +488,8 @@ class OptuiApp(App):
             self.last_run_status = e.status
             when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
             severity = "information" if e.status == Status.DONE else "warning"
-            self.notify(f"run {self.run_label(e.run_id)} {e.status}{when}", severity=severity)
+            self.notify(f"run {self.run_label(e.run_id)} {e.status}{when}{self._how_to_resume(e)}",
+                        severity=severity, timeout=12 if e.status != Status.DONE else 5)
             self._after_run(e.run_id)
         elif isinstance(e, RunFailed):
             self.last_run_status = Status.FAILED
@@ -515,11 +519,19 @@ class OptuiApp(App):
         elif isinstance(e, RunFinished):
             self.last_run_status = e.status
             when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
-            self.notify(f"search {self.run_label(e.run_id)} {e.status}{when}",
-                        severity="information" if e.status == "done" else "warning")
+            self.notify(f"search {self.run_label(e.run_id)} {e.status}{when}{self._how_to_resume(e)}",
+                        severity="information" if e.status == "done" else "warning",
+                        timeout=12 if e.status != Status.DONE else 5)
             self.refresh_runs()
         elif isinstance(e, RunFailed):
             self.last_run_status = "failed"
+
+    def _how_to_resume(self, e: RunFinished) -> str:
+        if e.status not in (Status.INTERRUPTED, Status.FAILED):
+            return ""
+        preset = self.doc.file if self.doc is not None else "PRESET"
+        return (f"\nfinished chunks are kept. Resume: r on it in Runs (5), or\n"
+                f"optui run {preset} --headless --resume {e.run_id}")
 
     def _after_run(self, run_id: str) -> None:
         self._run_cache.pop(run_id, None)
@@ -572,15 +584,76 @@ class OptuiApp(App):
                 return None
         return self._run_cache[run_id]
 
-    def on_runs_panel_open_run(self, message: RunsPanel.OpenRun) -> None:
-        info = next((r for r in self.runs if r["id"] == message.run_id), None)
+    def on_runs_panel_run_action(self, message: RunsPanel.RunAction) -> None:
+        action, run_id = message.action, message.run_id
+        if action == "open":
+            self._open_run(run_id)
+        elif action == "resume":
+            self.action_resume_run(run_id)
+        elif action == "delete":
+            self._ask_delete(run_id)
+        elif action == "export":
+            self._say_export_folder(run_id)
+
+    def _open_run(self, run_id: str) -> None:
+        info = next((r for r in self.runs if r["id"] == run_id), None)
         if info is not None and info["kind"] == "search":
             if self.running != "search":
-                self._show_stored_search(message.run_id)
+                self._show_stored_search(run_id)
             self.action_show_panel("search")
             return
-        self.query_one(ComparePanel).select_run(message.run_id)
+        if not self.query_one(ComparePanel).select_run(run_id):
+            self.notify(f"run {self.run_label(run_id)} has nothing to compare yet (no finished chunk)",
+                        severity="warning")
+            return
         self.action_show_panel("compare")
+
+    def _ask_delete(self, run_id: str) -> None:
+        if self.running and run_id == self.current_run_id:
+            self.notify("this run is in progress: stop it first (ctrl+t)", severity="error")
+            return
+        info = next((r for r in self.runs if r["id"] == run_id), {})
+        what = f"run {self.run_label(run_id)} ({info.get('study', '?')}, {info.get('kind', '?')}, " \
+               f"{info.get('status', '?')})"
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._delete_run(run_id, what)
+
+        self.push_screen(QuitScreen(f"Delete {what} and everything recorded for it? Its exports are kept.",
+                                    "Delete (y)"), answer)
+
+    def _delete_run(self, run_id: str, what: str) -> None:
+        from ..run_removal import delete_run
+
+        try:
+            delete_run(self.store, run_id)
+        except OptuiError as exc:
+            self.notify(str(exc), title="not deleted", severity="error")
+            return
+        self._run_cache.pop(run_id, None)
+        self.refresh_runs()
+        self._describe_export()
+        self.query_one(RunsPanel).say(f"deleted {what}")
+
+    def _say_export_folder(self, run_id: str) -> None:
+        info = next((r for r in self.runs if r["id"] == run_id), None)
+        if info is None:
+            return
+        folder = jobs.export_folder(self.root, info["study"], [run_id])
+        state = "exists" if folder.is_dir() else "not written yet: select it in Compare, then ctrl+o"
+        shown = self._relative(folder)
+        self.query_one(RunsPanel).say(f"exports of {self.run_label(run_id)}: {shown}/ ({state})")
+        try:
+            self.copy_to_clipboard(str(folder))
+        except Exception:
+            pass  # a terminal without clipboard support: the path is on screen
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
 
     def _shown(self) -> tuple[RunResult, list[str]] | None:
         """What Compare shows, as one run."""
@@ -611,10 +684,8 @@ class OptuiApp(App):
             self.notify("choose at least one format (PNG, pickle, CSV)", severity="error")
             return
         compare = self.query_one(ComparePanel)
-        from ..export import slug
-
-        out_dir = self.root / "exports" / slug(run.study)
-        self.query_one(ExportPanel).show_written(f"writing {', '.join(formats)} to exports/{slug(run.study)}/ …")
+        out_dir = jobs.export_folder(self.root, run.study, run.meta["runs"])
+        self.query_one(ExportPanel).show_written(f"writing {', '.join(formats)} to {self._relative(out_dir)}/ …")
         self._export(run, names, compare.metric, compare.band_kind, formats, out_dir)
 
     def on_export_done(self, message: ExportDone) -> None:

@@ -120,6 +120,15 @@ def _run(post: Post, root: Path, title: str, go: Callable[[Any, Callable], Any])
         post(RunDone())
 
 
+def export_folder(root: Path, study: str, run_ids: list[str]) -> Path:
+    """exports/<study>/<run id>/: each run's files apart, so exporting another never overwrites them.
+    A view mixing runs goes to compare-<id tails>/."""
+    from ..export import slug
+
+    tag = run_ids[0] if len(run_ids) == 1 else "compare-" + "-".join(r[-6:] for r in run_ids)
+    return root / "exports" / slug(study) / slug(tag)
+
+
 def export_shown(run: RunResult, names: list[str], metric: str, metric_label: str, band: str,
                  formats: list[str], out_dir: Path) -> list[Path]:
     """The PNG of exactly what Compare shows, plus export_run's pickle/CSV of those units."""
