@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from textual import events
 
 from optui.store import Store
@@ -231,3 +233,79 @@ async def test_runs_panel_deletes_a_run_after_asking_and_shows_its_export_folder
     store = Store.open(root / "runs")
     assert [r["id"] for r in store.list_runs()] != [] and newest not in [r["id"] for r in store.list_runs()]
     assert store.conn.execute("SELECT COUNT(*) FROM chunks WHERE run_id=?", (newest,)).fetchone()[0] == 0
+
+
+@run_async
+async def test_compare_shows_a_final_values_table_and_the_presets_views(tmp_path: Path, monkeypatch):
+    root = make_folder(tmp_path / "work")
+    monkeypatch.chdir(root)
+    app = OptuiApp(preset="presets/snap.toml", probe_device=False, hide_volatile=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: checked(app) and app.study is not None, 60, "preset opened")
+        await pilot.press("escape", "4")
+        compare = app.query_one("ComparePanel")
+        await pilot.pause(0.3)
+        assert compare.comparison is None  # nothing selected yet
+        await pilot.press("v")  # the preset's [[compare]] view: SGD vs Adam on the test loss
+        await wait_for(pilot, lambda: compare.comparison is not None, 10, "the table")
+        assert compare.metric == "test_loss"
+        c = compare.comparison
+        assert [e.unit.name for e in c.entries] == ["sgd", "adam"]
+        adam = c.entries[1]
+        assert adam.paired is not None and adam.paired["pairs"] == 3
+        assert adam.paired["p_a_below_b"] == 1.0  # the stored adam ends lower in every replicate
+        table = app.query_one("#cmp-table")
+        assert table.row_count == 2
+        header = [str(col.label) for col in table.columns.values()]
+        assert header[:5] == ["config", "n", "mean", "median", "min-max"] and header[-2] == "P(<sgd)"
+        # a chosen target: time-to-target in % of the run
+        app.query_one("#cmp-target").value = "0.3"
+        await wait_for(pilot, lambda: compare.comparison.target == 0.3, 10, "the target")
+        assert all(e.time_to_target is not None for e in compare.comparison.entries)
+        # the legend is beside the plot, not in it
+        legend = str(app.query_one("#cmp-legend").content)
+        assert "snap/sgd" in legend and "snap/adam" in legend
+
+
+def _chart(series_groups, width=78, height=14) -> str:
+    import plotext as plt
+
+    from optui.ui import plots
+
+    plt.clear_figure()
+    plt.plotsize(width, height)
+    plots.draw(plt, series_groups, "loss")
+    plt.theme("clear")
+    text = plt.uncolorize(plt.build())
+    plt.clear_figure()
+    return text
+
+
+def test_charts_read_at_80x24_loss_ticks_filled_band_no_legend_in_the_plot():
+    import numpy as np
+
+    from optui.ui import plots
+
+    x = np.linspace(0, 100, 70)
+    mean = np.log10(2.0 * np.exp(-x / 30) + 0.3)
+    groups = [[plots.Series(f"config-{i}", x, mean + 0.1 * i, mean + 0.1 * i - 0.15, mean + 0.1 * i + 0.15)]
+              for i in range(4)]
+    chart = _chart(groups)
+    assert "config-0" not in chart  # no legend inside the plot
+    ticks = [line.split("┤")[0].strip() for line in chart.splitlines() if "┤" in line]
+    values = [float(t) for t in ticks if t]
+    assert len(values) >= 2 and all(v > 0 for v in values)  # loss values, not log10 units
+    assert min(values) < 1 < max(values) or max(values) / min(values) > 2
+    assert chart.count(plots.BAND_MARKER) > 100  # the band is a filled area, not two dotted edges
+    legend = plots.legend(groups).plain
+    assert all(f"config-{i}" in legend for i in range(4))
+
+
+def test_log_ticks_are_loss_values():
+    from optui.ui.plots import log_ticks
+
+    ticks, labels = log_ticks(np.log10(0.4), np.log10(3.0))
+    assert labels and all(float(label) > 0 for label in labels)
+    assert {"0.5", "1", "2"} <= set(labels)
+    ticks, labels = log_ticks(np.log10(0.30), np.log10(0.33))  # a narrow range still gets ticks
+    assert len(labels) >= 2 and all(0.29 < float(v) < 0.34 for v in labels)

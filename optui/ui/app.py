@@ -266,6 +266,7 @@ class OptuiApp(App):
         if self.study is not None:
             self.query_one(ReplicatesPanel).set_study(self.study)
             self.query_one(SearchPanel).set_spaces(self.study)
+            self.query_one(ComparePanel).set_views(self.study)
 
     def edit_field(self, label: str) -> None:
         self.query_one(TabbedContent).active = "presets"

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Label, SelectionList
+from textual.widgets import DataTable, Input, Label, SelectionList, Static
 from textual_plotext import PlotextPlot
 
 from .. import plots
@@ -54,6 +54,7 @@ class ReplicatesPanel(Vertical):
                     yield PanelSafeInput("", id="rep-count", type="integer", compact=True)
             yield DataTable(id="rep-progress", cursor_type="none", zebra_stripes=False)
         yield PlotextPlot(id="rep-plot")
+        yield Static("", id="rep-legend", markup=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#rep-progress", DataTable)
@@ -126,14 +127,14 @@ class ReplicatesPanel(Vertical):
             return
         self.dirty = False
         self._drawn_size = plot.size
-        width = max(plot.size.width - 12, 10)
+        width = max(plot.size.width - 10, 10)
         groups = [plots.unit_series(u.as_unit(), self.metric, u.name, "minmax", width)
                   for u in self.units.values() if u.has_data]
         name = plots.METRIC_NAMES.get(self.metric, self.metric)
         title = f"{self.title}: {name} loss, mean and min-max" if self.title else f"{name} loss"
-        plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk",
-                   plot.size.height)
+        plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk")
         plot.refresh()
+        self.query_one("#rep-legend", Static).update(plots.legend(groups))
 
     def series_count(self) -> int:
         """How many configs have band data (the tests poll this)."""
