@@ -15,7 +15,7 @@ from optui.ui.app import OptuiApp
 from optui.ui.presetdoc import PresetDocument
 from optui.ui.screens import HelpScreen
 from test_ui_pilot import PRESET, checked, folder, run_async, wait_for  # noqa: F401 (fixture)
-from test_ui_service import interrupted_study
+from test_ui_service import interrupted_study, write as write_search_preset
 from test_ui_snapshots import make_folder
 
 
@@ -309,3 +309,57 @@ def test_log_ticks_are_loss_values():
     assert {"0.5", "1", "2"} <= set(labels)
     ticks, labels = log_ticks(np.log10(0.30), np.log10(0.33))  # a narrow range still gets ticks
     assert len(labels) >= 2 and all(0.29 < float(v) < 0.34 for v in labels)
+
+
+@run_async
+async def test_search_shows_the_best_config_writes_it_and_confirms_with_keys(folder: Path):
+    from optui import service
+
+    path = write_search_preset(folder, 30, 3)
+    store = Store.open(folder / "runs")
+    run_id = service.run_search(service.load_study(path), store, "sgd")
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_tiny(pilot, app)
+        await pilot.press("escape", "3")
+        panel = app.query_one("SearchPanel")
+        await wait_for(pilot, lambda: panel.chosen_run() == run_id, 30, "the stored search")
+        best = app.query_one("#search-best")
+        await wait_for(pilot, lambda: "best trial: sgd-t" in str(best.content), 60, "the best config")
+        assert "learning_rate=" in str(best.content)
+        # the table's params column shows what the search varied, not the fixed batch size
+        table = app.query_one("#search-trials")
+        assert "learning_rate=" in str(table.get_row_at(0)[2]) and "batch_size" not in str(table.get_row_at(0)[2])
+        app.query_one("#search-trials").focus()
+        await pilot.press("w")
+        await wait_for(pilot, lambda: "[configs.sgd-searched]" in path.read_text(), 60, "the written config")
+        await wait_for(pilot, lambda: checked(app) and app.study is not None
+                       and "sgd-searched" in app.study.configs, 60, "the preset re-read")
+        assert "# A tiny TwNet study" in path.read_text()  # comments kept
+        app.query_one("#search-top-k").value = "1"
+        app.query_one("#search-reps").value = "2"
+        app.query_one("#search-trials").focus()
+        await pilot.press("c")
+        await wait_for(pilot, lambda: app.running is None and app.last_run_status is not None, 120, "the confirm")
+        await wait_for(pilot, lambda: "confirmed best" in str(best.content), 60, "the confirmed best")
+    from optui.search import rank_confirmations
+
+    assert len(rank_confirmations(Store.open(folder / "runs"), run_id)) == 1
+
+
+def test_search_scatter_draws_batch_size_on_a_log_axis():
+    from optui.ui.panels.search import SearchPanel
+
+    panel = SearchPanel()
+    panel.trials = {f"t{i}": {"name": f"t{i}", "params": {"batch_size": b}, "objective": 1.0 / b}
+                    for i, b in enumerate((16, 32, 64, 128))}
+    panel.scales = {"batch_size": "log"}
+    import plotext as plt
+
+    plt.clear_figure()
+    panel._draw_scatter(plt, "batch_size")
+    plt.plotsize(70, 14)
+    text = plt.uncolorize(plt.build())
+    plt.clear_figure()
+    assert "batch_size (log)" in text
+    assert "16" in text and "100" in text or "50" in text

@@ -30,7 +30,8 @@ from ..search import TrialScored, TrialsPlanned
 from ..status import Status
 from ..terminal import detach_if_hung_up
 from . import jobs
-from .messages import DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone
+from .messages import (BestWritten, DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone,
+                       SearchBest)
 from .screens import FieldCommands, HelpScreen, QuitScreen
 from .shown import combine
 from .panels.compare import METRIC_OPTIONS, ComparePanel
@@ -40,7 +41,7 @@ from .panels.replicates import ReplicatesPanel
 from .panels.runs import RunsPanel
 from .panels.search import SearchPanel
 from .presetdoc import PresetDocument, error_key
-from .widgets import ALT_DIGIT_KEYS, FieldForm, StatusLine
+from .widgets import ALT_DIGIT_KEYS, FieldForm, StatusLine, device_label
 
 PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Search"),
           ("compare", "Compare"), ("runs", "Runs"), ("export", "Export"))
@@ -182,6 +183,16 @@ class OptuiApp(App):
     def _confirm(self, run_id: str, top: int, replicates: int, cancel: threading.Event) -> None:
         jobs.confirm_search(self.post_message, self.root, run_id, top, replicates, cancel)
 
+    @work(thread=True, exclusive=True, group="best", exit_on_error=False)
+    def _find_best(self, run_id: str, study: presets.Study | None) -> None:
+        with jobs.reported(self.post_message, "best config"):
+            self.post_message(SearchBest(run_id, jobs.describe_best(self.root, run_id, study)))
+
+    @work(thread=True, exclusive=True, group="write", exit_on_error=False)
+    def _write_best(self, run_id: str, study: presets.Study, path: Path) -> None:
+        with jobs.reported(self.post_message, "write best"):
+            self.post_message(BestWritten(jobs.write_best_in_thread(self.root, run_id, study, path), path))
+
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def _export(self, run: RunResult, names: list[str], metric: str, band: str, formats: list[str],
                 out_dir: Path) -> None:
@@ -193,7 +204,7 @@ class OptuiApp(App):
     async def on_presets_panel_open(self, message: PresetsPanel.Open) -> None:
         await self.open_preset(message.path)
 
-    async def open_preset(self, path: Path) -> None:
+    async def open_preset(self, path: Path, show: bool = True) -> None:
         if self.doc is not None and self.doc.dirty and self.doc.path != path:
             self.notify(f"unsaved edits to {self.doc.path.name} were left behind", severity="warning")
         full = path if path.is_absolute() else self.root / path
@@ -211,10 +222,12 @@ class OptuiApp(App):
         self.study = None
         self.preset_error = None
         self.fields = self._fields_cache.get(str(doc.plain().get("workload")), {})
-        self.query_one(TabbedContent).active = "presets"
+        if show:
+            self.query_one(TabbedContent).active = "presets"
         if self.fields:
             await self._show_rows()
-            self._focus_first_field()
+            if show:
+                self._focus_first_field()
         else:  # the first preset of a workload: build the form once its field specs are known
             self._focus_first = True
             self.query_one(PresetsPanel).set_header(f"{doc.file}: reading the workload's settings…")
@@ -249,6 +262,7 @@ class OptuiApp(App):
     async def on_preset_checked(self, message: PresetChecked) -> None:
         if message.generation != self.edit_generation or self.doc is None:
             return  # an older edit's result
+        previous_search = self.study.search if self.study is not None else None
         self.study = message.study
         self.preset_error = message.error
         form = self.query_one("#preset-form", FieldForm)
@@ -267,6 +281,9 @@ class OptuiApp(App):
             self.query_one(ReplicatesPanel).set_study(self.study)
             self.query_one(SearchPanel).set_spaces(self.study)
             self.query_one(ComparePanel).set_views(self.study)
+            shown = self.query_one(SearchPanel).chosen_run()
+            if shown and self.running != "search" and self.study.search != previous_search:
+                self._show_stored_search(shown)  # its space's scales and best config, now known
 
     def edit_field(self, label: str) -> None:
         self.query_one(TabbedContent).active = "presets"
@@ -443,22 +460,35 @@ class OptuiApp(App):
             return
         cancel = self._start_stored("search", f"confirming the best {top} trials with {replicates} replicates…")
         if cancel is not None:
+            self.action_show_panel("search")
             self._confirm(run_id, top, replicates, cancel)
+
+    def on_search_panel_confirm(self, message: SearchPanel.Confirm) -> None:
+        self.action_confirm_best(message.top, message.replicates)
 
     def action_write_best(self) -> None:
         """Write the shown search's best config into the open preset file (comments kept)."""
         run_id = self._shown_search_run()
         if run_id is None:
             return
+        if self.doc is not None and self.doc.dirty:
+            self.notify(f"{self.doc.file} has unsaved edits: save them (ctrl+s) first; writing the best "
+                        f"config rewrites the file", title="write best", severity="error")
+            return
         study = self._current_study()
         if study is None or self.doc is None:
             return
-        try:
-            said = jobs.write_best(self.store, run_id, study, Path(self.doc.file))
-        except OptuiError as exc:
-            self.notify(str(exc), title="write best", severity="error")
-            return
-        self.notify(said, title="write best")
+        self._write_best(run_id, study, self.doc.path)
+
+    async def on_best_written(self, message: BestWritten) -> None:
+        self.notify(message.text, title="write best")
+        self.query_one(SearchPanel).show_best(message.text)
+        if self.doc is not None and self.doc.path == message.path and not self.doc.dirty:
+            await self.open_preset(message.path, show=False)  # the form shows the new config
+
+    def on_search_best(self, message: SearchBest) -> None:
+        if self.query_one(SearchPanel).chosen_run() == message.run_id:
+            self.query_one(SearchPanel).show_best(message.text)
 
     def action_stop(self) -> None:
         if not self.running or self.cancel_event is None:
@@ -482,6 +512,8 @@ class OptuiApp(App):
             self.current_run_id = e.run_id
             panel.start(e.study, self.progress.units)
             status.set_activity(f"running {e.study} on {e.device} ({e.strategy})")
+        elif isinstance(e, UnitStarted):  # its first chunk compiles first: seconds with nothing to show
+            status.set_activity(f"compiling {e.unit} ({e.replicates} replicates)…")
         elif isinstance(e, ChunkDone):
             stopping = " (stopping)" if self.cancel_event and self.cancel_event.is_set() else ""
             status.set_activity(f"running: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
@@ -509,6 +541,7 @@ class OptuiApp(App):
         elif isinstance(e, UnitStarted):
             panel.update_trial(e.unit, status="running")
             panel.refresh_table()
+            status.set_activity(f"compiling {e.unit}…")
         elif isinstance(e, ChunkDone):
             panel.update_trial(e.unit, status=f"{100 * e.step_end // max(e.total_steps, 1)}%")
             panel.refresh_table()
@@ -541,7 +574,11 @@ class OptuiApp(App):
         self._describe_export()
 
     def on_run_done(self, message: RunDone) -> None:
+        was = self.running
         self.running = None
+        if was == "search" and self.current_run_id:  # the finished search, with its best config
+            self.refresh_runs()
+            self._show_stored_search(self.current_run_id)
         self.query_one(StatusLine).set_activity(
             f"idle (last run: {self.last_run_status})" if self.last_run_status else "idle")
         if self.current_run_id and self.last_run_status in (None, "failed"):
@@ -553,7 +590,7 @@ class OptuiApp(App):
         self.notify(message.error, title=message.title, severity="error", timeout=10)
 
     def on_device_probed(self, message: DeviceProbed) -> None:
-        self.query_one(StatusLine).set_device(f"jax {message.backend}: {message.device}")
+        self.query_one(StatusLine).set_device(device_label(message.backend, message.device))
 
     # -- store, compare, export -----------------------------------------------------------------
     def run_label(self, run_id: str) -> str:
@@ -727,8 +764,12 @@ class OptuiApp(App):
             return
         objective = (info["meta"].get("space") or {}).get("objective", "objective")
         panel = self.query_one(SearchPanel)
+        space = (self.study.search or {}).get(info["meta"].get("space_name", "")) if self.study else None
+        panel.scales = {k: iv.scale for k, iv in space.intervals.items()} if space is not None else {}
         panel.show_trials(rows, run_id, objective)
         panel.show_choice(run_id)
+        panel.show_best("best: …")
+        self._find_best(run_id, self.study)
 
     def on_select_changed(self, event) -> None:
         if event.select.id == "search-run" and isinstance(event.value, str) and self.running != "search":

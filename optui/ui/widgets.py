@@ -293,6 +293,18 @@ class ToggleList(SelectionList[str]):
             self.toggle(self.get_option_at_index(self.highlighted))
 
 
+def device_label(backend: str, device: str) -> str:
+    """'cpu', 'cpu:cpu x1' -> 'JAX on CPU'; 'gpu', 'gpu:NVIDIA H200 x2' -> 'JAX on GPU (NVIDIA H200) x2'."""
+    platform, _, rest = device.partition(":")
+    kind, _, count = rest.rpartition(" x")
+    label = f"JAX on {backend.upper()}"
+    if kind and kind.lower() != platform.lower():
+        label += f" ({kind})"
+    if count and count != "1":
+        label += f" x{count}"
+    return label
+
+
 class StatusLine(Static):
     """The JAX backend and devices, and what is running."""
 

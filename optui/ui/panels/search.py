@@ -8,11 +8,14 @@ from typing import Any
 
 import numpy as np
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from ...search import rank
+from ..plots import log_ticks
 from ..widgets import PanelSafeInput, FieldForm
 from .replicates import count_problem
 
@@ -20,7 +23,26 @@ PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of")
 
 
 
+def fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 class SearchPanel(Vertical):
+    BINDINGS = [Binding("w", "app.write_best", "Write best", show=False),
+                Binding("c", "confirm", "Confirm", show=False)]
+    KEYS = [("ctrl+r", "run the chosen space with the trial count (edit its ranges on the left)"),
+            ("ctrl+t", "stop after the current chunk"),
+            ("w", "write the best config into the open preset as [configs.<space>-searched]"),
+            ("c", "confirm: re-run the top K trials with R fresh replicates (fields 'top', '×')"),
+            ("stored search", "show an earlier search run; 'x axis' picks the scatter's parameter"),
+            ("table", "trials ranked by the objective; params lists those the search varied")]
+
+    class Confirm(Message):
+        def __init__(self, top: int, replicates: int) -> None:
+            super().__init__()
+            self.top = top
+            self.replicates = replicates
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.trials: dict[str, dict[str, Any]] = {}  # name -> name, trial, params, status, objective
@@ -29,6 +51,7 @@ class SearchPanel(Vertical):
         self.source = ""  # what the table shows: a stored run, or the live search
         self._param_names: list[str] = []
         self._preset_trials = ""  # the trial count last taken from the preset
+        self.scales: dict[str, str] = {}  # parameter -> how the space draws it (log, uniform)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="search-note", classes="note", markup=False)
@@ -42,10 +65,18 @@ class SearchPanel(Vertical):
             yield PanelSafeInput("", id="search-count", type="integer", compact=True)
             yield Select([], prompt="stored search", id="search-run", compact=True)
             yield Select([], prompt="x axis", id="search-param", compact=True)
+        yield Static("", id="search-best", markup=False)
+        with Horizontal(id="search-decide"):
+            yield Label("c: confirm top ")
+            yield PanelSafeInput("3", id="search-top-k", type="integer", compact=True)
+            yield Label(" with ")
+            yield PanelSafeInput("5", id="search-reps", type="integer", compact=True)
+            yield Label(" replicates · w: write best to preset")
         yield PlotextPlot(id="search-plot")
 
     def on_mount(self) -> None:
-        self.query_one("#search-trials", DataTable).add_columns("#", "trial", "objective", "status", "params")
+        # params before status and name: at 80 columns it is what the user came to read
+        self.query_one("#search-trials", DataTable).add_columns("#", "objective", "params", "status", "trial")
         self.set_interval(0.25, self._replot)
         self.dirty = True
 
@@ -118,15 +149,15 @@ class SearchPanel(Vertical):
         table = self.query_one("#search-trials", DataTable)
         table.clear()
         n = 0
+        varied = self.varied_params()
         for t in self.ranked():
             obj = t.get("objective")
             if obj is not None:
                 n += 1
-            items = sorted((t.get("params") or {}).items(), key=lambda kv: kv[0] == "batch_size")
-            params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in items if k not in PARAM_SKIP)  # batch size last: often fixed
-            table.add_row(str(n) if obj is not None else "-", t["name"],
-                          f"{obj:.4g}" if obj is not None else "-", t.get("status", ""), params)
+            given = t.get("params") or {}
+            params = " ".join(f"{k}={fmt(given[k])}" for k in varied if k in given)
+            table.add_row(str(n) if obj is not None else "-", f"{obj:.4g}" if obj is not None else "-",
+                          params, t.get("status", ""), t["name"])
         names = sorted({k for t in self.trials.values() for k, v in (t.get("params") or {}).items()
                         if k not in PARAM_SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
         select = self.query_one("#search-param", Select)
@@ -137,6 +168,28 @@ class SearchPanel(Vertical):
             if names:
                 select.value = current if current in names else self._most_varied(names)
         self.dirty = True
+
+    def varied_params(self) -> list[str]:
+        """The hyperparameters that differ between trials (fixed ones say nothing in a table)."""
+        names = sorted({k for t in self.trials.values() for k in (t.get("params") or {}) if k not in PARAM_SKIP},
+                       key=lambda k: (k == "batch_size", k))
+        varied = [k for k in names if len({repr((t.get("params") or {}).get(k)) for t in self.trials.values()}) > 1]
+        return varied or names
+
+    def show_best(self, text: str) -> None:
+        self.query_one("#search-best", Static).update(text)
+
+    def action_confirm(self) -> None:
+        """c: re-run the top K trials of the shown search with R replicates (the fields' values)."""
+        values = []
+        for field_id, name in (("#search-top-k", "top"), ("#search-reps", "replicates")):
+            text = self.query_one(field_id, Input).value.strip()
+            problem = count_problem(name, text)
+            if problem:
+                self.app.notify(problem, title="not started", severity="error")
+                return
+            values.append(int(text))
+        self.post_message(self.Confirm(*values))
 
     def _most_varied(self, names: list[str]) -> str:
         """The hyperparameter with the most distinct values: the one the search explored."""
@@ -158,21 +211,30 @@ class SearchPanel(Vertical):
             return
         self.dirty = False
         plot = self.query_one("#search-plot", PlotextPlot)
-        plt = plot.plt
+        param = self.query_one("#search-param", Select).value
+        self._draw_scatter(plot.plt, param if isinstance(param, str) else None)
+        plot.refresh()
+
+    def _draw_scatter(self, plt, param: str | None) -> None:
+        """The objective against one hyperparameter; a log axis (ticks in its values) for a
+        parameter the space draws on a log scale, or one spanning decades."""
         plt.clear_data()
         plt.clear_figure()
-        param = self.query_one("#search-param", Select).value
-        points = self.scored_points(param) if isinstance(param, str) else []
-        if points:
-            xs, ys = zip(*points)
-            log_x = all(x > 0 for x in xs) and max(xs) / min(xs) > 20  # spans decades: log axis
-            xs = [math.log10(x) for x in xs] if log_x else list(xs)
-            plt.scatter(xs, list(ys), marker="dot", color="orange+")
-            plt.xlabel(f"log10 {param}" if log_x else param)
-            plt.ylabel(self.objective_name)
-            best = int(np.argmin(ys))
-            plt.scatter([xs[best]], [ys[best]], marker="x", color="green+", label="best")
-            plt.title(f"{self.objective_name} vs {param} ({len(points)} scored)")
-        else:
+        points = self.scored_points(param) if param else []
+        if not points:
             plt.title("no scored trials yet")
-        plot.refresh()
+            return
+        xs, ys = zip(*points)
+        log_x = all(x > 0 for x in xs) and (self.scales.get(param) == "log"
+                                             or (param not in self.scales and max(xs) / min(xs) > 20))
+        xs = [math.log10(x) for x in xs] if log_x else list(xs)
+        plt.scatter(xs, list(ys), marker="dot", color="orange+")
+        plt.xlabel(f"{param} (log)" if log_x else param)
+        if log_x:
+            ticks, labels = log_ticks(min(xs), max(xs))
+            if ticks:
+                plt.xticks(ticks, labels)
+        plt.ylabel(self.objective_name)
+        best = int(np.argmin(ys))
+        plt.scatter([xs[best]], [ys[best]], marker="x", color="green+")  # the best: no legend in the plot
+        plt.title(f"{self.objective_name} vs {param} ({len(points)} scored; x: best)")
