@@ -363,3 +363,18 @@ def test_search_scatter_draws_batch_size_on_a_log_axis():
     plt.clear_figure()
     assert "batch_size (log)" in text
     assert "16" in text and "100" in text or "50" in text
+
+
+@run_async
+async def test_ticked_and_unticked_boxes_differ_without_colour(tmp_path: Path, monkeypatch):
+    root = make_folder(tmp_path / "work")
+    monkeypatch.chdir(root)
+    app = OptuiApp(probe_device=False, hide_volatile=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("escape", "4")
+        await pilot.pause(0.3)
+        units = app.query_one("#cmp-units")
+        units.select(units.get_option_at_index(0).value)
+        await pilot.pause(0.1)
+        ticked, unticked = units.render_line(0).text, units.render_line(1).text
+        assert ticked[:3] == "▐X▌" and unticked[:3] == "▐ ▌"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from rich.segment import Segment
 from textual import events
+from textual.strip import Strip
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -291,6 +293,19 @@ class ToggleList(SelectionList[str]):
     def action_select(self) -> None:
         if self.highlighted is not None:
             self.toggle(self.get_option_at_index(self.highlighted))
+
+    def render_line(self, y: int) -> Strip:
+        """An unticked box is empty, not an X in another colour: ticks must read without colour."""
+        line = super().render_line(y)
+        try:
+            option = self.get_option_at_index(self.scroll_offset.y + y)
+        except Exception:
+            return line
+        segments = list(line)
+        if len(segments) > 1 and segments[1].text == "X" and option.value not in self._selected:
+            segments[1] = Segment(" ", segments[1].style, segments[1].control)
+            return Strip(segments, line.cell_length)
+        return line
 
 
 def device_label(backend: str, device: str) -> str:
