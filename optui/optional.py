@@ -9,7 +9,8 @@ from types import ModuleType
 from .errors import OptuiError
 
 # module -> (optui extra that installs it, the package's own name on PyPI)
-EXTRAS = {"tensorboardX": ("tensorboard", "tensorboardX"), "pandas": ("notebook", "pandas")}
+EXTRAS = {"tensorboardX": ("tensorboard", "tensorboardX"), "pandas": ("notebook", "pandas"),
+          "textual_serve.server": ("serve", "textual-serve")}
 
 
 class MissingDependency(OptuiError, ImportError):

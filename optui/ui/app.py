@@ -45,6 +45,7 @@ from .widgets import ALT_DIGIT_KEYS, FieldForm, StatusLine, device_label
 
 PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Search"),
           ("compare", "Compare"), ("runs", "Runs"), ("export", "Export"))
+NARROW = 66  # columns: the six tab labels with their usual padding
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 INTERRUPTED = 130  # the exit code after a stop signal, as for a headless run
 SESSION_KEYS = [("f1 or ?", "this help (? types into a text field; f1 works everywhere)"),
@@ -149,6 +150,10 @@ class OptuiApp(App):
             await self.open_preset(Path(self.initial_preset))
         else:
             self.query_one("#preset-list", ListView).focus()
+
+    def on_resize(self, event) -> None:
+        # Below 66 columns the six tab labels fit only with less padding between them.
+        self.set_class(event.size.width < NARROW, "-narrow")
 
     # -- workers (threads): they only post messages ------------------------------------------
     @work(thread=True, group="probe", exit_on_error=False)

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from ...status import Status
 
 RESUMABLE = (Status.INTERRUPTED, Status.FAILED)
-NOTE = "enter: open · r: resume · d: delete · e: export folder · ?: help"
+NOTE = "enter open · r resume · d delete · e export folder · ? help"
 
 
 class RunsPanel(Vertical):
