@@ -26,6 +26,14 @@ def write_examples_preset(folder: Path) -> Path:
     return path
 
 
+def help_plain(app: OptuiApp) -> str:
+    from rich.console import Console
+
+    console = Console(width=100, record=True, file=open("/dev/null", "w"))
+    console.print(app.screen.query_one("#help-text").content)
+    return console.export_text()
+
+
 async def open_tiny(pilot, app: OptuiApp) -> None:
     await wait_for(pilot, lambda: checked(app) and app.study is not None, 60, "preset opened")
 
@@ -159,8 +167,8 @@ async def test_f1_and_question_mark_show_the_panels_keys_and_the_fields_help(fol
         await pilot.press("f1")
         await pilot.pause(0.2)
         assert isinstance(app.screen, HelpScreen)
-        text = str(app.screen.query_one("#help-text").content)
-        assert "Presets panel" in text and "ctrl+s" in text and "Field replicates.count" in text
+        text = help_plain(app)
+        assert "Presets panel" in text and "ctrl+s" in text and "replicates.count" in text
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, HelpScreen)
@@ -171,7 +179,7 @@ async def test_f1_and_question_mark_show_the_panels_keys_and_the_fields_help(fol
         await pilot.press("question_mark")
         await pilot.pause(0.2)
         assert isinstance(app.screen, HelpScreen)
-        assert "Runs panel" in str(app.screen.query_one("#help-text").content)
+        assert "Runs panel" in help_plain(app) and "resume" in help_plain(app)
 
 
 @run_async
@@ -378,3 +386,21 @@ async def test_ticked_and_unticked_boxes_differ_without_colour(tmp_path: Path, m
         await pilot.pause(0.1)
         ticked, unticked = units.render_line(0).text, units.render_line(1).text
         assert ticked[:3] == "▐X▌" and unticked[:3] == "▐ ▌"
+
+
+def test_a_short_curve_on_a_wide_plot_is_a_band_without_gaps():
+    from optui.ui import plots
+
+    x = np.linspace(2.5, 100, 40)
+    mean = np.log10(np.exp(-x / 40) + 0.2)
+    series = [[plots.Series("a", x, mean, mean - 0.2, mean + 0.2)]]
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.plotsize(78, 20)
+    plots.draw(plt, series, "loss", columns=72)
+    plt.theme("clear")
+    chart = plt.uncolorize(plt.build())
+    plt.clear_figure()
+    assert chart.count("█") > 300
+    assert "█ █" not in chart  # 40 points on 72 columns: without interpolation every other column is empty

@@ -824,7 +824,7 @@ class OptuiApp(App):
                 from .panels.presets import field_hint
 
                 error = form.error_text(row.label)
-                return f"Field {field_hint(row)}" + (f"\nNow: {error}" if error else "")
+                return field_hint(row) + (f"\nNow: {error}" if error else "")
         return ""
 
     def action_focus_tabs(self) -> None:

@@ -126,7 +126,8 @@ def describe_best(root: Path, run_id: str, study: presets.Study | None) -> str:
         best = service.best_config(store, run_id, space)
         if best is None:
             return "best: no trial finished without diverging yet"
-        return f"{best.source}: {_params(best.params)} · {best.note.split(': ', 1)[-1].split(';')[0]}"
+        score = best.note.split(": ", 1)[-1].split(", ", 1)[-1].split(";")[0]  # "final_test_loss 0.58"
+        return f"{best.source}: {_params(best.params)} · {score}"
     finally:
         store.close()
 

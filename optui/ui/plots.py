@@ -59,9 +59,15 @@ def unit_series(unit, metric: str, label: str, band_kind: str, points: int) -> l
     return [s] if s is not None else []
 
 
-def zigzag(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[list[float], list[float]]:
+def zigzag(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, columns: int = 0) -> tuple[list[float], list[float]]:
     """One path through (x, lo), (x, hi), (next x, hi), (next x, lo), ...: drawn with lines, it
-    covers every cell between the edges."""
+    covers every cell between the edges. With the plot's width in columns, a short curve is first
+    interpolated to one point per column, so wide columns leave no gaps in the band."""
+    if columns and x.size > 1:
+        n = 2 * int(columns * (x[-1] - x[0]) / 100) + 1  # twice: the canvas is a little wider than asked
+        if n > x.size:
+            grid = np.linspace(x[0], x[-1], n)
+            x, lo, hi = grid, np.interp(grid, x, lo), np.interp(grid, x, hi)
     xs, ys = [], []
     for i, (xi, a, b) in enumerate(zip(x.tolist(), lo.tolist(), hi.tolist())):
         first, second = (a, b) if i % 2 == 0 else (b, a)
@@ -89,9 +95,9 @@ def log_ticks(bottom: float, top: float, most: int = 5) -> tuple[list[float], li
     return ticks, [f"{10 ** t:.3g}" for t in ticks]
 
 
-def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data yet") -> None:
+def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data yet", columns: int = 0) -> None:
     """Replot everything: series grouped per config (one colour per group), bands first and
-    every mean line over them."""
+    every mean line over them. columns: the plot's width in characters (bands fill it whole)."""
     plt.clear_data()
     plt.clear_figure()
     plt.title(title)
@@ -109,7 +115,7 @@ def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data
         return
     for s, ok, _, fill in shown:
         if np.any(s.hi[ok] > s.lo[ok]):
-            plt.plot(*zigzag(s.x[ok], s.lo[ok], s.hi[ok]), color=fill, marker=BAND_MARKER)
+            plt.plot(*zigzag(s.x[ok], s.lo[ok], s.hi[ok], columns), color=fill, marker=BAND_MARKER)
     for s, ok, line, _ in shown:
         plt.plot(s.x[ok].tolist(), s.centre[ok].tolist(), color=line, marker="hd" if s.dashed else "braille")
     top = max(float(max(s.hi[ok].max(), s.centre[ok].max())) for s, ok, _, _ in shown)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
@@ -51,20 +53,26 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-dialog"):
-            yield Static(help_text(self.panel, self.panel_keys, self.session_keys, self.field), id="help-text",
-                         markup=False)
+            yield Static(help_text(self.panel, self.panel_keys, self.session_keys, self.field), id="help-text")
             yield Label("escape closes this help", classes="note")
 
 
 def help_text(panel: str, panel_keys: list[tuple[str, str]], session_keys: list[tuple[str, str]],
-              field: str = "") -> str:
-    """The help screen's text: the panel's keys, then the session's, then the field's help."""
-    width = max((len(k) for k, _ in panel_keys + session_keys), default=0)
-    lines = [f"{panel} panel"] + [f"  {k:<{width}}  {what}" for k, what in panel_keys]
-    lines += ["", "Everywhere"] + [f"  {k:<{width}}  {what}" for k, what in session_keys]
+              field: str = "") -> Table:
+    """The help screen's content: the selected field's help, the panel's keys, the session's."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True, max_width=20)
+    table.add_column(ratio=1)
     if field:
-        lines += ["", field]
-    return "\n".join(lines)
+        table.add_row(Text("Field", style="bold underline"), "")
+        table.add_row("", Text(field))
+        table.add_row("", "")
+    for title, keys in ((f"{panel} panel", panel_keys), ("Everywhere", session_keys)):
+        table.add_row(Text(title, style="bold underline"), "")
+        for key, what in keys:
+            table.add_row(Text(key), Text(what))
+        table.add_row("", "")
+    return table
 
 
 class FieldCommands(Provider):

@@ -184,7 +184,7 @@ class ComparePanel(Vertical):
                 short = label.split(" · ")[0]
                 groups.append(plots.unit_series(run.units[unit], self.metric, short, self.band_kind, width))
                 targets.append((run, unit))
-        plots.draw(plot.plt, groups, self.describe(), self._empty_note(groups))
+        plots.draw(plot.plt, groups, self.describe(), self._empty_note(groups), width)
         plot.refresh()
         self.query_one("#cmp-legend", Static).update(plots.legend(groups))
         self.drawn = sum(len(g) for g in groups)

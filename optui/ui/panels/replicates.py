@@ -132,7 +132,8 @@ class ReplicatesPanel(Vertical):
                   for u in self.units.values() if u.has_data]
         name = plots.METRIC_NAMES.get(self.metric, self.metric)
         title = f"{self.title}: {name} loss, mean and min-max" if self.title else f"{name} loss"
-        plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk")
+        plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk",
+                   width)
         plot.refresh()
         self.query_one("#rep-legend", Static).update(plots.legend(groups))
 
