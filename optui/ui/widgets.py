@@ -252,10 +252,9 @@ class FieldForm(VerticalScroll):
         placed = False
         for row in self.rows:
             text = parse_errors.get(row.label, "")
-            if not text and error and ((target and row.label == target.label)
-                                       or (target is None and row.label == edited)):
-                text = error
-                placed = True
+            if error and ((target and row.label == target.label) or (target is None and row.label == edited)):
+                placed = True  # its own error (an empty field) explains the validation error too
+                text = text or error
             self._set_error(row.label, text)
         return placed
 

@@ -24,7 +24,7 @@ PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of")
 
 
 def fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 class SearchPanel(Vertical):
@@ -35,7 +35,7 @@ class SearchPanel(Vertical):
             ("w", "write the best config into the open preset as [configs.<space>-searched]"),
             ("c", "confirm: re-run the top K trials with R fresh replicates (fields 'top', '×')"),
             ("stored search", "show an earlier search run; 'x axis' picks the scatter's parameter"),
-            ("table", "trials ranked by the objective; params lists those the search varied")]
+            ("table", "trials ranked by the objective, a column per parameter the search varied")]
 
     class Confirm(Message):
         def __init__(self, top: int, replicates: int) -> None:
@@ -51,6 +51,7 @@ class SearchPanel(Vertical):
         self.source = ""  # what the table shows: a stored run, or the live search
         self._param_names: list[str] = []
         self._preset_trials = ""  # the trial count last taken from the preset
+        self._table_params: list[str] = []
         self.scales: dict[str, str] = {}  # parameter -> how the space draws it (log, uniform)
 
     def compose(self) -> ComposeResult:
@@ -75,8 +76,9 @@ class SearchPanel(Vertical):
         yield PlotextPlot(id="search-plot")
 
     def on_mount(self) -> None:
-        # params before status and name: at 80 columns it is what the user came to read
-        self.query_one("#search-trials", DataTable).add_columns("#", "objective", "params", "status", "trial")
+        # The parameters' columns (refresh_table) come before status and name: at 80 columns they
+        # are what the user came to read.
+        self.query_one("#search-trials", DataTable).add_columns("#", "objective", "status", "trial")
         self.set_interval(0.25, self._replot)
         self.dirty = True
 
@@ -150,14 +152,17 @@ class SearchPanel(Vertical):
         table.clear()
         n = 0
         varied = self.varied_params()
+        if varied != self._table_params:  # a column per varied parameter, named by it
+            self._table_params = varied
+            table.clear(columns=True)
+            table.add_columns("#", "objective", *varied, "status", "trial")
         for t in self.ranked():
             obj = t.get("objective")
             if obj is not None:
                 n += 1
             given = t.get("params") or {}
-            params = " ".join(f"{k}={fmt(given[k])}" for k in varied if k in given)
             table.add_row(str(n) if obj is not None else "-", f"{obj:.4g}" if obj is not None else "-",
-                          params, t.get("status", ""), t["name"])
+                          *[fmt(given[k]) if k in given else "-" for k in varied], t.get("status", ""), t["name"])
         names = sorted({k for t in self.trials.values() for k, v in (t.get("params") or {}).items()
                         if k not in PARAM_SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
         select = self.query_one("#search-param", Select)
