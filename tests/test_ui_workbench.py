@@ -346,6 +346,7 @@ async def test_search_shows_the_best_config_writes_it_and_confirms_with_keys(fol
         await wait_for(pilot, lambda: checked(app) and app.study is not None
                        and "sgd-searched" in app.study.configs, 60, "the preset re-read")
         assert "# A tiny TwNet study" in path.read_text()  # comments kept
+        assert app.query_one("TabbedContent").active == "search"  # re-reading the form stays here
         app.query_one("#search-top-k").value = "1"
         app.query_one("#search-reps").value = "2"
         app.query_one("#search-trials").focus()

@@ -55,5 +55,9 @@ def serve_ui(preset: str | None, host: str, port: int) -> None:
         print(f"error: {preset}: no such preset file", file=sys.stderr)
         raise typer.Exit(2)
     command = shlex.join([sys.executable, "-m", "optui.cli", "ui", *([preset] if preset else [])])
-    print(f"optui session at http://{host}:{port}/ (ctrl+c stops serving)", file=sys.stderr)
-    server_module.Server(command, host=host, port=port, title="optui").serve()
+    try:
+        server_module.Server(command, host=host, port=port, title="optui").serve()
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port",
+              file=sys.stderr)
+        raise typer.Exit(2)

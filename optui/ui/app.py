@@ -234,7 +234,7 @@ class OptuiApp(App):
             if show:
                 self._focus_first_field()
         else:  # the first preset of a workload: build the form once its field specs are known
-            self._focus_first = True
+            self._focus_first = show
             self.query_one(PresetsPanel).set_header(f"{doc.file}: reading the workload's settings…")
         self._request_check()
 
@@ -279,7 +279,8 @@ class OptuiApp(App):
             await self._show_rows()  # a new document, or the field set changed (another optimizer)
         if self._focus_first:
             self._focus_first = False
-            self._focus_first_field()
+            if self.query_one(TabbedContent).active == "presets":  # focus would switch the panel
+                self._focus_first_field()
         self.checked_generation = message.generation  # last: tests and callers wait on it
         self._show_errors()
         if self.study is not None:
