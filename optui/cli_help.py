@@ -26,6 +26,8 @@ EXIT_CODES: dict[str, str] = {
     "import": "0 imported; 1 store error; 2 bad input (not a report-layout pickle, refused content)",
     "compare": "0 shown; 1 store error or unknown run; 2 bad input (RUN:CONFIG, metric, options)",
     "ui": "0 closed; 2 bad options",
+    "serve": "0 stopped; 2 bad options, a missing preset, a taken port, or textual-serve not installed "
+             "(the message names the install)",
     "runs": "0 listed; 1 store error; 2 bad options",
     "runs show": "0 shown; 1 store error or unknown run; 2 bad options",
     "presets": "0 done; 2 bad input",
