@@ -634,10 +634,11 @@ class OptuiApp(App):
             self._open_run(run_id)
         elif action == "resume":
             self.action_resume_run(run_id)
-        elif action == "delete":
-            self._ask_delete(run_id)
-        elif action == "export":
-            self._say_export_folder(run_id)
+
+    def on_runs_panel_run_deleted(self, message: RunsPanel.RunDeleted) -> None:
+        self._run_cache.pop(message.run_id, None)
+        self.refresh_runs()
+        self._describe_export()
 
     def _open_run(self, run_id: str) -> None:
         info = next((r for r in self.runs if r["id"] == run_id), None)
@@ -651,47 +652,6 @@ class OptuiApp(App):
                         severity="warning")
             return
         self.action_show_panel("compare")
-
-    def _ask_delete(self, run_id: str) -> None:
-        if self.running and run_id == self.current_run_id:
-            self.notify("this run is in progress: stop it first (ctrl+t)", severity="error")
-            return
-        info = next((r for r in self.runs if r["id"] == run_id), {})
-        what = f"run {self.run_label(run_id)} ({info.get('study', '?')}, {info.get('kind', '?')}, " \
-               f"{info.get('status', '?')})"
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._delete_run(run_id, what)
-
-        self.push_screen(QuitScreen(f"Delete {what} and everything recorded for it? Its exports are kept.",
-                                    "Delete (y)"), answer)
-
-    def _delete_run(self, run_id: str, what: str) -> None:
-        from ..run_removal import delete_run
-
-        try:
-            delete_run(self.store, run_id)
-        except OptuiError as exc:
-            self.notify(str(exc), title="not deleted", severity="error")
-            return
-        self._run_cache.pop(run_id, None)
-        self.refresh_runs()
-        self._describe_export()
-        self.query_one(RunsPanel).say(f"deleted {what}")
-
-    def _say_export_folder(self, run_id: str) -> None:
-        info = next((r for r in self.runs if r["id"] == run_id), None)
-        if info is None:
-            return
-        folder = jobs.export_folder(self.root, info["study"], [run_id])
-        state = "exists" if folder.is_dir() else "not written yet: select it in Compare, then ctrl+o"
-        shown = self._relative(folder)
-        self.query_one(RunsPanel).say(f"exports of {self.run_label(run_id)}: {shown}/ ({state})")
-        try:
-            self.copy_to_clipboard(str(folder))
-        except Exception:
-            pass  # a terminal without clipboard support: the path is on screen
 
     def _relative(self, path: Path) -> str:
         try:

@@ -11,7 +11,10 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from ...errors import OptuiError
 from ...status import Status
+from ..jobs import export_folder
+from ..screens import QuitScreen
 
 RESUMABLE = (Status.INTERRUPTED, Status.FAILED)
 NOTE = "enter open · r resume · d delete · e export folder · ? help"
@@ -27,8 +30,15 @@ class RunsPanel(Vertical):
             ("e", "show the run's export folder (and copy its path)"),
             ("up / down", "move between runs, newest first")]
 
+    class RunDeleted(Message):
+        """A run left the store: the session forgets what it had loaded of it."""
+
+        def __init__(self, run_id: str) -> None:
+            super().__init__()
+            self.run_id = run_id
+
     class RunAction(Message):
-        """enter (open), r (resume), d (delete) or e (export folder) on a run."""
+        """enter (open) or r (resume) on a run: the session does it."""
 
         def __init__(self, action: str, run_id: str) -> None:
             super().__init__()
@@ -38,6 +48,8 @@ class RunsPanel(Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.run_ids: list[str] = []
+        self.infos: dict[str, dict] = {}
+        self.run_label = str
 
     def compose(self) -> ComposeResult:
         yield Static(NOTE, id="runs-note", classes="note", markup=False)
@@ -54,6 +66,8 @@ class RunsPanel(Vertical):
         row = table.cursor_row
         table.clear()
         self.run_ids = []
+        self.infos = {info["id"]: info for info in runs}
+        self.run_label = run_label
         for info in reversed(runs):  # newest first
             created = "-" if hide_volatile else time.strftime("%m-%d %H:%M", time.localtime(info["created"]))
             wall = "-" if hide_volatile else f"{info['wall_time_s']:.1f}"
@@ -74,8 +88,60 @@ class RunsPanel(Vertical):
 
     def action_act(self, action: str) -> None:
         run_id = self.highlighted()
-        if run_id is not None:
+        if run_id is None:
+            return
+        if action == "delete":
+            self.ask_delete(run_id)
+        elif action == "export":
+            self.say_export_folder(run_id)
+        else:
             self.post_message(self.RunAction(action, run_id))
+
+    def _describe(self, run_id: str) -> str:
+        info = self.infos.get(run_id, {})
+        return (f"run {self.run_label(run_id)} ({info.get('study', '?')}, {info.get('kind', '?')}, "
+                f"{info.get('status', '?')})")
+
+    def ask_delete(self, run_id: str) -> None:
+        """Delete a run from the store after asking; never the run this session is running."""
+        app = self.app
+        if app.running and run_id == app.current_run_id:
+            app.notify("this run is in progress: stop it first (ctrl+t)", severity="error")
+            return
+        what = self._describe(run_id)
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._delete(run_id, what)
+
+        app.push_screen(QuitScreen(f"Delete {what} and everything recorded for it? Its exports are kept.",
+                                   "Delete (y)"), answer)
+
+    def _delete(self, run_id: str, what: str) -> None:
+        from ...run_removal import delete_run
+
+        try:
+            delete_run(self.app.store, run_id)
+        except OptuiError as exc:
+            self.app.notify(str(exc), title="not deleted", severity="error")
+            return
+        self.say(f"deleted {what}")
+        self.post_message(self.RunDeleted(run_id))
+
+    def say_export_folder(self, run_id: str) -> None:
+        """Where the run's exports go, whether they exist yet; the path goes to the clipboard too."""
+        info = self.infos.get(run_id)
+        if info is None:
+            return
+        root = self.app.root
+        folder = export_folder(root, info["study"], [run_id])
+        state = "exists" if folder.is_dir() else "not written yet: select it in Compare, then ctrl+o"
+        shown = folder.relative_to(root) if folder.is_relative_to(root) else folder
+        self.say(f"exports of {self.run_label(run_id)}: {shown}/ ({state})")
+        try:
+            self.app.copy_to_clipboard(str(folder))
+        except Exception:
+            pass  # a terminal without clipboard support: the path is on screen
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
