@@ -26,7 +26,6 @@ from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitF
 from ..errors import OptuiError
 from ..results import RunResult
 from ..progress import RunProgress, reduce
-from ..search import TrialScored, TrialsPlanned
 from ..status import Status
 from ..terminal import detach_if_hung_up
 from . import jobs
@@ -540,22 +539,12 @@ class OptuiApp(App):
         if isinstance(e, RunStarted):
             self.current_run_id = e.run_id
             status.set_activity(f"searching {e.study} on {e.device} ({e.strategy})")
-        elif isinstance(e, TrialsPlanned):
-            panel.show_trials([{"name": t["name"], "trial": t.get("trial", 0), "params": t.get("params", {}),
-                                "status": t.get("status", "pending"), "objective": t.get("objective")}
-                               for t in e.trials], "live", e.objective)
-        elif isinstance(e, UnitStarted):
-            panel.update_trial(e.unit, status="running")
-            panel.refresh_table()
+        panel.apply_event(e)  # the trials table follows the live search
+        if isinstance(e, UnitStarted):
             status.set_activity(f"compiling {e.unit}…")
         elif isinstance(e, ChunkDone):
-            panel.update_trial(e.unit, status=f"{100 * e.step_end // max(e.total_steps, 1)}%")
-            panel.refresh_table()
             stopping = " (stopping)" if self.cancel_event and self.cancel_event.is_set() else ""
             status.set_activity(f"searching: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
-        elif isinstance(e, TrialScored):
-            panel.update_trial(e.unit, status=e.status, objective=e.objective, params=e.params)
-            panel.refresh_table()
         elif isinstance(e, RunFinished):
             self.last_run_status = e.status
             when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"

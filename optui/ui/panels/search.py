@@ -14,7 +14,8 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from ...search import rank
+from ...engine.events import ChunkDone, UnitStarted
+from ...search import TrialScored, TrialsPlanned, rank
 from ..plots import log_ticks
 from ..widgets import PanelSafeInput, FieldForm
 from .replicates import count_problem
@@ -139,6 +140,22 @@ class SearchPanel(Vertical):
         self.source = source
         self.objective_name = objective_name
         self.refresh_table()
+
+    def apply_event(self, e: Any) -> None:
+        """A live search's engine event: plan, progress and scores of its trials."""
+        if isinstance(e, TrialsPlanned):
+            self.show_trials([{"name": t["name"], "trial": t.get("trial", 0), "params": t.get("params", {}),
+                               "status": t.get("status", "pending"), "objective": t.get("objective")}
+                              for t in e.trials], "live", e.objective)
+        elif isinstance(e, UnitStarted):
+            self.update_trial(e.unit, status="running")
+            self.refresh_table()
+        elif isinstance(e, ChunkDone):
+            self.update_trial(e.unit, status=f"{100 * e.step_end // max(e.total_steps, 1)}%")
+            self.refresh_table()
+        elif isinstance(e, TrialScored):
+            self.update_trial(e.unit, status=e.status, objective=e.objective, params=e.params)
+            self.refresh_table()
 
     def update_trial(self, name: str, **changes: Any) -> None:
         self.trials.setdefault(name, {"name": name, "params": {}, "trial": len(self.trials) + 1})
