@@ -407,3 +407,23 @@ def test_a_short_curve_on_a_wide_plot_is_a_band_without_gaps():
     plt.clear_figure()
     assert chart.count("█") > 300
     assert "█ █" not in chart  # 40 points on 72 columns: without interpolation every other column is empty
+
+
+@run_async
+async def test_a_live_search_fills_the_table_then_shows_its_best_config(folder: Path):
+    write_search_preset(folder, 30, 3)
+    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_tiny(pilot, app)
+        await pilot.press("escape", "3")
+        await pilot.pause(0.3)
+        await pilot.press("ctrl+r")
+        panel = app.query_one("SearchPanel")
+        await wait_for(pilot, lambda: app.running == "search", 10, "the search to start")
+        await wait_for(pilot, lambda: app.running is None, 180, "the search")
+        assert app.last_run_status == "done"
+        assert sorted(t["status"] for t in panel.trials.values()) == ["done", "done"]
+        assert all(t["objective"] is not None for t in panel.trials.values())
+        best = app.query_one("#search-best")
+        await wait_for(pilot, lambda: "best trial: sgd-t" in str(best.content), 60, "the best config")
+        assert panel.chosen_run() == app.current_run_id
