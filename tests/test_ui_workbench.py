@@ -416,10 +416,11 @@ async def test_a_live_search_fills_the_table_then_shows_its_best_config(folder: 
     async with app.run_test(size=(80, 24)) as pilot:
         await open_tiny(pilot, app)
         await pilot.press("escape", "3")
-        await pilot.pause(0.3)
-        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.query_one("TabbedContent").active == "search", 10, "the Search panel")
         panel = app.query_one("SearchPanel")
-        await wait_for(pilot, lambda: app.running == "search", 10, "the search to start")
+        await wait_for(pilot, lambda: panel.chosen_space() == "sgd", 10, "the space")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.running == "search", 30, "the search to start")
         await wait_for(pilot, lambda: app.running is None, 180, "the search")
         assert app.last_run_status == "done"
         assert sorted(t["status"] for t in panel.trials.values()) == ["done", "done"]
