@@ -28,6 +28,8 @@ EXIT_CODES: dict[str, str] = {
     "workloads": "0 listed; 2 unknown workload or bad reference (what was tried)",
     "optimizers": "0 listed; 2 unknown optimiser or bad reference (preset, config, what was tried)",
     "ui": "0 closed; 2 bad options",
+    "serve": "0 stopped; 2 bad options, a missing preset, a taken port, or textual-serve not installed "
+             "(the message names the install)",
     "runs": "0 listed; 1 store error; 2 bad options",
     "runs show": "0 shown; 1 store error; 2 unknown run or bad options",
     "presets": "0 done; 2 bad input",

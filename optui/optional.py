@@ -11,7 +11,8 @@ from .errors import UsageError
 # module -> (optui extra that installs it, the package's own name on PyPI)
 EXTRAS = {"tensorboardX": ("tensorboard", "tensorboardX"), "pandas": ("notebook", "pandas"),
           "optuna": ("search", "optuna"), "cmaes": ("search", "cmaes"),
-          "ray": ("ray", "ray")}
+          "ray": ("ray", "ray"),
+          "textual_serve.server": ("serve", "textual-serve")}
 
 
 class MissingDependency(UsageError, ImportError):

@@ -185,12 +185,12 @@ async def test_edit_run_compare_export(folder: Path):
         compare.query_one("#cmp-band").value = "iqr"
         await wait_for(pilot, lambda: compare.drawn == 2 and not compare.dirty, 10, "compare plot")
 
-        # Export what is shown: a real PNG in exports/tiny/, and the paths on screen.
+        # Export what is shown: a real PNG in exports/tiny/<run id>/, and the paths on screen.
         await pilot.press("escape", "6")
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: bool(app.last_export), 60, "the export")
         pngs = [p for p in app.last_export if p.suffix == ".png"]
-        assert len(pngs) == 1 and pngs[0].parent == folder / "exports" / "tiny"
+        assert len(pngs) == 1 and pngs[0].parent == folder / "exports" / "tiny" / info["id"]
         assert "test_loss" in pngs[0].name and "iqr" in pngs[0].name
         assert pngs[0].read_bytes()[:8] == PNG_SIGNATURE and pngs[0].stat().st_size > 5000
         style = FigureStyle()
@@ -199,7 +199,7 @@ async def test_edit_run_compare_export(folder: Path):
             assert image.size == (round(style.width * style.dpi), round(style.height * style.dpi))
         assert {p.name for p in app.last_export} >= {"mlruns.p", "histories.csv"}
         written = str(app.query_one("#exp-written").content)
-        assert "exports/tiny/" + pngs[0].name in written
+        assert f"exports/tiny/{info['id']}/" + pngs[0].name in written
 
 
 @run_async

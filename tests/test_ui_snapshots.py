@@ -181,3 +181,33 @@ def test_invalid_field_snapshot(snap_folder: Path, snap_compare):
         await pilot.pause(0.3)
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_help_screen_snapshot(snap_folder: Path, snap_compare):
+    """f1 on a field: the Presets panel's keys, the session's, and the field's help."""
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        await _settle(pilot, app)
+        app.query_one("#preset-form").focus_label("replicates.count")
+        await pilot.press("f1")
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_narrow_search_snapshot(snap_folder: Path, snap_compare):
+    """60x20: every tab label whole, the search's best config and its scatter on a log axis."""
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        await _settle(pilot, app)
+        await pilot.press("escape", "3")
+        deadline = time.monotonic() + 30
+        while "best" not in str(app.query_one("#search-best").content) or "…" in str(
+                app.query_one("#search-best").content)[:7]:
+            assert time.monotonic() < deadline, "the best config did not show"
+            await pilot.pause(0.1)
+        await pilot.pause(0.6)
+
+    assert snap_compare(make_app(), terminal_size=(60, 20), run_before=run_before)

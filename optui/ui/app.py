@@ -26,12 +26,12 @@ from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitF
 from ..errors import OptuiError
 from ..results import RunResult
 from ..progress import RunProgress, reduce
-from ..search import TrialScored, TrialsPlanned
 from ..status import Status
 from ..terminal import detach_if_hung_up
 from . import jobs
-from .messages import DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone
-from .screens import FieldCommands, QuitScreen
+from .messages import (BestWritten, DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone,
+                       SearchBest)
+from .screens import FieldCommands, HelpScreen, QuitScreen
 from .shown import combine
 from .panels.compare import ComparePanel, metric_label
 from .panels.export import ExportPanel
@@ -40,12 +40,21 @@ from .panels.replicates import ReplicatesPanel
 from .panels.runs import RunsPanel
 from .panels.search import SearchPanel
 from .presetdoc import PresetDocument, error_key
-from .widgets import FieldForm, StatusLine
+from .widgets import ALT_DIGIT_KEYS, FieldForm, StatusLine, device_label
 
 PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Search"),
           ("compare", "Compare"), ("runs", "Runs"), ("export", "Export"))
+NARROW = 66  # columns: the six tab labels with their usual padding
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 INTERRUPTED = 130  # the exit code after a stop signal, as for a headless run
+SESSION_KEYS = [("f1 or ?", "this help (? types into a text field; f1 works everywhere)"),
+                ("escape, then 1-6", "go to a panel; alt+1-6 goes there from a field"),
+                ("ctrl+r", "run: the chosen configs (Replicates) or the chosen space (Search)"),
+                ("ctrl+t", "stop the run after its current chunk (finished chunks are kept)"),
+                ("ctrl+s", "save the open preset"),
+                ("ctrl+o", "export what Compare shows (Export panel chooses formats)"),
+                ("ctrl+p", "command palette: every action, and any field of the preset"),
+                ("ctrl+q", "quit (asks when a run is in progress or edits are unsaved)")]
 FIRST_FOCUS = {"presets": "#preset-list", "replicates": "#rep-configs", "search": "#search-trials",
                "compare": "#cmp-units", "runs": "#runs-table", "export": "#exp-go"}
 
@@ -55,13 +64,17 @@ class OptuiApp(App):
     TITLE = "optui"
     COMMANDS = App.COMMANDS | {FieldCommands}
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("ctrl+s", "save_preset", "Save"),
+        Binding("f1", "help", "Help", priority=True),
+        Binding("question_mark", "help", "Help", show=False),  # in a text field ? is text
+        Binding("escape", "focus_tabs", "Panels"),  # then 1-6 (digits typed in a field are values)
         Binding("ctrl+r", "start", "Run"),
         Binding("ctrl+t", "stop", "Stop"),
+        Binding("ctrl+s", "save_preset", "Save"),
         Binding("ctrl+o", "export", "Export"),
-        Binding("escape", "focus_tabs", "Panels"),  # then 1-6 (digits typed in a field are values)
+        Binding("ctrl+q", "quit", "Quit", priority=True),
         *[Binding(str(i + 1), f"show_panel('{pid}')", name, show=False) for i, (pid, name) in enumerate(PANELS)],
+        *[Binding(f"alt+{i + 1},{ALT_DIGIT_KEYS[i]}", f"show_panel('{pid}')", name, show=False, priority=True)
+          for i, (pid, name) in enumerate(PANELS)],
     ]
 
     def __init__(self, preset: str | None = None, root: Path | None = None, probe_device: bool = True,
@@ -137,6 +150,10 @@ class OptuiApp(App):
         else:
             self.query_one("#preset-list", ListView).focus()
 
+    def on_resize(self, event) -> None:
+        # Below 66 columns the six tab labels fit only with less padding between them.
+        self.set_class(event.size.width < NARROW, "-narrow")
+
     # -- workers (threads): they only post messages ------------------------------------------
     @work(thread=True, group="probe", exit_on_error=False)
     def _probe_device(self) -> None:
@@ -170,6 +187,16 @@ class OptuiApp(App):
     def _confirm(self, run_id: str, top: int, replicates: int, cancel: threading.Event) -> None:
         jobs.confirm_search(self.post_message, self.root, run_id, top, replicates, cancel)
 
+    @work(thread=True, exclusive=True, group="best", exit_on_error=False)
+    def _find_best(self, run_id: str, study: presets.Study | None) -> None:
+        with jobs.reported(self.post_message, "best config"):
+            self.post_message(SearchBest(run_id, jobs.describe_best(self.root, run_id, study)))
+
+    @work(thread=True, exclusive=True, group="write", exit_on_error=False)
+    def _write_best(self, run_id: str, study: presets.Study, path: Path) -> None:
+        with jobs.reported(self.post_message, "write best"):
+            self.post_message(BestWritten(jobs.write_best_in_thread(self.root, run_id, study, path), path))
+
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def _export(self, run: RunResult, names: list[str], metric: str, band: str, formats: list[str],
                 out_dir: Path) -> None:
@@ -181,7 +208,7 @@ class OptuiApp(App):
     async def on_presets_panel_open(self, message: PresetsPanel.Open) -> None:
         await self.open_preset(message.path)
 
-    async def open_preset(self, path: Path) -> None:
+    async def open_preset(self, path: Path, show: bool = True) -> None:
         if self.doc is not None and self.doc.dirty and self.doc.path != path:
             self.notify(f"unsaved edits to {self.doc.path.name} were left behind", severity="warning")
         full = path if path.is_absolute() else self.root / path
@@ -199,12 +226,14 @@ class OptuiApp(App):
         self.study = None
         self.preset_error = None
         self.fields = self._fields_cache.get(str(doc.plain().get("workload")), {})
-        self.query_one(TabbedContent).active = "presets"
+        if show:
+            self.query_one(TabbedContent).active = "presets"
         if self.fields:
             await self._show_rows()
-            self._focus_first_field()
+            if show:
+                self._focus_first_field()
         else:  # the first preset of a workload: build the form once its field specs are known
-            self._focus_first = True
+            self._focus_first = show
             self.query_one(PresetsPanel).set_header(f"{doc.file}: reading the workload's settings…")
         self._request_check()
 
@@ -237,6 +266,7 @@ class OptuiApp(App):
     async def on_preset_checked(self, message: PresetChecked) -> None:
         if message.generation != self.edit_generation or self.doc is None:
             return  # an older edit's result
+        previous_search = self.study.search if self.study is not None else None
         self.study = message.study
         self.preset_error = message.error
         form = self.query_one("#preset-form", FieldForm)
@@ -248,12 +278,17 @@ class OptuiApp(App):
             await self._show_rows()  # a new document, or the field set changed (another optimizer)
         if self._focus_first:
             self._focus_first = False
-            self._focus_first_field()
+            if self.query_one(TabbedContent).active == "presets":  # focus would switch the panel
+                self._focus_first_field()
         self.checked_generation = message.generation  # last: tests and callers wait on it
         self._show_errors()
         if self.study is not None:
             self.query_one(ReplicatesPanel).set_study(self.study)
             self.query_one(SearchPanel).set_spaces(self.study)
+            self.query_one(ComparePanel).set_views(self.study)
+            shown = self.query_one(SearchPanel).chosen_run()
+            if shown and self.running != "search" and self.study.search != previous_search:
+                self._show_stored_search(shown)  # its space's scales and best config, now known
 
     def edit_field(self, label: str) -> None:
         self.query_one(TabbedContent).active = "presets"
@@ -337,14 +372,13 @@ class OptuiApp(App):
         if not configs:
             self.notify("choose at least one config (space in the list)", severity="error")
             return
-        text = panel.replicate_count() or str(study.replicates_count)
-        try:
-            replicates = int(text)
-        except ValueError:
-            replicates = 0
-        if not 1 <= replicates <= 100_000:
-            self.notify(f"replicates must be an integer in [1, 100000], got {text!r}", severity="error")
+        replicates, problem = panel.replicates_requested()
+        if problem:
+            self.notify(problem, title="not started", severity="error")
+            self.query_one(TabbedContent).active = "replicates"
+            self.call_after_refresh(panel.query_one("#rep-count").focus)  # where it is fixed
             return
+        self._say_if_unsaved()
         self.running = "replicates"
         self.run_study = study
         self.current_run_id = None
@@ -369,14 +403,11 @@ class OptuiApp(App):
             self.notify(f"{self.doc.file}: has no [search.*] space to run; add one in Presets",
                         severity="error")
             return
-        text = panel.trial_count() or str(study.search[space].trials)
-        try:
-            trials = int(text)
-        except ValueError:
-            trials = 0
-        if not 1 <= trials <= 100_000:
-            self.notify(f"trials must be an integer in [1, 100000], got {text!r}", severity="error")
+        trials, problem = panel.trials_requested()
+        if problem:
+            self.notify(problem, title="not started", severity="error")
             return
+        self._say_if_unsaved()
         self.running = "search"
         self.run_study = study
         self.current_run_id = None
@@ -386,6 +417,12 @@ class OptuiApp(App):
         self.query_one(StatusLine).set_activity(f"searching {study.name}/{space}: building and compiling…")
         self.action_show_panel("search")
         self._run_search(study, space, trials, self.cancel_event)
+
+    def _say_if_unsaved(self) -> None:
+        """A run uses the form as it is now; when that differs from the file, say so."""
+        if self.doc is not None and self.doc.dirty:
+            self.notify(f"this run uses unsaved edits of {self.doc.file} (ctrl+s saves them)",
+                        title="unsaved edits", severity="warning", timeout=8)
 
     def _start_stored(self, kind: str, what: str) -> threading.Event | None:
         """Prepare the session for a run that continues a stored one; None if one is running."""
@@ -398,12 +435,15 @@ class OptuiApp(App):
         self.query_one(StatusLine).set_activity(what)
         return self.cancel_event
 
-    def action_resume_run(self) -> None:
-        """Resume the newest interrupted or failed run in the store."""
+    def action_resume_run(self, run_id: str | None = None) -> None:
+        """Resume run_id, else the newest interrupted or failed run in the store."""
         stopped = [r for r in reversed(self.runs) if r["status"] in (Status.INTERRUPTED, Status.FAILED)
-                   and r["kind"] in ("study", "search")]
+                   and r["kind"] in ("study", "search") and run_id in (None, r["id"])]
         if not stopped:
-            self.notify("no interrupted or failed run to resume", severity="warning")
+            info = next((r for r in self.runs if r["id"] == run_id), None)
+            self.notify(f"run {self.run_label(run_id)} is {info['status']}: only an interrupted or failed "
+                        f"study or search can be resumed" if info else "no interrupted or failed run to resume",
+                        severity="warning")
             return
         run = stopped[0]
         cancel = self._start_stored("search" if run["kind"] == "search" else "replicates",
@@ -425,22 +465,35 @@ class OptuiApp(App):
             return
         cancel = self._start_stored("search", f"confirming the best {top} trials with {replicates} replicates…")
         if cancel is not None:
+            self.action_show_panel("search")
             self._confirm(run_id, top, replicates, cancel)
+
+    def on_search_panel_confirm(self, message: SearchPanel.Confirm) -> None:
+        self.action_confirm_best(message.top, message.replicates)
 
     def action_write_best(self) -> None:
         """Write the shown search's best config into the open preset file (comments kept)."""
         run_id = self._shown_search_run()
         if run_id is None:
             return
+        if self.doc is not None and self.doc.dirty:
+            self.notify(f"{self.doc.file} has unsaved edits: save them (ctrl+s) first; writing the best "
+                        f"config rewrites the file", title="write best", severity="error")
+            return
         study = self._current_study()
         if study is None or self.doc is None:
             return
-        try:
-            said = jobs.write_best(self.store, run_id, study, Path(self.doc.file))
-        except OptuiError as exc:
-            self.notify(str(exc), title="write best", severity="error")
-            return
-        self.notify(said, title="write best")
+        self._write_best(run_id, study, self.doc.path)
+
+    async def on_best_written(self, message: BestWritten) -> None:
+        self.notify(message.text, title="write best")
+        self.query_one(SearchPanel).show_best(message.text)
+        if self.doc is not None and self.doc.path == message.path and not self.doc.dirty:
+            await self.open_preset(message.path, show=False)  # the form shows the new config
+
+    def on_search_best(self, message: SearchBest) -> None:
+        if self.query_one(SearchPanel).chosen_run() == message.run_id:
+            self.query_one(SearchPanel).show_best(message.text)
 
     def action_stop(self) -> None:
         if not self.running or self.cancel_event is None:
@@ -464,6 +517,8 @@ class OptuiApp(App):
             self.current_run_id = e.run_id
             panel.start(e.study, self.progress.units)
             status.set_activity(f"running {e.study} on {e.device} ({e.strategy})")
+        elif isinstance(e, UnitStarted):  # its first chunk compiles first: seconds with nothing to show
+            status.set_activity(f"compiling {e.unit} ({e.replicates} replicates)…")
         elif isinstance(e, ChunkDone):
             stopping = " (stopping)" if self.cancel_event and self.cancel_event.is_set() else ""
             status.set_activity(f"running: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
@@ -471,7 +526,8 @@ class OptuiApp(App):
             self.last_run_status = e.status
             when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
             severity = "information" if e.status == Status.DONE else "warning"
-            self.notify(f"run {self.run_label(e.run_id)} {e.status}{when}", severity=severity)
+            self.notify(f"run {self.run_label(e.run_id)} {e.status}{when}{self._how_to_resume(e)}",
+                        severity=severity, timeout=12 if e.status != Status.DONE else 5)
             self._after_run(e.run_id)
         elif isinstance(e, RunFailed):
             self.last_run_status = Status.FAILED
@@ -483,30 +539,28 @@ class OptuiApp(App):
         if isinstance(e, RunStarted):
             self.current_run_id = e.run_id
             status.set_activity(f"searching {e.study} on {e.device} ({e.strategy})")
-        elif isinstance(e, TrialsPlanned):
-            panel.show_trials([{"name": t["name"], "trial": t.get("trial", 0), "params": t.get("params", {}),
-                                "status": t.get("status", "pending"), "objective": t.get("objective"),
-                                "steps": t.get("steps"), "replicates": t.get("replicates")}
-                               for t in e.trials], "live", e.objective)
-        elif isinstance(e, UnitStarted):
-            panel.update_trial(e.unit, status="running")
-            panel.refresh_table()
+        panel.apply_event(e)  # the trials table follows the live search
+        if isinstance(e, UnitStarted):
+            status.set_activity(f"compiling {e.unit}…")
         elif isinstance(e, ChunkDone):
-            panel.update_trial(e.unit, status=f"{100 * e.step_end // max(e.total_steps, 1)}%")
-            panel.refresh_table()
             stopping = " (stopping)" if self.cancel_event and self.cancel_event.is_set() else ""
             status.set_activity(f"searching: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
-        elif isinstance(e, TrialScored):
-            panel.update_trial(e.unit, status=e.status, objective=e.objective, params=e.params, extra=e.extra)
-            panel.refresh_table()
         elif isinstance(e, RunFinished):
             self.last_run_status = e.status
             when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
-            self.notify(f"search {self.run_label(e.run_id)} {e.status}{when}",
-                        severity="information" if e.status == "done" else "warning")
+            self.notify(f"search {self.run_label(e.run_id)} {e.status}{when}{self._how_to_resume(e)}",
+                        severity="information" if e.status == "done" else "warning",
+                        timeout=12 if e.status != Status.DONE else 5)
             self.refresh_runs()
         elif isinstance(e, RunFailed):
             self.last_run_status = "failed"
+
+    def _how_to_resume(self, e: RunFinished) -> str:
+        if e.status not in (Status.INTERRUPTED, Status.FAILED):
+            return ""
+        preset = self.doc.file if self.doc is not None else "PRESET"
+        return (f"\nfinished chunks are kept. Resume: r on it in Runs (5), or\n"
+                f"optui run {preset} --headless --resume {e.run_id}")
 
     def _after_run(self, run_id: str) -> None:
         self._run_cache.pop(run_id, None)
@@ -515,7 +569,11 @@ class OptuiApp(App):
         self._describe_export()
 
     def on_run_done(self, message: RunDone) -> None:
+        was = self.running
         self.running = None
+        if was == "search" and self.current_run_id:  # the finished search, with its best config
+            self.refresh_runs()
+            self._show_stored_search(self.current_run_id)
         self.query_one(StatusLine).set_activity(
             f"idle (last run: {self.last_run_status})" if self.last_run_status else "idle")
         if self.current_run_id and self.last_run_status in (None, "failed"):
@@ -527,7 +585,7 @@ class OptuiApp(App):
         self.notify(message.error, title=message.title, severity="error", timeout=10)
 
     def on_device_probed(self, message: DeviceProbed) -> None:
-        self.query_one(StatusLine).set_device(f"jax {message.backend}: {message.device}")
+        self.query_one(StatusLine).set_device(device_label(message.backend, message.device))
 
     # -- store, compare, export -----------------------------------------------------------------
     def run_label(self, run_id: str) -> str:
@@ -559,15 +617,36 @@ class OptuiApp(App):
                 return None
         return self._run_cache[run_id]
 
-    def on_runs_panel_open_run(self, message: RunsPanel.OpenRun) -> None:
-        info = next((r for r in self.runs if r["id"] == message.run_id), None)
+    def on_runs_panel_run_action(self, message: RunsPanel.RunAction) -> None:
+        action, run_id = message.action, message.run_id
+        if action == "open":
+            self._open_run(run_id)
+        elif action == "resume":
+            self.action_resume_run(run_id)
+
+    def on_runs_panel_run_deleted(self, message: RunsPanel.RunDeleted) -> None:
+        self._run_cache.pop(message.run_id, None)
+        self.refresh_runs()
+        self._describe_export()
+
+    def _open_run(self, run_id: str) -> None:
+        info = next((r for r in self.runs if r["id"] == run_id), None)
         if info is not None and info["kind"] == "search":
             if self.running != "search":
-                self._show_stored_search(message.run_id)
+                self._show_stored_search(run_id)
             self.action_show_panel("search")
             return
-        self.query_one(ComparePanel).select_run(message.run_id)
+        if not self.query_one(ComparePanel).select_run(run_id):
+            self.notify(f"run {self.run_label(run_id)} has nothing to compare yet (no finished chunk)",
+                        severity="warning")
+            return
         self.action_show_panel("compare")
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
 
     def _shown(self) -> tuple[RunResult, list[str]] | None:
         """What Compare shows, as one run."""
@@ -598,10 +677,8 @@ class OptuiApp(App):
             self.notify("choose at least one format (PNG, pickle, CSV)", severity="error")
             return
         compare = self.query_one(ComparePanel)
-        from ..export import slug
-
-        out_dir = self.root / "exports" / slug(run.study)
-        self.query_one(ExportPanel).show_written(f"writing {', '.join(formats)} to exports/{slug(run.study)}/ …")
+        out_dir = jobs.export_folder(self.root, run.study, run.meta["runs"])
+        self.query_one(ExportPanel).show_written(f"writing {', '.join(formats)} to {self._relative(out_dir)}/ …")
         self._export(run, names, compare.metric, compare.band_kind, formats, out_dir)
 
     def on_export_done(self, message: ExportDone) -> None:
@@ -642,8 +719,12 @@ class OptuiApp(App):
             return
         objective = (info["meta"].get("space") or {}).get("objective", "objective")
         panel = self.query_one(SearchPanel)
+        space = (self.study.search or {}).get(info["meta"].get("space_name", "")) if self.study else None
+        panel.scales = {k: iv.scale for k, iv in space.intervals.items()} if space is not None else {}
         panel.show_trials(rows, run_id, objective, info["meta"])
         panel.show_choice(run_id)
+        panel.show_best("best: …")
+        self._find_best(run_id, self.study)
 
     def on_select_changed(self, event) -> None:
         if event.select.id == "search-run" and isinstance(event.value, str) and self.running != "search":
@@ -676,6 +757,25 @@ class OptuiApp(App):
             self.query_one(ComparePanel).dirty = True
         elif pane == "replicates":
             self.query_one(ReplicatesPanel).dirty = True
+
+    def action_help(self) -> None:
+        """The help screen: the keys of the panel shown, the session's, the selected field's help."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        pane = self.query_one(TabbedContent).active
+        panel = self.query_one(f"#{pane}-panel")
+        name = dict(PANELS)[pane]
+        self.push_screen(HelpScreen(name, list(getattr(panel, "KEYS", [])), SESSION_KEYS, self._field_help()))
+
+    def _field_help(self) -> str:
+        for form in self.query(FieldForm):
+            row = form.focused_row()
+            if row is not None:
+                from .panels.presets import field_hint
+
+                error = form.error_text(row.label)
+                return field_hint(row) + (f"\nNow: {error}" if error else "")
+        return ""
 
     def action_focus_tabs(self) -> None:
         from textual.widgets import Tabs

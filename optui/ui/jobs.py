@@ -105,6 +105,50 @@ def write_best(store: Any, run_id: str, study: presets.Study, preset: Path) -> s
     return f"wrote [configs.{name}] ({best.source}) to {preset}"
 
 
+def describe_best(root: Path, run_id: str, study: presets.Study | None) -> str:
+    """One line: the config search run_id recommends (confirmed best, else best trial) and how
+    to act on it. Opens its own store connection: call it off the UI thread."""
+    from .. import service
+    from ..search import rank_trials
+    from ..store import Store
+
+    store = Store.open(root / "runs")
+    try:
+        info = store.run_info(run_id)
+        space = (study.search or {}).get(info["meta"].get("space_name", "")) if study is not None else None
+        if space is None:  # the open preset lacks this space: the best trial as the store ranks it
+            ranked = [r for r in rank_trials(store, run_id) if r.get("objective") is not None]
+            if not ranked:
+                return "best: no trial finished without diverging yet"
+            top = ranked[0]
+            return (f"best trial {top['name']}: {_params(top['params'])} → {top['objective']:.4g} "
+                    f"(open the preset with space {info['meta'].get('space_name')!r} to write it)")
+        best = service.best_config(store, run_id, space)
+        if best is None:
+            return "best: no trial finished without diverging yet"
+        score = best.note.split(": ", 1)[-1].split(", ", 1)[-1].split(";")[0]  # "final_test_loss 0.58"
+        return f"{best.source}: {_params(best.params)} · {score}"
+    finally:
+        store.close()
+
+
+def _params(params: dict[str, Any]) -> str:
+    skip = ("optimizer", "trial", "space", "steps", "confirm_of")
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in params.items() if k not in skip)
+
+
+def write_best_in_thread(root: Path, run_id: str, study: presets.Study, preset: Path) -> str:
+    """write_best with this thread's own store connection."""
+    from ..store import Store
+
+    store = Store.open(root / "runs")
+    try:
+        return write_best(store, run_id, study, preset)
+    finally:
+        store.close()
+
+
 def _run(post: Post, root: Path, title: str, go: Callable[[Any, Callable], Any]) -> None:
     """Open a store connection for this thread, run, and always report RunDone at the end."""
     store = None
@@ -118,6 +162,15 @@ def _run(post: Post, root: Path, title: str, go: Callable[[Any, Callable], Any])
         if store is not None:
             store.close()
         post(RunDone())
+
+
+def export_folder(root: Path, study: str, run_ids: list[str]) -> Path:
+    """exports/<study>/<run id>/: each run's files apart, so exporting another never overwrites them.
+    A view mixing runs goes to compare-<id tails>/."""
+    from ..export import slug
+
+    tag = run_ids[0] if len(run_ids) == 1 else "compare-" + "-".join(r[-6:] for r in run_ids)
+    return root / "exports" / slug(study) / slug(tag)
 
 
 def export_shown(run: RunResult, names: list[str], metric: str, metric_label: str, band: str,

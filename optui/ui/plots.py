@@ -1,21 +1,30 @@
-"""Bands drawn with plotext: a mean line and thin min/max lines per config; log10 of a loss, an
-accuracy (or any metric a workload declares as not a loss) as it is.
+"""Bands drawn with plotext at terminal size: per config a filled band (min-max or the chosen
+kind) with its mean line over it; a loss on a log axis whose ticks read as loss values, an
+accuracy (or any metric a workload declares as not a loss) on a linear one.
 
-plotext has no fill_between, so a band is its two edges drawn as dotted lines in the config's
-colour. Curves are binned to about the plot's width first: the terminal cannot show more.
+Curves are binned to one point per character column first (the bin's mean of the centre, its
+lowest lo and highest hi, so binning never narrows the band). plotext has no fill_between: a band
+is one zigzag series (lo, hi, hi, lo, ...) across adjacent columns, which fills every cell between
+its edges. No legend is drawn inside the plot, where it would hide data: `legend` gives the
+line of coloured names shown under it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from rich.text import Text
 
 from .. import metrics as metric_decls
 from ..export.figures import bin_for_drawing
 from ..stats import band, metric_curve
 
-COLOURS = ("blue+", "orange+", "green+", "red+", "magenta+", "cyan+", "yellow+", "gray")
+# (line, band) as xterm-256 colour numbers: plotext and Rich show the same colour from them.
+PALETTE = ((39, 24), (214, 130), (46, 28), (203, 88), (207, 90), (51, 30), (226, 100), (250, 239))
+METRIC_NAMES = {"minibatch_loss": "minibatch", "train_loss": "train", "test_loss": "test"}
+BAND_MARKER = "█"
 
 
 @dataclass
@@ -26,6 +35,7 @@ class Series:
     lo: np.ndarray
     hi: np.ndarray
     dashed: bool = False
+    log: bool = True
 
 
 def series_for(unit, metric: str, label: str, band_kind: str = "minmax", points: int = 80,
@@ -38,26 +48,26 @@ def series_for(unit, metric: str, label: str, band_kind: str = "minmax", points:
     mid, lo, hi = band(values, band_kind)
     x, mid, lo, hi = bin_for_drawing(x, mid, lo, hi, max(points, 10))
     if not log:
-        return Series(label, x, mid, lo, hi, dashed=dashed)
+        return Series(label, x, mid, lo, hi, dashed=dashed, log=False)
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = [np.log10(np.clip(a, 1e-30, None)) for a in (mid, lo, hi)]
     return Series(label, x, *logs, dashed=dashed)
 
 
 def is_log(metric: str, declared=()) -> bool:
-    """Losses (the minibatch loss, train_test, declared losses) are drawn in log10."""
+    """Losses (the minibatch loss, train_test, declared losses) are drawn on a log axis."""
     return metric in metric_decls.RESERVED or metric_decls.find(declared, metric).log_scale
 
 
 def y_label(metric: str, declared=()) -> str:
-    return "log10 loss" if is_log(metric, declared) else metric_decls.label(declared, metric)
+    return "loss (log)" if is_log(metric, declared) else metric_decls.label(declared, metric)
 
 
 def unit_series(unit, metric: str, label: str, band_kind: str, points: int, declared=()) -> list[Series]:
     """A unit's series for a metric; train_test gives two (train, then test) for one unit.
 
     declared: the workload's metric declarations (optui.metrics.Metric), for the train and test
-    losses of train_test and for which metrics are drawn in log10; names are inferred without.
+    losses of train_test and for which metrics are drawn on a log axis; names are inferred without.
     """
     if metric == metric_decls.TRAIN_TEST:
         pair = metric_decls.train_test_pair(declared) or (metric_decls.infer("train_loss"),
@@ -69,42 +79,84 @@ def unit_series(unit, metric: str, label: str, band_kind: str, points: int, decl
     return [s] if s is not None else []
 
 
-def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data yet",
-         height: int = 0, ylabel: str = "log10 loss") -> None:
-    """Replot everything: series grouped per config (one colour per group). With the plot's
-    height, the top rows are kept free for plotext's legend (always drawn top left)."""
+def zigzag(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, columns: int = 0) -> tuple[list[float], list[float]]:
+    """One path through (x, lo), (x, hi), (next x, hi), (next x, lo), ...: drawn with lines, it
+    covers every cell between the edges. With the plot's width in columns, a short curve is first
+    interpolated to one point per column, so wide columns leave no gaps in the band."""
+    if columns and x.size > 1:
+        n = 2 * int(columns * (x[-1] - x[0]) / 100) + 1  # twice: the canvas is a little wider than asked
+        if n > x.size:
+            grid = np.linspace(x[0], x[-1], n)
+            x, lo, hi = grid, np.interp(grid, x, lo), np.interp(grid, x, hi)
+    xs, ys = [], []
+    for i, (xi, a, b) in enumerate(zip(x.tolist(), lo.tolist(), hi.tolist())):
+        first, second = (a, b) if i % 2 == 0 else (b, a)
+        xs += [xi, xi]
+        ys += [first, second]
+    return xs, ys
+
+
+def log_ticks(bottom: float, top: float, most: int = 5) -> tuple[list[float], list[str]]:
+    """Tick positions in log10 units and their labels as loss values (0.5, 1, 2, 5...)."""
+    if not (math.isfinite(bottom) and math.isfinite(top)):
+        return [], []
+    if top - bottom < 1e-9:
+        top, bottom = top + 0.05, bottom - 0.05
+    for mantissas in ((1,), (1, 3), (1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
+        ticks = [math.log10(m) + e for e in range(math.floor(bottom) - 1, math.ceil(top) + 1)
+                 for m in mantissas]
+        ticks = [t for t in ticks if bottom <= t <= top]
+        if len(ticks) >= 3:
+            break
+    if len(ticks) < 2:  # a narrow range: evenly spaced values
+        ticks = np.linspace(bottom, top, 4).tolist()
+    while len(ticks) > most:
+        ticks = ticks[::2]
+    return ticks, [f"{10 ** t:.3g}" for t in ticks]
+
+
+def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data yet", columns: int = 0,
+         ylabel: str = "loss (log)") -> None:
+    """Replot everything: series grouped per config (one colour per group), bands first and
+    every mean line over them. columns: the plot's width in characters (bands fill it whole)."""
     plt.clear_data()
     plt.clear_figure()
     plt.title(title)
     plt.xlabel("% of run")
-    plt.ylabel(ylabel)
     plt.xlim(0, 100)
-    drawn, top, bottom = 0, -np.inf, np.inf
+    shown = []
     for i, group in enumerate(series):
-        colour = COLOURS[i % len(COLOURS)]
+        line, fill = PALETTE[i % len(PALETTE)]
         for s in group:
             ok = np.isfinite(s.centre) & np.isfinite(s.lo) & np.isfinite(s.hi)
-            if not ok.any():
-                continue
-            x = s.x[ok].tolist()
-            plt.plot(x, s.lo[ok].tolist(), color=colour, marker="dot")
-            plt.plot(x, s.hi[ok].tolist(), color=colour, marker="dot")
-            plt.plot(x, s.centre[ok].tolist(), color=colour, marker="hd" if s.dashed else "braille",
-                     label=s.label)
-            drawn += 1
-            top = max(top, float(s.hi[ok].max()), float(s.centre[ok].max()))
-            bottom = min(bottom, float(s.lo[ok].min()), float(s.centre[ok].min()))
-    if not drawn:
+            if ok.any():
+                shown.append((s, ok, line, fill))
+    if not shown:
         plt.title(f"{title}: {empty_note}")
-    elif height:
-        _legend_room(plt, bottom, top, drawn, height)
+        return
+    for s, ok, _, fill in shown:
+        if np.any(s.hi[ok] > s.lo[ok]):
+            plt.plot(*zigzag(s.x[ok], s.lo[ok], s.hi[ok], columns), color=fill, marker=BAND_MARKER)
+    for s, ok, line, _ in shown:
+        plt.plot(s.x[ok].tolist(), s.centre[ok].tolist(), color=line, marker="hd" if s.dashed else "braille")
+    top = max(float(max(s.hi[ok].max(), s.centre[ok].max())) for s, ok, _, _ in shown)
+    bottom = min(float(min(s.lo[ok].min(), s.centre[ok].min())) for s, ok, _, _ in shown)
+    if all(s.log for s, *_ in shown):  # ticks in loss values, not log10 units
+        ticks, labels = log_ticks(bottom, top)
+        if ticks:
+            plt.yticks(ticks, labels)
+    plt.ylabel(ylabel)
 
 
-def _legend_room(plt, bottom: float, top: float, labels: int, height: int) -> None:
-    """Raise the y range so the legend's rows sit above the curves: losses fall, so the
-    curves start in the top left corner, right where plotext puts the legend."""
-    canvas = height - 5  # title, x label, two axis lines and the tick labels
-    if canvas - labels < 3:
-        return  # too small to spare the rows: let the legend overlap
-    span = top - bottom if top > bottom else max(abs(top), 1.0) * 0.1
-    plt.ylim(bottom, top + span * (labels + 0.5) / (canvas - labels))
+def legend(series: list[list[Series]]) -> Text:
+    """The configs' names in their plot colours: ━ a mean line, ╌ a test curve, █ its band."""
+    out = Text(no_wrap=False)
+    for i, group in enumerate(series):
+        line, fill = PALETTE[i % len(PALETTE)]
+        for s in group:
+            if out:
+                out.append("  ")
+            out.append("╌╌" if s.dashed else "━━", style=f"color({line})")
+            out.append("█", style=f"color({fill})")
+            out.append(f" {s.label}")
+    return out

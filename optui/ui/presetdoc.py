@@ -36,6 +36,7 @@ class FieldRow:
     is_str: bool  # edited as plain text, not as a TOML literal
     placeholder: str  # the default, for absent keys
     help: str = ""
+    required: bool = False  # an empty field is an error on it, not a removed key
 
 
 def label_of(key: Key) -> str:
@@ -121,7 +122,9 @@ class PresetDocument:
 
     def rows(self, workload_fields: dict[str, dict[str, Field]] | None = None) -> list[FieldRow]:
         """Every editable field: keys present in the file plus the known keys with defaults."""
-        raw = self.plain()
+        # Cleared keys stay listed (from the document, not its effective text): a field keeps its
+        # key while it is edited, even when the user empties it on the way to a new value.
+        raw = _unwrap(self.doc)
         wf = workload_fields or {}
         out: list[FieldRow] = []
         for name, field in TOP_FIELDS.items():
@@ -130,7 +133,7 @@ class PresetDocument:
             out += self._section_rows((section,), raw.get(section), wf.get(section, {}))
         budget = raw.get("budget") if isinstance(raw.get("budget"), dict) else {}
         for name in budget or {"iterations": None}:
-            out.append(self._row(("budget", name), None))
+            out.append(self._row(("budget", name), None, required=True))
         for section, fields in FIXED_SECTIONS.items():
             out += self._section_rows((section,), raw.get(section), fields)
         configs = raw.get("configs") if isinstance(raw.get("configs"), dict) else {}
@@ -150,7 +153,7 @@ class PresetDocument:
             out += self._section_rows(("compare", i), entry if isinstance(entry, dict) else {}, fields)
         return out
 
-    def _row(self, key: Key, field: Field | None) -> FieldRow:
+    def _row(self, key: Key, field: Field | None, required: bool = False) -> FieldRow:
         value = self.get(key)
         is_str = isinstance(value, str) or (value is None and field is not None
                                             and field.kind in ("str", "path"))
@@ -160,7 +163,8 @@ class PresetDocument:
         if field is not None and field.choices:
             placeholder = (placeholder + "; " if placeholder else "") + " | ".join(field.choices)
         return FieldRow(key, label_of(key), "" if value is None else _literal(value), is_str,
-                        placeholder, field.help if field else "")
+                        placeholder, field.help if field else "",
+                        required or (field is not None and field.required))
 
     def _section_rows(self, prefix: Key, raw: Any, fields: dict[str, Field]) -> list[FieldRow]:
         raw = raw if isinstance(raw, dict) else {}
@@ -177,8 +181,11 @@ class PresetDocument:
                 out += self._flat_rows(prefix + (k,), v)
         return out
 
-    def set_field(self, key: Key, text: str, is_str: bool) -> str | None:
-        """Put the user's text into the document. Returns a parse error, or None when applied."""
+    def set_field(self, key: Key, text: str, is_str: bool, required: bool = False) -> str | None:
+        """Put the user's text into the document. Returns a parse error, or None when applied.
+
+        An empty field leaves the key out of the effective text (its default applies); for a
+        required field that is an error on the field itself."""
         text = text.strip() if not is_str else text
         remove = text.strip() == ""
         value: Any = None
@@ -186,13 +193,12 @@ class PresetDocument:
             try:
                 value = tomllib.loads(f"v = {text}")["v"]
             except tomllib.TOMLDecodeError:
-                return (f"{label_of(key)}: not a value: write a number (0.01, 1e-3), true/false, "
-                        f"\"text\" or a list like [\"a\", \"b\"]")
+                return not_a_value(label_of(key), text)
         elif not remove:
             value = text
         if remove:
             self.cleared.add(key)
-            return None
+            return f"{label_of(key)}: empty: this field needs a value" if required else None
         self.cleared.discard(key)
         node: Any = self.doc
         for part in key[:-1]:
@@ -223,6 +229,18 @@ class PresetDocument:
         self.doc = self._parse(text, self.display)
         self.cleared = set()
         return study
+
+
+def not_a_value(label: str, text: str) -> str:
+    """Why the text typed into a field is no TOML value, as specifically as the text allows."""
+    if re.match(r"[+-]?[0-9.]", text):
+        return f"{label}: {text!r} is not a number: write digits like 3000, 0.01 or 1e-3"
+    if text.startswith("["):
+        return f"{label}: {text!r} is not a list: write it like [\"a\", \"b\"] or [1, 2]"
+    if text.startswith(("\"", "'")):
+        return f"{label}: {text!r} is not closed: end the text with the same quote"
+    return (f"{label}: not a value: write a number (0.01, 1e-3), true/false, "
+            f"\"text\" or a list like [\"a\", \"b\"]")
 
 
 def error_key(message: str, file: str) -> str | None:

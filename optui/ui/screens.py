@@ -1,15 +1,17 @@
-"""The quit confirmation and the palette's field finder."""
+"""The quit and delete confirmations, the help screen and the palette's field finder."""
 
 from __future__ import annotations
 
 from functools import partial
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
-from textual.containers import Grid
+from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button, Label, Static
 
 
 class QuitScreen(ModalScreen[bool]):
@@ -34,6 +36,43 @@ class QuitScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the panel shown and of the session, and the selected field's help."""
+
+    BINDINGS = [Binding("escape,q,f1,question_mark", "app.pop_screen", "Close")]
+
+    def __init__(self, panel: str, panel_keys: list[tuple[str, str]], session_keys: list[tuple[str, str]],
+                 field: str = "") -> None:
+        super().__init__()
+        self.panel = panel
+        self.panel_keys = panel_keys
+        self.session_keys = session_keys
+        self.field = field
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-dialog"):
+            yield Static(help_text(self.panel, self.panel_keys, self.session_keys, self.field), id="help-text")
+            yield Label("escape closes this help", classes="note")
+
+
+def help_text(panel: str, panel_keys: list[tuple[str, str]], session_keys: list[tuple[str, str]],
+              field: str = "") -> Table:
+    """The help screen's content: the selected field's help, the panel's keys, the session's."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True, max_width=20)
+    table.add_column(ratio=1)
+    if field:
+        table.add_row(Text("Field", style="bold underline"), "")
+        table.add_row("", Text(field))
+        table.add_row("", "")
+    for title, keys in ((f"{panel} panel", panel_keys), ("Everywhere", session_keys)):
+        table.add_row(Text(title, style="bold underline"), "")
+        for key, what in keys:
+            table.add_row(Text(key), Text(what))
+        table.add_row("", "")
+    return table
 
 
 class FieldCommands(Provider):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from rich.segment import Segment
 from textual import events
+from textual.strip import Strip
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -19,7 +21,21 @@ def _dom_id(prefix: str, label: str) -> str:
     return prefix + re.sub(r"[^A-Za-z0-9_-]", "_", label)
 
 
-class FieldInput(Input):
+# Escape then a digit, arriving together (tmux, a fast SSH link), reads as Alt+digit, which
+# Textual names by the character a Mac keyboard's Option+digit types: panel keys, never text.
+ALT_DIGIT_KEYS = ("inverted_exclamation_mark", "trade_mark_sign", "pound_sign", "cent_sign", "infinity",
+                  "section_sign")
+PANEL_KEYS = frozenset(ALT_DIGIT_KEYS) | {f"alt+{i}" for i in range(1, 10)}
+
+
+class PanelSafeInput(Input):
+    """An Input that leaves the panel keys (Alt+digit, however it arrives) to the app."""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        return key not in PANEL_KEYS and super().check_consume_key(key, character)
+
+
+class FieldInput(PanelSafeInput):
     """An Input that applies its editing keys (backspace, arrows, ctrl+u...) where it applies the
     characters typed: in the order they came. Textual runs them only once the key has bubbled up
     to the app, so in a burst of keys (a busy machine, a slow SSH link) "0.5<backspace>1" became
@@ -42,7 +58,18 @@ class FieldForm(VerticalScroll):
     # Priority: the app runs them as the key arrives, before it hands the keys typed next to the
     # focused input; otherwise a fast "down 5" types the 5 into the field being left.
     BINDINGS = [Binding("down", "field(1)", "Next field", show=False, priority=True),
-                Binding("up", "field(-1)", "Previous field", show=False, priority=True)]
+                Binding("up", "field(-1)", "Previous field", show=False, priority=True),
+                # A page of fields, also while one has focus (a long error can push rows off-screen).
+                Binding("pagedown", "page(1)", "Page down", show=False, priority=True),
+                Binding("pageup", "page(-1)", "Page up", show=False, priority=True)]
+
+    class FieldFocused(Message):
+        """A field got the focus: its row (key, help, default) for the hint line."""
+
+        def __init__(self, form: "FieldForm", row: FieldRow) -> None:
+            super().__init__()
+            self.form = form
+            self.row = row
 
     class Edited(Message):
         """The user changed a field; the document already holds the new value."""
@@ -157,6 +184,20 @@ class FieldForm(VerticalScroll):
         elif labels:
             self.focus_label(labels[0])
 
+    def action_page(self, step: int) -> None:
+        """Move the focus by about a screen of fields; the form scrolls with it."""
+        rows = max(self.size.height // 2, 1)  # a row is a key and its (usually hidden) error
+        self.action_field(step * rows)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        row = self._by_input.get(event.widget.id or "")
+        if row is not None:
+            self.post_message(self.FieldFocused(self, row))
+
+    def focused_row(self) -> FieldRow | None:
+        label = self.focused_label()
+        return next((r for r in self.rows if r.label == label), None)
+
     def focused_label(self) -> str | None:
         focused = self.app.focused if self.is_mounted else None
         row = self._by_input.get(focused.id) if isinstance(focused, Input) and focused.id else None
@@ -211,10 +252,9 @@ class FieldForm(VerticalScroll):
         placed = False
         for row in self.rows:
             text = parse_errors.get(row.label, "")
-            if not text and error and ((target and row.label == target.label)
-                                       or (target is None and row.label == edited)):
-                text = error
-                placed = True
+            if error and ((target and row.label == target.label) or (target is None and row.label == edited)):
+                placed = True  # its own error (an empty field) explains the validation error too
+                text = text or error
             self._set_error(row.label, text)
         return placed
 
@@ -234,7 +274,7 @@ class FieldForm(VerticalScroll):
         event.stop()
         if event.value == self._current_text(row):
             return
-        parse_error = self.doc.set_field(row.key, event.value, row.is_str)
+        parse_error = self.doc.set_field(row.key, event.value, row.is_str, row.required)
         self.post_message(self.Edited(self, row, parse_error))
 
     def on_input_blurred(self, event: Input.Blurred) -> None:
@@ -252,6 +292,31 @@ class ToggleList(SelectionList[str]):
     def action_select(self) -> None:
         if self.highlighted is not None:
             self.toggle(self.get_option_at_index(self.highlighted))
+
+    def render_line(self, y: int) -> Strip:
+        """An unticked box is empty, not an X in another colour: ticks must read without colour."""
+        line = super().render_line(y)
+        try:
+            option = self.get_option_at_index(self.scroll_offset.y + y)
+        except Exception:
+            return line
+        segments = list(line)
+        if len(segments) > 1 and segments[1].text == "X" and option.value not in self._selected:
+            segments[1] = Segment(" ", segments[1].style, segments[1].control)
+            return Strip(segments, line.cell_length)
+        return line
+
+
+def device_label(backend: str, device: str) -> str:
+    """'cpu', 'cpu:cpu x1' -> 'JAX on CPU'; 'gpu', 'gpu:NVIDIA H200 x2' -> 'JAX on GPU (NVIDIA H200) x2'."""
+    platform, _, rest = device.partition(":")
+    kind, _, count = rest.rpartition(" x")
+    label = f"JAX on {backend.upper()}"
+    if kind and kind.lower() != platform.lower():
+        label += f" ({kind})"
+    if count and count != "1":
+        label += f" x{count}"
+    return label
 
 
 class StatusLine(Static):

@@ -1,17 +1,21 @@
-"""Compare: finished configs of any runs overlaid; minibatch, train or test loss; band type."""
+"""Compare: finished configs of any runs overlaid (minibatch, train or test loss, band type), the
+preset's [[compare]] views, and a final-values table: mean, median, band, time-to-target and each
+config paired against the first selected one (optui.export.comparison, as `optui compare`)."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Select, SelectionList
+from textual.widgets import DataTable, Select, SelectionList, Static
 from textual_plotext import PlotextPlot
 
 from ... import metrics as metric_decls
+from ...errors import OptuiError
 from ...stats import BAND_KINDS
 from .. import plots
-from ..widgets import ToggleList
+from ..widgets import PanelSafeInput, ToggleList
 
 # Runs that declare no metrics (older runs, imports) record TwNet's and MNIST's names.
 DEFAULT_METRICS = (metric_decls.infer("train_loss"), metric_decls.infer("test_loss"))
@@ -24,9 +28,23 @@ def metric_label(metric: str) -> str:
 _BAND_NAMES = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI"}
 BAND_OPTIONS = tuple((_BAND_NAMES[k], k) for k in BAND_KINDS)
 COMPARE_STATUSES = ("done", "interrupted")
+DEFAULT_TARGET_MARGIN = 1.05
+
+
+def _g(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 class ComparePanel(Vertical):
+    BINDINGS = [Binding("v", "next_view", "Next view", show=False)]
+    KEYS = [("space", "tick or untick a config (the first ticked one is the baseline of the table)"),
+            ("v", "next of the preset's [[compare]] views (or choose one in 'view')"),
+            ("metric / band", "what the plot and the table show"),
+            ("target", "loss for time-to-target (empty: 5% above where the worst config ends)"),
+            ("table", "final value per replicate: n, mean, median, band, % of run to the target, "
+                      "P(below the first) with Wilcoxon p, paired by replicate"),
+            ("ctrl+o", "export what is shown (Export panel)")]
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.dirty = False
@@ -34,6 +52,9 @@ class ComparePanel(Vertical):
         self.loader = None  # callable run_id -> RunResult (the app's cache)
         self.drawn = 0  # series on the plot (the tests poll this)
         self.declared: tuple = DEFAULT_METRICS  # the metrics of the runs listed, for the choices
+        self.views: list = []  # the preset's [[compare]] entries
+        self.comparison = None  # what the table shows (optui.export.comparison.Comparison)
+        self.table_note = ""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="cmp-top"):
@@ -42,7 +63,11 @@ class ComparePanel(Vertical):
                 yield Select(METRIC_OPTIONS, value="minibatch_loss", allow_blank=False, id="cmp-metric",
                              compact=True)
                 yield Select(BAND_OPTIONS, value="minmax", allow_blank=False, id="cmp-band", compact=True)
+                yield Select([], prompt="view", id="cmp-view", compact=True)
+                yield PanelSafeInput("", placeholder="target loss", id="cmp-target", compact=True)
         yield PlotextPlot(id="cmp-plot")
+        yield Static("", id="cmp-legend", markup=False)
+        yield DataTable(id="cmp-table", cursor_type="none", zebra_stripes=False)
 
     def on_mount(self) -> None:
         self.set_interval(0.25, self._replot)
@@ -96,24 +121,76 @@ class ComparePanel(Vertical):
                 sel.add_option((Text(label), value, value in selected))  # Text: no markup in names
         self.dirty = True
 
-    def select_run(self, run_id: str) -> None:
+    def select_run(self, run_id: str) -> bool:
+        """Show this run's configs instead of the selection; a run with nothing to draw (stopped
+        before its first chunk) leaves the selection as it was. True if the selection changed."""
+        values = [value for value, (rid, _, _) in self.entries.items() if rid == run_id]
+        return self._select(values)
+
+    def _select(self, values: list[str]) -> bool:
+        if not values:
+            return False
         sel = self.query_one("#cmp-units", SelectionList)
         sel.deselect_all()
-        for value, (rid, _, _) in self.entries.items():
-            if rid == run_id:
-                sel.select(value)
+        for value in values:
+            sel.select(value)
         self.dirty = True
+        return True
 
     def selection(self) -> list[tuple[str, str, str]]:
         sel = self.query_one("#cmp-units", SelectionList)
         return [self.entries[v] for v in sel.selected if v in self.entries]
 
+    # -- the preset's [[compare]] views -------------------------------------------------------
+    def set_views(self, study) -> None:
+        self.views = list(study.compare) if study is not None else []
+        select = self.query_one("#cmp-view", Select)
+        with self.prevent(Select.Changed):
+            select.set_options([(v.title or " vs ".join(v.configs), i) for i, v in enumerate(self.views)])
+
+    def show_view(self, index: int) -> bool:
+        """Tick the view's configs from the newest run that has most of them; its metric too."""
+        if not 0 <= index < len(self.views):
+            return False
+        view = self.views[index]
+        by_run: dict[str, list[str]] = {}
+        for value, (rid, unit, _) in self.entries.items():  # newest runs first
+            if unit in view.configs:
+                by_run.setdefault(rid, []).append(value)
+        if not by_run:
+            self.table_note = f"view {view.title!r}: no finished run has {', '.join(view.configs)}"
+            self.dirty = True
+            return False
+        values = max(by_run.values(), key=len)  # max keeps the first (newest) of equals
+        order = {name: i for i, name in enumerate(view.configs)}
+        values.sort(key=lambda v: order[self.entries[v][1]])
+        if view.metric in dict((v, k) for k, v in METRIC_OPTIONS):
+            self.query_one("#cmp-metric", Select).value = view.metric
+        self.table_note = ""
+        return self._select(values)
+
+    def action_next_view(self) -> None:
+        if not self.views:
+            self.app.notify("the preset has no [[compare]] views", severity="warning")
+            return
+        select = self.query_one("#cmp-view", Select)
+        current = select.value if isinstance(select.value, int) else -1
+        select.value = (current + 1) % len(self.views)
+
     def on_selection_list_selected_changed(self, event) -> None:
         self.dirty = True
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "cmp-view" and isinstance(event.value, int):
+            self.show_view(event.value)
         self.dirty = True
 
+    def on_input_changed(self, event) -> None:
+        if event.input.id == "cmp-target":
+            event.stop()
+            self.dirty = True
+
+    # -- drawing --------------------------------------------------------------------------------
     def _replot(self) -> None:
         plot = self.query_one("#cmp-plot", PlotextPlot)
         if plot.size != getattr(self, "_drawn_size", None):
@@ -122,20 +199,82 @@ class ComparePanel(Vertical):
             return
         self.dirty = False
         self._drawn_size = plot.size
-        width = max(plot.size.width - 12, 10)
-        groups = []
+        width = max(plot.size.width - 10, 10)
+        groups, targets = [], []
         for run_id, unit, label in self.selection():
             run = self.loader(run_id)
             if run is not None and unit in run.units:
                 short = label.split(" · ")[0]
                 groups.append(plots.unit_series(run.units[unit], self.metric, short, self.band_kind, width,
                                                 metric_decls.of_run(run)))
-        plots.draw(plot.plt, groups, self.describe(), self._empty_note(groups), plot.size.height,
+                targets.append((run, unit))
+        plots.draw(plot.plt, groups, self.describe(), self._empty_note(groups), width,
                    plots.y_label(self.metric, self.declared))
         plot.refresh()
+        self.query_one("#cmp-legend", Static).update(plots.legend(groups))
         self.drawn = sum(len(g) for g in groups)
+        self._fill_table(targets)
+
+    def _target(self) -> tuple[float | None, str]:
+        text = self.query_one("#cmp-target", PanelSafeInput).value.strip()
+        if not text:
+            return None, ""
+        try:
+            value = float(text)
+        except ValueError:
+            return None, f"target {text!r} is not a number: time-to-target left out"
+        return (value, "") if value > 0 else (None, "target must be above 0: time-to-target left out")
+
+    def _fill_table(self, targets: list) -> None:
+        """The final-values table of what the plot shows (the test loss for train vs test)."""
+        from ...export.comparison import compare
+
+        table = self.query_one("#cmp-table", DataTable)
+        table.clear(columns=True)
+        self.comparison = None
+        if not targets:
+            table.display = False
+            return
+        metric = "test_loss" if self.metric == "train_test" else self.metric
+        target, note = self._target()
+        try:
+            if target is None and not note:  # a level every config reaches: 5% above where the worst ends
+                first = compare(targets, metric, self.band_kind)
+                means = [e.stats["mean"] for e in first.entries if e.stats["mean"] is not None]
+                target = float(f"{max(means) * DEFAULT_TARGET_MARGIN:.3g}") if means else None
+            self.comparison = compare(targets, metric, self.band_kind, target)
+        except OptuiError as exc:
+            table.display = True
+            table.add_column(str(exc))
+            return
+        c = self.comparison
+        band = _BAND_NAMES.get(c.band, c.band)
+        columns = ["config", "n", "mean", "median", band]
+        if c.target is not None:
+            columns.append(f"% to<{c.target:.3g}")
+        if len(c.entries) > 1:
+            columns += [f"P(<{c.baseline.label.split('/')[-1][:12]})", "wilcoxon p"]
+        table.add_columns(*columns)
+        for e in c.entries:
+            lo_hi = "-" if e.band is None else f"{e.band[0]:.3g}-{e.band[1]:.3g}"
+            row = [e.label if len(c.run_ids) > 1 else e.unit.name, str(e.stats["n"]), _g(e.stats["mean"]),
+                   _g(e.stats["median"]), lo_hi]
+            if c.target is not None:
+                row.append("-" if e.time_to_target is None else f"{e.time_to_target:.0f}%")
+            if len(c.entries) > 1:
+                p = e.paired
+                if e is c.baseline:
+                    row += ["base", ""]
+                elif p is None:
+                    row += ["unpaired", ""]
+                else:
+                    row += [f"{p['p_a_below_b']:.2f}", _g(p["wilcoxon_p"])]
+            table.add_row(*row)
+        table.display = True
 
     def _empty_note(self, groups: list) -> str:
+        if self.table_note:
+            return self.table_note
         if groups:
             return "nothing recorded for this metric"
         if not self.entries:

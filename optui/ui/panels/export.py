@@ -8,6 +8,9 @@ from textual.widgets import Button, Checkbox, Static
 
 
 class ExportPanel(Vertical):
+    KEYS = [("space", "tick or untick a format"), ("enter / ctrl+o", "export what Compare shows"),
+            ("", "files go to exports/<study>/, named with the run id; nothing is overwritten")]
+
     def compose(self) -> ComposeResult:
         yield Static("", id="exp-what")
         with Horizontal(id="exp-formats"):

@@ -17,7 +17,26 @@ def preset_files(root: Path) -> list[Path]:
     return sorted(folder.glob("*.toml")) if folder.is_dir() else []
 
 
+def field_hint(row) -> str:
+    """One line about a field: its key, what it means and its default."""
+    parts = [row.label]
+    if row.help:
+        parts.append(row.help)
+    if row.placeholder:
+        parts.append(row.placeholder)
+    elif row.required:
+        parts.append("required")
+    return " · ".join(parts)
+
+
 class PresetsPanel(Vertical):
+    KEYS = [("enter", "open the preset under the cursor (list on the left)"),
+            ("up / down", "previous / next field"),
+            ("pageup / pagedown", "a page of fields, also while a field has focus"),
+            ("ctrl+s", "save the preset (comments kept; invalid text is never written)"),
+            ("ctrl+p", "palette: type part of a field's name to jump to it"),
+            ("an empty field", "its default; a required field shows an error on itself")]
+
     class Open(Message):
         def __init__(self, path: Path) -> None:
             super().__init__()
@@ -37,6 +56,7 @@ class PresetsPanel(Vertical):
                 yield Static("no preset open: pick one on the left (enter)", id="preset-header", markup=False)
                 yield Static("", id="preset-error", classes="field-error", markup=False)
                 yield FieldForm(id="preset-form", empty_note="no preset open")
+                yield Static("", id="preset-hint", classes="note", markup=False)
 
     def on_mount(self) -> None:
         self.refresh_files()
@@ -57,6 +77,9 @@ class PresetsPanel(Vertical):
         index = event.index  # the row enter was pressed on, not where the cursor went since
         if index is not None and 0 <= index < len(self.files):
             self.post_message(self.Open(self.files[index]))
+
+    def on_field_form_field_focused(self, message) -> None:
+        self.query_one("#preset-hint", Static).update(field_hint(message.row))
 
     def set_header(self, text: str, error: str = "") -> None:
         self.query_one("#preset-header", Static).update(text)

@@ -6,21 +6,39 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Label, SelectionList
+from textual.widgets import DataTable, Input, Label, SelectionList, Static
 from textual_plotext import PlotextPlot
 
 from ... import optimizers
 from ... import metrics as metric_decls
 from .. import plots
 from ...progress import RunProgress, UnitProgress
-from ..widgets import ToggleList
+from ..widgets import PanelSafeInput, ToggleList
 
 # Until a preset is read: what TwNet and MNIST record (the workload's declarations replace it).
 DEFAULT_METRICS = (metric_decls.infer("train_loss"), metric_decls.infer("test_loss"))
+MAX_COUNT = 100_000
+
+
+def count_problem(name: str, text: str) -> str | None:
+    """Why a replicate or trial count field cannot start a run, or None when it can."""
+    if not text:
+        return f"{name}: empty: write a whole number from 1 to {MAX_COUNT}"
+    try:
+        value = int(text)
+    except ValueError:
+        return f"{name}: {text!r} is not a whole number: write one from 1 to {MAX_COUNT}"
+    if not 1 <= value <= MAX_COUNT:
+        return f"{name}: {value} is out of range: write a whole number from 1 to {MAX_COUNT}"
+    return None
 
 
 class ReplicatesPanel(Vertical):
     BINDINGS = [Binding("m", "cycle_metric", "Metric")]
+    KEYS = [("space", "tick or untick the config under the cursor"),
+            ("replicates field", "how many seed replicates per config (1-100000)"),
+            ("ctrl+r", "run the ticked configs"), ("ctrl+t", "stop after the current chunk"),
+            ("m", "live plot: minibatch, test or train loss (outside a field)")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -39,9 +57,10 @@ class ReplicatesPanel(Vertical):
                 yield ToggleList(id="rep-configs", compact=True)
                 with Horizontal(id="rep-count-row"):
                     yield Label("replicates ")
-                    yield Input("", id="rep-count", type="integer", compact=True)
+                    yield PanelSafeInput("", id="rep-count", type="integer", compact=True)
             yield DataTable(id="rep-progress", cursor_type="none", zebra_stripes=False)
         yield PlotextPlot(id="rep-plot")
+        yield Static("", id="rep-legend", markup=False)
 
     def on_mount(self) -> None:
         self._columns()
@@ -100,6 +119,13 @@ class ReplicatesPanel(Vertical):
     def replicate_count(self) -> str:
         return self.query_one("#rep-count", Input).value.strip()
 
+    def replicates_requested(self) -> tuple[int, str | None]:
+        """(the count to run, None) or (0, why it cannot run): an empty or bad field blocks it."""
+        text = self.replicate_count()
+        problem = count_problem("replicates", text)
+        self.query_one("#rep-count", Input).set_class(problem is not None, "-invalid")
+        return (0, problem) if problem else (int(text), None)
+
     # -- live run -------------------------------------------------------------------------------
     def start(self, title: str, units: dict[str, UnitProgress]) -> None:
         self.title = title
@@ -133,14 +159,15 @@ class ReplicatesPanel(Vertical):
             return
         self.dirty = False
         self._drawn_size = plot.size
-        width = max(plot.size.width - 12, 10)
+        width = max(plot.size.width - 10, 10)
         groups = [plots.unit_series(u.as_unit(), self.metric, u.name, "minmax", width, self.declared)
                   for u in self.units.values() if u.has_data]
         name = metric_decls.label(self.declared, self.metric)
         title = f"{self.title}: {name}, mean and min-max" if self.title else name
         plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk",
-                   plot.size.height, plots.y_label(self.metric, self.declared))
+                   width, plots.y_label(self.metric, self.declared))
         plot.refresh()
+        self.query_one("#rep-legend", Static).update(plots.legend(groups))
 
     def series_count(self) -> int:
         """How many configs have band data (the tests poll this)."""

@@ -9,14 +9,19 @@ from typing import Any
 
 import numpy as np
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from ...export import search_progress
-from ...search import rank
 from ... import metrics as metric_decls
-from ..widgets import FieldForm
+from ...engine.events import ChunkDone, UnitStarted
+from ...export import search_progress
+from ...search import TrialScored, TrialsPlanned, rank
+from ..plots import log_ticks
+from ..widgets import FieldForm, PanelSafeInput
+from .replicates import count_problem
 
 PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of", "round")
 # The x-axis choice that plots the best objective so far against examples trained.
@@ -33,7 +38,26 @@ def objective_goal(objective: str, known: dict[str, str] | None = None) -> str:
     return metric_decls.infer(metric).goal
 
 
+def fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 class SearchPanel(Vertical):
+    BINDINGS = [Binding("w", "app.write_best", "Write best", show=False),
+                Binding("c", "confirm", "Confirm", show=False)]
+    KEYS = [("ctrl+r", "run the chosen space with the trial count (edit its ranges on the left)"),
+            ("ctrl+t", "stop after the current chunk"),
+            ("w", "write the best config into the open preset as [configs.<space>-searched]"),
+            ("c", "confirm: re-run the top K trials with R fresh replicates (fields 'top', '×')"),
+            ("stored search", "show an earlier search run; 'x axis' picks the scatter's parameter"),
+            ("table", "trials ranked by the objective, a column per parameter the search varied")]
+
+    class Confirm(Message):
+        def __init__(self, top: int, replicates: int) -> None:
+            super().__init__()
+            self.top = top
+            self.replicates = replicates
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.trials: dict[str, dict[str, Any]] = {}  # name -> name, trial, params, status, objective
@@ -44,6 +68,8 @@ class SearchPanel(Vertical):
         self._preset_trials = ""  # the trial count last taken from the preset
         self._goals: dict[str, str] = {}  # objective -> "min" | "max", from the preset's spaces
         self.strategy = "random"  # the shown search's sampler (+ pruner)
+        self._table_params: list[str] = []
+        self.scales: dict[str, str] = {}  # parameter -> how the space draws it (log, uniform)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="search-note", classes="note", markup=False)
@@ -54,13 +80,22 @@ class SearchPanel(Vertical):
         with Horizontal(id="search-controls"):
             yield Select([], prompt="space", id="search-space", compact=True)
             yield Label(" trials ")
-            yield Input("", id="search-count", type="integer", compact=True)
+            yield PanelSafeInput("", id="search-count", type="integer", compact=True)
             yield Select([], prompt="stored search", id="search-run", compact=True)
             yield Select([], prompt="x axis", id="search-param", compact=True)
+        yield Static("", id="search-best", markup=False)
+        with Horizontal(id="search-decide"):
+            yield Label("c: confirm top ")
+            yield PanelSafeInput("3", id="search-top-k", type="integer", compact=True)
+            yield Label(" with ")
+            yield PanelSafeInput("5", id="search-reps", type="integer", compact=True)
+            yield Label(" replicates · w: write best to preset")
         yield PlotextPlot(id="search-plot")
 
     def on_mount(self) -> None:
-        self.query_one("#search-trials", DataTable).add_columns("#", "trial", "objective", "status", "params")
+        # The parameters' columns (refresh_table) come before status and name: at 80 columns they
+        # are what the user came to read.
+        self.query_one("#search-trials", DataTable).add_columns("#", "objective", "status", "trial")
         self.set_interval(0.25, self._replot)
         self.dirty = True
 
@@ -86,6 +121,13 @@ class SearchPanel(Vertical):
 
     def trial_count(self) -> str:
         return self.query_one("#search-count", Input).value.strip()
+
+    def trials_requested(self) -> tuple[int, str | None]:
+        """(the trial count, None) or (0, why it cannot run)."""
+        text = self.trial_count()
+        problem = count_problem("trials", text)
+        self.query_one("#search-count", Input).set_class(problem is not None, "-invalid")
+        return (0, problem) if problem else (int(text), None)
 
     # -- stored runs --------------------------------------------------------------------------
     def set_stored_runs(self, options: list[tuple[str, str]]) -> None:
@@ -121,6 +163,23 @@ class SearchPanel(Vertical):
         self.objective_name = objective_name
         self.refresh_table()
 
+    def apply_event(self, e: Any) -> None:
+        """A live search's engine event: plan, progress and scores of its trials."""
+        if isinstance(e, TrialsPlanned):
+            self.show_trials([{"name": t["name"], "trial": t.get("trial", 0), "params": t.get("params", {}),
+                               "status": t.get("status", "pending"), "objective": t.get("objective"),
+                               "steps": t.get("steps"), "replicates": t.get("replicates")}
+                              for t in e.trials], "live", e.objective)
+        elif isinstance(e, UnitStarted):
+            self.update_trial(e.unit, status="running")
+            self.refresh_table()
+        elif isinstance(e, ChunkDone):
+            self.update_trial(e.unit, status=f"{100 * e.step_end // max(e.total_steps, 1)}%")
+            self.refresh_table()
+        elif isinstance(e, TrialScored):
+            self.update_trial(e.unit, status=e.status, objective=e.objective, params=e.params, extra=e.extra)
+            self.refresh_table()
+
     def update_trial(self, name: str, **changes: Any) -> None:
         self.trials.setdefault(name, {"name": name, "params": {}, "trial": len(self.trials) + 1})
         self.trials[name].update(changes)
@@ -136,15 +195,18 @@ class SearchPanel(Vertical):
         table = self.query_one("#search-trials", DataTable)
         table.clear()
         n = 0
+        varied = self.varied_params()
+        if varied != self._table_params:  # a column per varied parameter, named by it
+            self._table_params = varied
+            table.clear(columns=True)
+            table.add_columns("#", "objective", *varied, "status", "trial")
         for t in self.ranked():
             obj = t.get("objective")
             if obj is not None:
                 n += 1
-            items = sorted((t.get("params") or {}).items(), key=lambda kv: kv[0] == "batch_size")
-            params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in items if k not in PARAM_SKIP)  # batch size last: often fixed
-            table.add_row(str(n) if obj is not None else "-", t["name"],
-                          f"{obj:.4g}" if obj is not None else "-", t.get("status", ""), params)
+            given = t.get("params") or {}
+            table.add_row(str(n) if obj is not None else "-", f"{obj:.4g}" if obj is not None else "-",
+                          *[fmt(given[k]) if k in given else "-" for k in varied], t.get("status", ""), t["name"])
         names = sorted({k for t in self.trials.values() for k, v in (t.get("params") or {}).items()
                         if k not in PARAM_SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
         select = self.query_one("#search-param", Select)
@@ -157,6 +219,28 @@ class SearchPanel(Vertical):
             if names:
                 select.value = current if current in names else self._most_varied(names)
         self.dirty = True
+
+    def varied_params(self) -> list[str]:
+        """The hyperparameters that differ between trials (fixed ones say nothing in a table)."""
+        names = sorted({k for t in self.trials.values() for k in (t.get("params") or {}) if k not in PARAM_SKIP},
+                       key=lambda k: (k == "batch_size", k))
+        varied = [k for k in names if len({repr((t.get("params") or {}).get(k)) for t in self.trials.values()}) > 1]
+        return varied or names
+
+    def show_best(self, text: str) -> None:
+        self.query_one("#search-best", Static).update(text)
+
+    def action_confirm(self) -> None:
+        """c: re-run the top K trials of the shown search with R replicates (the fields' values)."""
+        values = []
+        for field_id, name in (("#search-top-k", "top"), ("#search-reps", "replicates")):
+            text = self.query_one(field_id, Input).value.strip()
+            problem = count_problem(name, text)
+            if problem:
+                self.app.notify(problem, title="not started", severity="error")
+                return
+            values.append(int(text))
+        self.post_message(self.Confirm(*values))
 
     def _most_varied(self, names: list[str]) -> str:
         """The hyperparameter with the most distinct values: the one the search explored."""
@@ -178,28 +262,36 @@ class SearchPanel(Vertical):
             return
         self.dirty = False
         plot = self.query_one("#search-plot", PlotextPlot)
-        plt = plot.plt
+        param = self.query_one("#search-param", Select).value
+        self._draw_scatter(plot.plt, param if isinstance(param, str) else None)
+        plot.refresh()
+
+    def _draw_scatter(self, plt, param: str | None) -> None:
+        """The objective against one hyperparameter; a log axis (ticks in its values) for a
+        parameter the space draws on a log scale, or one spanning decades."""
         plt.clear_data()
         plt.clear_figure()
-        param = self.query_one("#search-param", Select).value
         if param == HISTORY_AXIS:
             self._plot_history(plt)
-            plot.refresh()
             return
-        points = self.scored_points(param) if isinstance(param, str) else []
-        if points:
-            xs, ys = zip(*points)
-            log_x = all(x > 0 for x in xs) and max(xs) / min(xs) > 20  # spans decades: log axis
-            xs = [math.log10(x) for x in xs] if log_x else list(xs)
-            plt.scatter(xs, list(ys), marker="dot", color="orange+")
-            plt.xlabel(f"log10 {param}" if log_x else param)
-            plt.ylabel(self.objective_name)
-            best = int(np.argmax(ys) if self.goal == "max" else np.argmin(ys))
-            plt.scatter([xs[best]], [ys[best]], marker="x", color="green+", label="best")
-            plt.title(f"{self.objective_name} vs {param} ({len(points)} scored)")
-        else:
+        points = self.scored_points(param) if param else []
+        if not points:
             plt.title("no scored trials yet")
-        plot.refresh()
+            return
+        xs, ys = zip(*points)
+        log_x = all(x > 0 for x in xs) and (self.scales.get(param) == "log"
+                                             or (param not in self.scales and max(xs) / min(xs) > 20))
+        xs = [math.log10(x) for x in xs] if log_x else list(xs)
+        plt.scatter(xs, list(ys), marker="dot", color="orange+")
+        plt.xlabel(f"{param} (log)" if log_x else param)
+        if log_x:
+            ticks, labels = log_ticks(min(xs), max(xs))
+            if ticks:
+                plt.xticks(ticks, labels)
+        plt.ylabel(self.objective_name)
+        best = int(np.argmax(ys) if self.goal == "max" else np.argmin(ys))
+        plt.scatter([xs[best]], [ys[best]], marker="x", color="green+")  # the best: no legend in the plot
+        plt.title(f"{self.objective_name} vs {param} ({len(points)} scored; x: best)")
 
     def _plot_history(self, plt: Any) -> None:
         """Best objective so far against examples trained (log10), in the order trials were drawn."""
@@ -210,7 +302,10 @@ class SearchPanel(Vertical):
             return
         xs, ys = zip(*points)
         plt.plot([math.log10(x) for x in xs], list(ys), marker="dot", color="orange+")
-        plt.xlabel("log10 examples trained")
+        plt.xlabel("examples trained (log)")
+        ticks, labels = log_ticks(math.log10(min(xs)), math.log10(max(xs)))
+        if ticks:
+            plt.xticks(ticks, labels)
         plt.ylabel(f"best {self.objective_name}")
         total = sum(search_progress.examples_trained(t) for t in trials)
         pruned = sum(t.get("status") == "pruned" for t in trials)
