@@ -60,6 +60,8 @@ BREAKS = {
     "state-changes-shape": ("return jnp.mean((data[\"x\"][idx] @ params[\"w\"] - data[\"y\"][idx]) ** 2), state",
                             "return jnp.mean((data[\"x\"][idx] @ params[\"w\"] - data[\"y\"][idx]) ** 2), "
                             "{\"extra\": jnp.zeros(3)}"),
+    "strategy-not-a-strategy": ('return Workload("toy", data, 16, init, sample_batch, loss, evaluate)',
+                                'return Workload("toy", data, 16, init, sample_batch, loss, evaluate, lambda b: "fast")'),
     "evaluate-wrong-metrics": ('return {"train_loss": jnp.mean', 'return {"loss": jnp.mean'),
     "evaluate-not-scalar": ('return {"train_loss": jnp.mean((data["x"] @ params["w"] - data["y"]) ** 2)}',
                             'return {"train_loss": (data["x"] @ params["w"] - data["y"]) ** 2}'),

@@ -155,6 +155,7 @@ WHAT_IS_SAID = {
     "init-nan": ["init(key) gave 2 NaN or inf value(s) in parameter ['w']"],
     "loss-not-scalar": ["loss(...) must return a scalar float loss first, got an array of shape (8,)", "for a batch of 8"],
     "state-changes-shape": ["loss(...) must return a model_state with the same structure as init's"],
+    "strategy-not-a-strategy": ["choose_strategy('cpu') must return an optui.workloads.Strategy, got str"],
     "evaluate-wrong-metrics": ["evaluate(...) must return exactly the declared metrics (train_loss)",
                                "missing train_loss; undeclared loss"],
     "evaluate-not-scalar": ["evaluate(...)['train_loss'] must be a scalar, got an array of shape (16,)"],
