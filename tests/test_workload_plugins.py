@@ -150,6 +150,7 @@ WHAT_IS_SAID = {
     "factory-raises": ["calling the factory failed: ValueError: no spec today"],
     "factory-wrong-type": ["the factory returned int, expected optui.workloads.WorkloadSpec"],
     "objective-not-declared": ["objective 'test_accuracy' is not one of its metrics (train_loss)"],
+    "check-settings-raises": ["workload toy's check_settings failed: KeyError: 'nope'"],
     "build-raises": ["build(settings) failed: ZeroDivisionError"],
     "init-not-a-pair": ["init(key) must return (params, model_state)"],
     "init-nan": ["init(key) gave 2 NaN or inf value(s) in parameter ['w']"],
