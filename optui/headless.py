@@ -119,7 +119,7 @@ def summary_table(summary: dict) -> Table:
         spread = []
     word = (objective.label.split(" ")[0] if objective and objective.split else
             objective.label if objective else "")
-    longest = max((len(n) for n in summary["configs"]), default=6)
+    longest = max([len("config"), *(len(n) for n in summary["configs"])])
 
     def layout(spread: list[str], two_lines: bool) -> tuple[list[str], int]:
         heads = [*(m.label for m in metrics), *(f"{word} {s}" for s in spread)]
@@ -132,7 +132,7 @@ def summary_table(summary: dict) -> Table:
 
     # Single-line headers if they fit, else two-line ones, else fewer spread columns.
     columns, width = layout(spread, False)
-    while width > 80:
+    while width > 78:  # a margin: rich pads the edges of some columns
         columns, width = layout(spread, True)
         if width <= 80 or not spread:
             break

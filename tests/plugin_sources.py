@@ -52,6 +52,7 @@ BREAKS = {
     "factory-raises": ("def make():\n", "def make():\n    raise ValueError('no spec today')\n"),
     "factory-wrong-type": ("def make():\n", "def make():\n    return 42\n"),
     "objective-not-declared": ('split="train"),), "train_loss",', 'split="train"),), "test_accuracy",'),
+    "check-settings-raises": ('    if settings.model["scale"] == 13:', '    if settings.model["nope"] == 13:'),
     "build-raises": ("    scale = settings.model", "    1 / 0\n    scale = settings.model"),
     "init-not-a-pair": ('return {"w": jnp.zeros(2) * scale}, {}', 'return {"w": jnp.zeros(2) * scale}'),
     "init-nan": ('return {"w": jnp.zeros(2) * scale}, {}', 'return {"w": jnp.full(2, jnp.nan)}, {}'),
@@ -60,6 +61,8 @@ BREAKS = {
     "state-changes-shape": ("return jnp.mean((data[\"x\"][idx] @ params[\"w\"] - data[\"y\"][idx]) ** 2), state",
                             "return jnp.mean((data[\"x\"][idx] @ params[\"w\"] - data[\"y\"][idx]) ** 2), "
                             "{\"extra\": jnp.zeros(3)}"),
+    "strategy-not-a-strategy": ('return Workload("toy", data, 16, init, sample_batch, loss, evaluate)',
+                                'return Workload("toy", data, 16, init, sample_batch, loss, evaluate, lambda b: "fast")'),
     "evaluate-wrong-metrics": ('return {"train_loss": jnp.mean', 'return {"loss": jnp.mean'),
     "evaluate-not-scalar": ('return {"train_loss": jnp.mean((data["x"] @ params["w"] - data["y"]) ** 2)}',
                             'return {"train_loss": (data["x"] @ params["w"] - data["y"]) ** 2}'),

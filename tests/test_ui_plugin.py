@@ -106,3 +106,31 @@ async def test_a_plugin_workload_end_to_end(folder: Path):
         compare.query_one("#cmp-metric").value = "test_accuracy"
         await wait_for(pilot, lambda: compare.drawn == 2 and not compare.dirty, 20, "compare plot")
         assert compare.describe() == "test acc, mean and min-max"
+
+
+@run_async
+async def test_a_broken_plugin_is_an_error_beside_the_workload_field(folder: Path):
+    from plugin_sources import broken
+
+    (folder / "broken_workload.py").write_text(broken("init-nan"), encoding="utf-8")
+    (folder / "presets" / "digits.toml").write_text(
+        PRESET.replace('workload = "digits"', 'workload = "./broken_workload.py:make"')
+              .replace("[model]\nhidden = 16   # small: compiles quickly\n", ""), encoding="utf-8")
+    app = OptuiApp(preset="presets/digits.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: checked(app), 60, "preset checked")
+        assert app.study is not None  # the reference resolves; building it is what fails
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.running is None and any(
+            "NaN" in n.message for n in app._notifications), 60, "the refusal")
+        message = next(n.message for n in app._notifications if "NaN" in n.message)
+        assert 'workload = "./broken_workload.py:make"' in message and "init(key) gave 2 NaN" in message
+    assert Store.open(folder / "runs").list_runs() == []  # nothing stored
+
+    (folder / "presets" / "digits.toml").write_text(PRESET.replace('"digits"', '"./nowhere.py:make"', 1),
+                                                  encoding="utf-8")
+    app = OptuiApp(preset="presets/digits.toml", probe_device=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: checked(app), 60, "preset checked")
+        assert app.study is None
+        assert "no such file; tried" in app.query_one("#preset-form").error_text("workload")

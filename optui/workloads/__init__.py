@@ -49,6 +49,12 @@ def validate_settings(spec: WorkloadSpec, raw: dict[str, Any], file: str | None,
             spec.check_settings(settings)
         except SettingError as exc:
             raise PresetError(f"{where(file, exc.key)} {exc.message}") from None
+        except Exception as exc:  # a bug in the plug-in's rules: still a clear refusal
+            from .registry import _short, quoted
+
+            ref = raw.get("workload")
+            loc = f"{where(file, 'workload')} = {quoted(ref)}" if isinstance(ref, str) else where(file, "workload")
+            raise PresetError(f"{loc}: workload {spec.name}'s check_settings failed: {_short(exc)}") from None
     return settings
 
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import PresetError
-from .base import Workload, WorkloadSpec
+from .base import Strategy, Workload, WorkloadSpec
 from .registry import _short
 
 CHECK_BATCH = 8  # batch size for the traced sample_batch/loss check (at most n_train)
@@ -48,6 +48,14 @@ def check_built(w: Any, spec: WorkloadSpec, loc: str) -> None:
     for name in ("init", "sample_batch", "loss", "evaluate", "choose_strategy"):
         if not callable(getattr(w, name)):
             raise PresetError(f"{loc}: {name} must be a function, got {type(getattr(w, name)).__name__}")
+    for backend in ("cpu", "gpu", "tpu"):
+        try:
+            strategy = w.choose_strategy(backend)
+        except Exception as exc:
+            raise PresetError(f"{loc}: choose_strategy({backend!r}) failed: {_short(exc)}") from None
+        if not isinstance(strategy, Strategy):
+            raise PresetError(f"{loc}: choose_strategy({backend!r}) must return an optui.workloads.Strategy, "
+                              f"got {type(strategy).__name__}")
     key = jax.random.PRNGKey(0)
     out = _traced(loc, "init(key)", w.init, key)
     if not (isinstance(out, tuple) and len(out) == 2):

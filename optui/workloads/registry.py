@@ -300,9 +300,14 @@ def spec_problem(spec: WorkloadSpec) -> str | None:
     return None
 
 
+_OWN = str(Path(__file__).resolve().parents[1])
+
+
 def _short(exc: BaseException) -> str:
-    """'Type: message (file:line)' of the innermost frame: where a plug-in author should look."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    """'Type: message (file:line)' with the innermost frame of the plug-in's own code (not optui's,
+    not the import machinery's): where its author should look."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(("<", _OWN))]
     at = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}{at}".replace(": (", " (")
