@@ -144,7 +144,7 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     from .store import Store
 
     study = None if resume else presets.load(preset, overrides)  # a bad preset creates nothing
-    store = Store.open(store_root, create=not resume)
+    store = Store.open(store_root)
     store.take_over_expired = force
     if resume:
         # PRESET as it is now, with the overrides recorded with the run: refused if it changed.

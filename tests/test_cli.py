@@ -130,7 +130,7 @@ def test_runs_show(finished):
 def test_runs_show_unknown_id(finished):
     cli, _ = finished
     result = cli("runs", "show", "no-such-run")
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input
     assert "no-such-run" in one_line_error(result)
 
 
@@ -200,7 +200,7 @@ def test_run_batch_larger_than_the_training_set(cli, write_preset):
 
 def test_resume_unknown_run(cli, write_preset):
     result = cli("run", write_preset(), "--headless", "--resume", "nope")
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input
     assert "nope" in one_line_error(result)
 
 

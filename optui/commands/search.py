@@ -150,7 +150,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..store import Store
 
     study = None if resume else presets.load(preset, overrides)  # a bad preset creates nothing
-    store = Store.open(store_root, create=not resume)
+    store = Store.open(store_root)
     store.take_over_expired = force
     if resume:
         # PRESET as it is now, with the overrides recorded with the run: refused if it changed.
