@@ -161,7 +161,7 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     study = None if resume else service.load_study(preset, overrides)  # a bad preset creates nothing
     # A new run opens the store only once its preset and workload have passed every check.
     workload = None if resume else service.build_workload(study)
-    store = Store.open(store_root, create=not resume)
+    store = Store.open(store_root)
     store.take_over_expired = force
     if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
         resume, study = service.study_of_run(store, resume, preset, overrides)

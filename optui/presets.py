@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .search_space import SearchSpace, parse_search_section
 from .schema import Field, check_name, check_section, check_strings, check_value, where
 
 MAX_PRESET_BYTES = 1_000_000
+PIPE_WAIT_SECONDS = 10.0  # how long a preset given as a pipe may keep optui waiting for data
 # The data sources that read data.path, per workload: anywhere else a path would be ignored.
 PATH_SOURCES = {"twnet": ("json",), "mnist": ("idx",)}
 # What a [[compare]] entry may draw besides the workload's declared metrics.
@@ -307,15 +309,16 @@ def read_text(path: str | Path) -> str:
         raise PresetError(f"{p}: no such preset file")
     if p.is_dir():
         raise PresetError(f"{p}: is a folder, expected a .toml preset file")
-    if not p.is_file():  # a FIFO or a device would block or never end
-        raise PresetError(f"{p}: not a regular file (a pipe or a device?), expected a .toml preset file")
     size = p.stat().st_size
     if size > MAX_PRESET_BYTES:
         raise PresetError(f"{p}: preset is {size:,} bytes; the limit is {MAX_PRESET_BYTES:,}")
     # Read at most one byte past the limit: a pipe or device reports size 0 and may never end.
     try:
-        with p.open("rb") as f:
-            data = f.read(MAX_PRESET_BYTES + 1)
+        if p.is_file():
+            with p.open("rb") as f:
+                data = f.read(MAX_PRESET_BYTES + 1)
+        else:  # a pipe (`<(...)` in a shell), a FIFO or a device: never wait on it for ever
+            data = _read_stream(p, MAX_PRESET_BYTES + 1)
     except OSError as exc:
         raise PresetError(f"{p}: cannot read the preset: {exc.strerror or exc}") from None
     if len(data) > MAX_PRESET_BYTES:
@@ -324,6 +327,32 @@ def read_text(path: str | Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise PresetError(f"{p}: not a UTF-8 text file") from None
+
+
+def _read_stream(p: Path, limit: int) -> bytes:
+    """Up to limit bytes of a pipe or device, giving up when nothing comes for PIPE_WAIT_SECONDS
+    (a FIFO that nobody writes would otherwise block at open and read for ever)."""
+    import select
+
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        parts, total = [], 0
+        while total < limit:
+            ready, _, _ = select.select([fd], [], [], PIPE_WAIT_SECONDS)
+            if not ready:
+                raise PresetError(f"{p}: nothing to read for {PIPE_WAIT_SECONDS:.0f} s (a pipe nobody "
+                                  f"writes?); expected a .toml preset file")
+            try:
+                chunk = os.read(fd, min(65536, limit - total))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

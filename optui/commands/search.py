@@ -162,7 +162,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
         preset, [*overrides, *sampler_overrides(preset, space_name, sampler)])
     # A new search opens the store only once its preset and workload have passed every check.
     workload = None if resume else service.build_workload(study)
-    store = Store.open(store_root, create=not resume)
+    store = Store.open(store_root)
     store.take_over_expired = force
     if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
         resume, study = service.study_of_run(store, resume, preset, overrides)

@@ -56,3 +56,30 @@ def interrupted_run(preset: Path, runs: Path, chunks: int = 2, overrides: list[s
     finally:
         store.close()
     return run_id
+
+
+def recorded_run(runs: Path, study: str = "tiny", configs: tuple[str, ...] = ("sgd", "adam"),
+                 finish: str | None = "done", steps: int = 8) -> str:
+    """A run written straight into the store at runs/ (no training): each config's two replicates
+    with made-up losses, finished as `finish` (None: left as a killed process leaves it)."""
+    import numpy as np
+
+    from optui.store import Store
+    from tests.conftest import TINY_CONFIGS, tiny_preset_text
+
+    store = Store.open(runs)
+    try:
+        text = tiny_preset_text(study=study, configs={c: TINY_CONFIGS[c] for c in configs})
+        run_id = store.create_run(study, "twnet", "study", text, None, {"device": "cpu"})
+        for i, name in enumerate(configs):
+            store.add_unit(run_id, name, dict(TINY_CONFIGS[name]), 2, steps, 1)
+            losses = np.linspace(1.0, 0.5, steps, dtype=np.float32)[None].repeat(2, 0) + i
+            store.write_chunk(run_id, name, -1, 0, np.zeros((2, 0)), 0, {"test_loss": np.ones(2)}, np.full(2, -1))
+            store.write_chunk(run_id, name, 0, 0, losses, steps, {"test_loss": losses[:, -1]}, np.full(2, -1))
+            if finish == "done":
+                store.finish_unit(run_id, name, "done", 0.5)
+        if finish is not None:
+            store.finish_run(run_id, finish, 1.0)
+    finally:
+        store.close()
+    return run_id

@@ -24,6 +24,7 @@ from optui import presets, store as store_module
 from optui.service import StudyRunner
 from optui.errors import StoreError
 from optui.store import DB_NAME, Store
+from checks import recorded_run
 from tests.conftest import tiny_preset_text, wait_for_chunks
 
 
@@ -84,9 +85,9 @@ def test_case_6_reused_pid_with_an_expired_lease_is_taken_over_with_force(cli, t
     assert all(u.minibatch_loss.shape == (2, 16) for u in final.units.values())
 
 
-def test_case_6_a_live_lease_is_never_taken(cli, tmp_path):
-    store, run_id, preset = interrupted_run(cli.cwd)
-    store.close()
+def test_case_6_a_live_lease_is_never_taken(cli, write_preset):
+    preset = write_preset()  # the preset recorded_run records
+    run_id = recorded_run(cli.cwd / "runs", finish="interrupted")
     hold_by(cli.cwd / "runs" / DB_NAME, run_id, 1, lease_left_s=50)
     assert json.loads(cli("runs", "--json").stdout)[0]["status"] == "running"
     for extra in ((), ("--force",)):
@@ -98,7 +99,8 @@ def test_case_6_a_live_lease_is_never_taken(cli, tmp_path):
 def test_case_6_the_process_that_lost_its_run_stops_writing_it(tmp_path):
     from optui.errors import RunTakenOverError
 
-    store, run_id, _ = interrupted_run(tmp_path)
+    run_id = recorded_run(tmp_path / "runs", finish="interrupted")
+    store = Store.open(tmp_path / "runs")
     store.claim_run(run_id)  # this process resumes it ...
     # ... then hangs (seen from elsewhere: a process whose lease expired)
     hold_by(store.path, run_id, 1, lease_left_s=-120, token=None)
