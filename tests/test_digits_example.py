@@ -168,7 +168,8 @@ def test_it_learns_the_digits(tmp_path):
 
 
 def test_a_search_ranks_by_accuracy_highest_first(tmp_path):
-    from optui.search import SearchRunner, rank_trials
+    from optui.search import rank_trials
+    from optui.service import SearchRunner
 
     text = PRESET.format(hidden=16, iterations=30, points=2, replicates=1) + (
         "[search.adam]\noptimizer = 'adam'\ntrials = 4\nbatch_size = 32\n"

@@ -38,7 +38,7 @@ def test_every_figure_in_every_chosen_format(exported):
     study, search = exported
     stems = {"compare-01-sgd-vs-adam", "config-sgd", "config-adam"}
     assert {p.name for p in study.iterdir()} == {f"{s}.{k}" for s in stems for k in ("png", "pdf", "svg")}
-    scatter = {"search-adam-learning_rate", "search-adam-batch_size"}
+    scatter = {"search-adam-learning_rate", "search-adam-batch_size", "search-adam-history"}
     assert {p.name for p in search.iterdir()} == {f"{s}.{k}" for s in scatter for k in ("png", "pdf", "svg")}
     for path in study.iterdir():
         head = path.read_bytes()[:8]

@@ -1,7 +1,6 @@
 """Snapshots of every panel at 80x24 and 160x48, from a fixed folder: one preset, a finished study
 run and a finished search run written through the store (no training, so the content is exact).
-Volatile values (run ids, dates, timings, the cursor blink) are hidden with the app's
-hide_volatile option. Every snapshot test runs by default: a deselected one would leave its SVG
+Volatile values (run ids, dates, timings, the cursor blink) are held still by tests/stable_app.py. Every snapshot test runs by default: a deselected one would leave its SVG
 "unused", which syrupy reports as a failure.
 
 Regenerate after an intended change: pytest tests/test_ui_snapshots.py --snapshot-update
@@ -19,6 +18,7 @@ import pytest
 from pytest_textual_snapshot import SVGImageExtension
 
 from optui.store import Store
+from stable_app import StableApp
 from optui.ui.app import OptuiApp
 
 PRESET = """\
@@ -118,7 +118,7 @@ def snap_folder(tmp_path: Path, monkeypatch) -> Path:
 
 
 def make_app() -> OptuiApp:
-    return OptuiApp(preset="presets/snap.toml", probe_device=False, hide_volatile=True)
+    return StableApp(preset="presets/snap.toml", probe_device=False)
 
 
 async def _settle(pilot, app: OptuiApp) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 from textual import events
 
 from optui.store import Store
+from stable_app import StableApp
 from optui.ui.app import OptuiApp
 from optui.ui.presetdoc import PresetDocument
 from optui.ui.screens import HelpScreen
@@ -140,7 +141,7 @@ async def test_a_run_stopped_at_zero_steps_keeps_compares_selection(tmp_path: Pa
     store.add_unit(stopped, "sgd", {"optimizer": "sgd"}, 3, 40, 5)
     store.finish_run(stopped, "interrupted", 0.1)
     store.close()
-    app = OptuiApp(probe_device=False, hide_volatile=True)
+    app = StableApp(probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         compare = app.query_one("ComparePanel")
@@ -220,7 +221,7 @@ async def test_runs_panel_resumes_the_highlighted_interrupted_run(folder: Path):
 async def test_runs_panel_deletes_a_run_after_asking_and_shows_its_export_folder(tmp_path: Path, monkeypatch):
     root = make_folder(tmp_path / "work")
     monkeypatch.chdir(root)
-    app = OptuiApp(probe_device=False, hide_volatile=True)
+    app = StableApp(probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         await pilot.press("escape", "5")
@@ -251,7 +252,7 @@ async def test_runs_panel_deletes_a_run_after_asking_and_shows_its_export_folder
 async def test_compare_shows_a_final_values_table_and_the_presets_views(tmp_path: Path, monkeypatch):
     root = make_folder(tmp_path / "work")
     monkeypatch.chdir(root)
-    app = OptuiApp(preset="presets/snap.toml", probe_device=False, hide_volatile=True)
+    app = StableApp(preset="presets/snap.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: checked(app) and app.study is not None, 60, "preset opened")
         await pilot.press("escape", "4")
@@ -384,7 +385,7 @@ def test_search_scatter_draws_batch_size_on_a_log_axis():
 async def test_ticked_and_unticked_boxes_differ_without_colour(tmp_path: Path, monkeypatch):
     root = make_folder(tmp_path / "work")
     monkeypatch.chdir(root)
-    app = OptuiApp(probe_device=False, hide_volatile=True)
+    app = StableApp(probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("escape", "4")
         await pilot.pause(0.3)

@@ -372,14 +372,14 @@ def _print_comparison(result) -> None:
              (f"{band} low", lambda e: _fmt(e.band[0]) if e.band else "-"),
              (f"{band} high", lambda e: _fmt(e.band[1]) if e.band else "-")]
     if result.target is not None:
-        stats.append((f"% of run to < {result.target:g}",
+        stats.append((f"% of run to {'>' if result.higher_is_better else '<'} {result.target:g}",
                       lambda e: "never" if e.time_to_target is None else f"{e.time_to_target:.1f}%"))
     if len(entries) > 1:
         def paired(key, show):
             return lambda e: "-" if e.paired is None or e.paired[key] is None else show(e.paired[key])
 
         base = escape(entries[0].label)
-        stats += [(f"P(below {base})", paired("p_a_below_b", lambda v: f"{v:.2f}")),
+        stats += [(f"P({result.better} {base})", paired("p_a_below_b", lambda v: f"{v:.2f}")),
                   ("  95% CI", paired("ci95", lambda v: f"{v[0]:.2f}..{v[1]:.2f}")),
                   ("  Wilcoxon p", paired("wilcoxon_p", lambda v: f"{v:.3g}")),
                   ("  paired t p", paired("ttest_p", lambda v: f"{v:.3g}")),

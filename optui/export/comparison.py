@@ -43,6 +43,11 @@ class Comparison:
     band: str
     target: float | None
     entries: list[Entry]
+    higher_is_better: bool = False  # an accuracy: "better" is above, and time-to-target rises to it
+
+    @property
+    def better(self) -> str:
+        return "above" if self.higher_is_better else "below"
 
     @property
     def run_ids(self) -> list[str]:
@@ -62,6 +67,10 @@ def compare(targets: list[tuple[RunResult, str]], metric: str = "test_loss", ban
     """Compare (run, config) pairs on a metric's final value per replicate."""
     if not targets:
         raise ComparisonError("nothing to compare: give at least one RUN:CONFIG")
+    from .. import metrics as metric_decls
+
+    higher = metric != metric_decls.MINIBATCH and bool(
+        metric_decls.find(metric_decls.of_run(targets[0][0]), metric).higher_is_better)
     several_runs = len({run.run_id for run, _ in targets}) > 1
     run_index = {rid: i + 1 for i, rid in enumerate(dict.fromkeys(run.run_id for run, _ in targets))}
     entries = []
@@ -76,7 +85,7 @@ def compare(targets: list[tuple[RunResult, str]], metric: str = "test_loss", ban
         ttt = None
         if target is not None:
             x, values = metric_curve(unit, metric)
-            ttt = time_to_target(x, values[np.asarray(unit.healthy)], target)
+            ttt = time_to_target(x, values[np.asarray(unit.healthy)], target, higher)
         label = f"[{run_index[run.run_id]}] {config}" if several_runs else config
         entries.append(Entry(run, unit, label, finals, distribution(finals), interval(finals, band), ttt))
     base = entries[0]
@@ -85,12 +94,12 @@ def compare(targets: list[tuple[RunResult, str]], metric: str = "test_loss", ban
             entry.unpaired_reason = (f"{entry.label} has {entry.finals.size} replicates, "
                                      f"{base.label} {base.finals.size}")
             continue
-        paired = paired_comparison(entry.finals, base.finals)
+        paired = paired_comparison(entry.finals, base.finals, higher_is_better=higher)
         if paired["pairs"] == 0:
             entry.unpaired_reason = f"no replicate pair of {entry.label} and {base.label} where both finished"
             continue
         entry.paired = paired
-    return Comparison(metric, band, target, entries)
+    return Comparison(metric, band, target, entries, higher)
 
 
 def metric_title(metric: str) -> str:
@@ -103,10 +112,10 @@ def table(comparison: Comparison) -> PaperTable:
     base = c.baseline.label
     header = ["Config", "n", "Diverged", "Mean", BAND_TITLES[c.band]]
     if c.target is not None:
-        header.append(f"% of run to < {c.target:g}")
+        header.append(f"% of run to {'>' if c.higher_is_better else '<'} {c.target:g}")
     paired = len(c.entries) > 1
     if paired:
-        header += [f"P(below {base})", "95% CI", "Wilcoxon p", "Paired t p", "Mean diff."]
+        header += [f"P({c.better} {base})", "95% CI", "Wilcoxon p", "Paired t p", "Mean diff."]
     rows = []
     for e in c.entries:
         row: list[Any] = [e.label, e.stats["n"], e.unit.diverged, e.stats["mean"], e.band]
@@ -124,7 +133,8 @@ def table(comparison: Comparison) -> PaperTable:
              + f"; n replicates that finished without diverging; band: {BAND_TITLES[c.band]}."]
     if paired:
         notes.append(f"Paired against {base} by replicate index (the same PRNG key within a run): "
-                     f"P(below) is the share of pairs where the config ends lower (ties count one "
+                     f"P({c.better}) is the share of pairs where the config ends "
+                     f"{'higher' if c.higher_is_better else 'lower'} (ties count one "
                      f"half) with a bootstrap 95% CI; two-sided Wilcoxon signed-rank and paired "
                      f"t-test p-values of the differences.")
         notes += [f"Not paired: {e.unpaired_reason}." for e in c.entries if e.unpaired_reason]

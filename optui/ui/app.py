@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from functools import partial
 from pathlib import Path
 from typing import Iterable
@@ -60,7 +61,7 @@ FIRST_FOCUS = {"presets": "#preset-list", "replicates": "#rep-configs", "search"
 
 
 class OptuiApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "optui"
     COMMANDS = App.COMMANDS | {FieldCommands}
     BINDINGS = [
@@ -77,14 +78,12 @@ class OptuiApp(App):
           for i, (pid, name) in enumerate(PANELS)],
     ]
 
-    def __init__(self, preset: str | None = None, root: Path | None = None, probe_device: bool = True,
-                 hide_volatile: bool = False) -> None:
+    def __init__(self, preset: str | None = None, root: Path | None = None, probe_device: bool = True) -> None:
         super().__init__()
         self.root = Path(root) if root else Path.cwd()
         self.initial_preset = preset
         self.probe_device = probe_device
-        self.hide_volatile = hide_volatile  # tests: no timestamps, run ids or timings on screen
-        self.cursor_blink = not hide_volatile  # a blinking cursor is volatile too
+        self.cursor_blink = True
         self.store = None
         self.doc: PresetDocument | None = None
         self.study: presets.Study | None = None
@@ -524,7 +523,7 @@ class OptuiApp(App):
             status.set_activity(f"running: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
         elif isinstance(e, RunFinished):
             self.last_run_status = e.status
-            when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
+            when = self.took(e.wall_time_s)
             severity = "information" if e.status == Status.DONE else "warning"
             self.notify(f"run {self.run_label(e.run_id)} {e.status}{when}{self._how_to_resume(e)}",
                         severity=severity, timeout=12 if e.status != Status.DONE else 5)
@@ -547,7 +546,7 @@ class OptuiApp(App):
             status.set_activity(f"searching: {e.unit} {e.step_end}/{e.total_steps} steps{stopping}")
         elif isinstance(e, RunFinished):
             self.last_run_status = e.status
-            when = "" if self.hide_volatile else f" in {e.wall_time_s:.1f} s"
+            when = self.took(e.wall_time_s)
             self.notify(f"search {self.run_label(e.run_id)} {e.status}{when}{self._how_to_resume(e)}",
                         severity="information" if e.status == "done" else "warning",
                         timeout=12 if e.status != Status.DONE else 5)
@@ -589,10 +588,16 @@ class OptuiApp(App):
 
     # -- store, compare, export -----------------------------------------------------------------
     def run_label(self, run_id: str) -> str:
-        if self.hide_volatile:
-            ids = [r["id"] for r in self.runs]
-            return f"#{ids.index(run_id) + 1}" if run_id in ids else "#"
+        """How a run is named on screen."""
         return run_id
+
+    def took(self, seconds: float) -> str:
+        """How long a run took, as a notice says it."""
+        return f" in {seconds:.1f} s"
+
+    def run_times(self, info: dict) -> tuple[str, str]:
+        """A run's wall time and start, as the Runs table shows them."""
+        return f"{info['wall_time_s']:.1f}", time.strftime("%m-%d %H:%M", time.localtime(info["created"]))
 
     def refresh_runs(self) -> None:
         if self.store is None:
@@ -602,7 +607,7 @@ class OptuiApp(App):
         except OptuiError as exc:
             self.notify(str(exc), title="run store", severity="error")
             return
-        self.query_one(RunsPanel).show_runs(self.runs, self.run_label, self.hide_volatile)
+        self.query_one(RunsPanel).show_runs(self.runs, self.run_label, self.run_times)
         self.query_one(ComparePanel).set_entries(self.runs, self.run_label)
         self._show_search_runs()
 

@@ -91,7 +91,7 @@ def test_toml_errors_give_line_and_column(tmp_path, text, line):
     pytest.param(BASE.replace('workload = "twnet"', 'workload = ["twnet"]'),
                  ["workload", "installed: ", "mnist, twnet", "got ['twnet']"], id="list-for-workload"),
     pytest.param(search().replace('optimizer = "adam"\nbatch_size = 8', 'optimizer = ["adam"]\nbatch_size = 8'),
-                 ["search.s.optimizer", "optui optimizers", "module:factory", "got ['adam']"], id="list-for-search-optimizer"),
+                 ["search.s.optimizer", *ALL_OPTIMIZERS, "module:factory", "got ['adam']"], id="list-for-search-optimizer"),
     pytest.param(BASE + '\n[[compare]]\nconfigs = ["sgd", "adam"]\nlabels = [1, 2]\n',
                  ["compare[1].labels", "string"], id="numbers-for-labels"),
     pytest.param(BASE.replace("learning_rate = 0.5", "learning_rate = nan"),

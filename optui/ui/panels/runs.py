@@ -3,7 +3,6 @@ first), and show where a run's exports go."""
 
 from __future__ import annotations
 
-import time
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -61,7 +60,8 @@ class RunsPanel(Vertical):
         self.query_one("#runs-table", DataTable).add_columns(
             "run", "study", "kind", "status", "reps", "configs", "wall s", "created")
 
-    def show_runs(self, runs: list[dict], run_label, hide_volatile: bool) -> None:
+    def show_runs(self, runs: list[dict], run_label, run_times) -> None:
+        """The store's runs, newest first; run_label and run_times say how ids and times read."""
         table = self.query_one("#runs-table", DataTable)
         row = table.cursor_row
         table.clear()
@@ -69,8 +69,7 @@ class RunsPanel(Vertical):
         self.infos = {info["id"]: info for info in runs}
         self.run_label = run_label
         for info in reversed(runs):  # newest first
-            created = "-" if hide_volatile else time.strftime("%m-%d %H:%M", time.localtime(info["created"]))
-            wall = "-" if hide_volatile else f"{info['wall_time_s']:.1f}"
+            wall, created = run_times(info)
             units = (f"{len(info['units'])} trials" if info["kind"] == "search"
                      else ",".join(info["units"]))
             table.add_row(run_label(info["id"]), info["study"], info["kind"], info["status"],
