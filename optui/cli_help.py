@@ -90,10 +90,7 @@ def _help_option(command: Any) -> Any:
     (it needs only the option's names) lets its page show it as the flag it is."""
     from types import SimpleNamespace
 
-    try:
-        return command.get_help_option(SimpleNamespace(help_option_names=["--help"]))
-    except Exception:  # another click version: the help page still works, with a placeholder
-        return None
+    return command.get_help_option(SimpleNamespace(help_option_names=["--help"]))
 
 
 def _bare_type(param: Any) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .errors import DataError, PresetError
+from .export.pickles import plain
 
 # Settings a resume may change: they decide memory, checkpoint cadence and where training runs,
 # not results (the out-of-memory advice names the first and third), or, for a search, how many
@@ -30,16 +31,6 @@ OPERATIONAL_SEARCH = ("trials",)
 # Where the data is read from: its content is what the data fingerprint checks, so moving the
 # files (and saying where with --set) is no change.
 LOCATION_KEYS = ("path", "data_dir")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -73,7 +64,7 @@ def resolved_preset(study: Any, configs: Iterable[str] | None = None, space: str
     else:
         names = list(study.configs) if configs is None else list(configs)
         settings["configs"] = {n: study.configs[n].as_dict() for n in names if n in study.configs}
-    flat = _flatten(_plain(settings))
+    flat = _flatten(plain(settings))
     return {k: v for k, v in flat.items() if k not in OPERATIONAL}
 
 
@@ -86,7 +77,7 @@ def data_fingerprint(workload: Any) -> dict[str, Any]:
         array = np.ascontiguousarray(np.asarray(leaf))
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.view(np.uint8).reshape(-1) if array.size else b"")
-    info = {k: v for k, v in _plain(dict(workload.info or {})).items() if k != "warnings"}
+    info = {k: v for k, v in plain(dict(workload.info or {})).items() if k != "warnings"}
     return {"hash": digest.hexdigest(), "info": info}
 
 

@@ -53,12 +53,12 @@ def report_layout(run: RunResult) -> dict[str, list]:
     return out
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """numpy scalars in specs -> Python numbers, so the pickle needs no extra globals."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -68,7 +68,7 @@ def rich_layout(run: RunResult) -> dict[str, Any]:
     configs = {}
     for name, unit in run.units.items():
         configs[name] = {
-            "spec": _plain(dict(unit.spec)),
+            "spec": plain(dict(unit.spec)),
             "total_steps": int(unit.total_steps),
             "minibatch_loss": np.asarray(unit.minibatch_loss, dtype=np.float32),
             "eval_steps": np.asarray(unit.eval_steps, dtype=np.int64),
