@@ -478,21 +478,27 @@ class Store:
                     minibatch_loss: np.ndarray, eval_step: int, eval: dict[str, np.ndarray],
                     diverged_at: np.ndarray, state: bytes | None = None) -> None:
         """Record one chunk (idempotent on its index) and, optionally, the state after it."""
-        loss = np.asarray(minibatch_loss, np.float32)
-        evals = io.BytesIO()
-        np.savez(evals, **{k: np.asarray(v, np.float64) for k, v in eval.items()})
+        self.write_chunks(run_id, unit, [(chunk_index, step_start, minibatch_loss, eval_step, eval, diverged_at)],
+                          state)
+
+    def write_chunks(self, run_id: str, unit: str, chunks: list[tuple], state: bytes | None = None) -> None:
+        """Record several chunks of a unit in one transaction, and optionally the state after the
+        last: each chunk is (chunk_index, step_start, minibatch_loss, eval_step, eval, diverged_at)."""
+        rows = []
+        for chunk_index, step_start, minibatch_loss, eval_step, eval, diverged_at in chunks:
+            loss = np.asarray(minibatch_loss, np.float32)
+            evals = io.BytesIO()
+            np.savez(evals, **{k: np.asarray(v, np.float64) for k, v in eval.items()})
+            rows.append((run_id, unit, chunk_index, step_start, step_start + loss.shape[1], _npy(loss),
+                         eval_step, evals.getvalue(), _npy(np.asarray(diverged_at, np.int64))))
         with self.tx() as c:
             self._check_lease(c, run_id)
-            c.execute(
-                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
-                (run_id, unit, chunk_index, step_start, step_start + loss.shape[1], _npy(loss),
-                 eval_step, evals.getvalue(), _npy(np.asarray(diverged_at, np.int64))),
-            )
+            c.executemany("INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", rows)
             c.execute("UPDATE units SET status='running' WHERE run_id=? AND name=? AND status='pending'",
                       (run_id, unit))
             if state is not None:
                 c.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
-                          (run_id, unit, chunk_index, state))
+                          (run_id, unit, chunks[-1][0], state))
 
     def finish_unit(self, run_id: str, unit: str, status: str, wall_time_s: float,
                     extra: dict[str, Any] | None = None) -> None:

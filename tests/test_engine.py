@@ -123,9 +123,9 @@ def test_replicates_are_independent_of_their_neighbours(adam_runner):
 def test_new_hyperparameters_do_not_recompile(adam_runner):
     keys = member_keys(0, MEMBERS)
     collect(adam_runner, keys, adam_hparams([0.01] * MEMBERS), 12, 4)
-    sizes = adam_runner._chunk._cache_size()
+    sizes = adam_runner._blocks._cache_size()
     a, _ = collect(adam_runner, keys, adam_hparams([0.2, 0.001, 0.05]), 12, 4)
-    assert adam_runner._chunk._cache_size() == sizes
+    assert adam_runner._blocks._cache_size() == sizes
     b, _ = collect(adam_runner, keys, adam_hparams([0.01] * MEMBERS), 12, 4)
     assert not np.allclose(history(a)[0], history(b)[0])
 

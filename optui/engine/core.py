@@ -8,6 +8,7 @@ Each chunk ends with a full-dataset eval; the host sees results only once per ch
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -115,17 +116,44 @@ class GroupRunner:
             bad = state.diverged_at >= 0
             return {k: jnp.where(bad, jnp.nan, v) for k, v in metrics.items()}
 
+        def blocks_one(state, hp, key, starts, lengths, count, data, length: int):
+            """Eval blocks 0..count-1 (of MAX_BLOCKS slots): block b trains steps starts[b] ..
+            starts[b] + lengths[b] - 1, then evaluates. Traced bounds: one program for any count
+            and any chunk lengths up to `length`; slots past `count` keep their fill."""
+            def block(b, carry):
+                state, losses, evals = carry
+                start = starts[b]
+
+                def step(j, c):
+                    s, row = c
+                    s, loss = step_one(s, hp, key, start + j, data)
+                    return s, row.at[j].set(loss)
+
+                row = jnp.full((length,), jnp.nan, jnp.float32)
+                state, row = jax.lax.fori_loop(0, lengths[b], step, (state, row))
+                metrics = eval_one(state, data)
+                return (state, losses.at[b].set(row),
+                        {k: evals[k].at[b].set(jnp.asarray(v, jnp.float32)) for k, v in metrics.items()})
+
+            shapes = jax.eval_shape(eval_one, state, data)
+            losses = jnp.full((MAX_BLOCKS, length), jnp.nan, jnp.float32)
+            evals = {k: jnp.full((MAX_BLOCKS,), jnp.nan, jnp.float32) for k in shapes}
+            return jax.lax.fori_loop(0, count, block, (state, losses, evals))
+
         if strategy.vmap_replicates:
             self._init = jax.jit(jax.vmap(init_one))
             self._chunk = jax.jit(jax.vmap(chunk_one, in_axes=(0, 0, 0, None, None, None)),
                                   static_argnums=5)
             self._step = jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None, None)))
             self._eval = jax.jit(jax.vmap(eval_one, in_axes=(0, None)))
+            self._blocks = jax.jit(jax.vmap(blocks_one, in_axes=(0, 0, 0, None, None, None, None, None)),
+                                   static_argnums=7)
         else:
             self._init = jax.jit(init_one)
             self._chunk = jax.jit(chunk_one, static_argnums=5)
             self._step = jax.jit(step_one)
             self._eval = jax.jit(eval_one)
+            self._blocks = jax.jit(blocks_one, static_argnums=7)
 
     def _in_blocks(self, fn, members: tuple, *shared) -> Any:
         """fn(*members, *shared) over blocks of at most strategy.max_members members, joined.
@@ -213,6 +241,43 @@ class GroupRunner:
             out_losses.append(losses)
         return out_states, np.stack([np.asarray(x, np.float32) for x in out_losses])
 
+    def train_blocks(self, state, keys: np.ndarray, hparams: dict[str, np.ndarray],
+                     entries: list[tuple[int, int, int]], length: int):
+        """Dispatch one call training the chunks `entries` ((index, start, end), each then
+        evaluated); returns (state, losses, evals) as device arrays (lists of them, one per
+        member, with sequential members), not waited for."""
+        if len(entries) > MAX_BLOCKS:
+            raise ValueError(f"one call holds at most {MAX_BLOCKS} eval blocks, got {len(entries)}")
+        starts = np.zeros(MAX_BLOCKS, np.int32)
+        lengths = np.zeros(MAX_BLOCKS, np.int32)
+        for b, (_, start, end) in enumerate(entries):
+            starts[b], lengths[b] = start, end - start
+        starts, lengths, count = jnp.asarray(starts), jnp.asarray(lengths), jnp.int32(len(entries))
+        hp = {k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()}
+        jkeys = _keys(keys)
+        if self.strategy.vmap_replicates:
+            self.programs[(len(keys), length)] += 1
+            data = self._data()
+            return self._in_blocks(lambda s, h, k: self._blocks(s, h, k, starts, lengths, count, data, length),
+                                   (state, hp, jkeys))
+        self.programs[(1, length)] += 1
+        outs = [self._blocks(s, {k: v[m] for k, v in hp.items()}, self._on(m, jkeys[m]), starts, lengths,
+                             count, self._data(m), length) for m, s in enumerate(state)]
+        return ([o[0] for o in outs], [o[1] for o in outs],
+                {k: [o[2][k] for o in outs] for k in outs[0][2]})
+
+    @staticmethod
+    def is_ready(out: Any) -> bool:
+        """Whether a dispatched output has been computed already."""
+        return all(x.is_ready() for x in (out if isinstance(out, list) else [out]))
+
+    @staticmethod
+    def fetch(out: Any) -> np.ndarray:
+        """A dispatched output (or one per member) on the host, waiting for it."""
+        if isinstance(out, list):
+            return np.stack([np.asarray(x) for x in out])
+        return np.asarray(out)
+
     def _advance_one(self, state, hp, key, start, length, data):
         members = len(jax.tree.leaves(state)[0]) if self.strategy.vmap_replicates else 1
         self.programs[(members, length if self.strategy.scan else 1)] += 1
@@ -225,6 +290,145 @@ class GroupRunner:
         return state, jnp.stack(losses, axis=-1)
 
 
+# Eval blocks one device call may hold at most: the length of its output buffers. A constant, so
+# runs with other step counts or eval points (and every call of a run) share one program.
+MAX_BLOCKS = 64
+# How long one device call should last: long enough that the host's work per call (reading
+# results, recording them) is small beside it, short enough for live progress and a quick stop.
+TARGET_CALL_SECONDS = 0.5
+
+
+def block_length(total_steps: int, eval_points: int) -> int:
+    """The step slots of one eval block: the longest chunk (chunks differ by at most one step)."""
+    bounds = chunk_bounds(total_steps, eval_points)
+    return max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+class Pacer:
+    """How many eval blocks the next device call holds, so that a call lasts about `target` s.
+
+    The first call of a run compiles, so it holds one block (results show at once) and its time
+    is not a measurement; later sizes follow the measured seconds per block, growing at most 8x
+    per call. A call the host found already finished only ever raises the estimate of blocks.
+    """
+
+    def __init__(self, target: float = TARGET_CALL_SECONDS, most: int = MAX_BLOCKS, fixed: int | None = None):
+        self.target, self.most, self.fixed = target, most, fixed
+        self.size = 1
+        self.calls = 0
+
+    def next(self, remaining: int) -> int:
+        if self.fixed is not None:
+            return max(1, min(self.fixed, remaining, self.most))
+        self.calls += 1
+        if self.calls == 2:  # nothing measured yet (the first call compiles): grow a little
+            self.size = min(self.most, 4)
+        return max(1, min(self.size, remaining))
+
+    def observe(self, blocks: int, seconds: float, host_was_late: bool) -> None:
+        if self.fixed is not None or seconds <= 0:
+            return
+        wanted = max(1, int(self.target / (seconds / blocks)))
+        if host_was_late:
+            wanted = max(wanted, self.size)
+        self.size = max(1, min(self.most, wanted, 8 * max(self.size, blocks)))
+
+
+@dataclass
+class _Call:
+    """A dispatched device call: which chunks it trains, its outputs (still on the device)."""
+
+    entries: list[tuple[int, int, int]]  # (chunk index, step start, step end); -1 = initial eval
+    state: Any
+    losses: Any  # (members, MAX_BLOCKS, block length)
+    evals: Any  # metric -> (members, MAX_BLOCKS)
+    dispatched: float
+
+
+def run_calls(
+    runner: GroupRunner,
+    keys: np.ndarray,
+    hparams: dict[str, np.ndarray],
+    total_steps: int,
+    eval_points: int,
+    resume: tuple[int, Any] | None = None,
+    *,
+    pacer: Pacer | None = None,
+    stop_after: int | None = None,
+    slots: int | None = None,
+    in_flight: int = 2,
+) -> Iterator[tuple[list[ChunkOutput], Any]]:
+    """Yield (chunk outputs, state after the last of them) once per device call.
+
+    A call trains several eval blocks (each: its chunk's steps, then the full eval) in one
+    compiled program; the next call is dispatched before this one's results are read, so the
+    device keeps training while the host records. The initial eval (chunk -1) is an empty block
+    of the first call. resume = (index of the last finished chunk, its state). stop_after: the
+    last chunk to train. slots: the member axis to train at (>= members; padding is dropped
+    from every output). Steps draw their batches from fold_in(key, step), so results do not
+    depend on how chunks are grouped into calls, nor on where a run was resumed.
+    """
+    bounds = chunk_bounds(total_steps, eval_points)
+    chunks_total = len(bounds) - 1
+    n = len(keys)
+    hparams = optimizers.engine_inputs(runner.optimizer, hparams, total_steps, keys)
+    # Padding members (copies of the last) fill devices and member buckets; outputs keep n.
+    slots = max(slots or n, runner.slots(n))
+    slots = runner.slots(slots)
+    keys, hparams = pad_members(keys, slots), pad_members(hparams, slots)
+    entries = [(i, bounds[i], bounds[i + 1]) for i in range(chunks_total)]
+    if resume is None:
+        state = runner.init(keys, hparams)
+        entries.insert(0, (-1, 0, 0))
+    else:
+        last, state = resume
+        state = runner.place(pad_members(state, slots) if runner.strategy.vmap_replicates else state)
+        entries = entries[last + 1:]
+    if stop_after is not None:
+        entries = [e for e in entries if e[0] <= stop_after]
+    if not runner.strategy.scan:
+        yield from _run_steps(runner, keys, hparams, entries, state, chunks_total, n)
+        return
+    pacer = pacer or Pacer()
+    length = block_length(total_steps, eval_points)
+    queue: list[_Call] = []
+    i = 0
+    last_ready = time.perf_counter()
+    while i < len(entries) or queue:
+        while i < len(entries) and len(queue) < in_flight:
+            take = entries[i:i + pacer.next(len(entries) - i)]
+            state, losses, evals = runner.train_blocks(state, keys, hparams, take, length)
+            queue.append(_Call(take, state, losses, evals, time.perf_counter()))
+            i += len(take)
+        call = queue.pop(0)
+        late = runner.is_ready(call.losses)
+        losses = runner.fetch(call.losses)
+        evals = {k: runner.fetch(v) for k, v in call.evals.items()}
+        diverged = runner.diverged_at(call.state)
+        ready = time.perf_counter()
+        pacer.observe(len(call.entries), ready - max(call.dispatched, last_ready), late)
+        last_ready = ready
+        outs = []
+        for b, (index, start, end) in enumerate(call.entries):
+            outs.append(ChunkOutput(index, start, end, losses[:n, b, :end - start],
+                                    {k: v[:n, b].astype(np.float64) for k, v in evals.items()},
+                                    np.where((diverged[:n] >= 0) & (diverged[:n] < max(end, 1)),
+                                             diverged[:n], -1), chunks_total))
+        yield outs, call.state
+
+
+def _run_steps(runner, keys, hparams, entries, state, chunks_total, n):
+    """The per-step strategy: one chunk per yield, each step its own jitted call."""
+    for index, start, end in entries:
+        if index >= 0:
+            state, losses = runner.advance(state, keys, hparams, start, end - start)
+        else:
+            losses = np.zeros((len(keys), 0), np.float32)
+        metrics = runner.evaluate(state)
+        yield [ChunkOutput(index, start, end, losses[:n], {k: v[:n] for k, v in metrics.items()},
+                           runner.diverged_at(state)[:n], chunks_total)], state
+
+
 def run_group(
     runner: GroupRunner,
     keys: np.ndarray,
@@ -233,37 +437,14 @@ def run_group(
     eval_points: int,
     resume: tuple[int, Any] | None = None,
 ) -> Iterator[tuple[ChunkOutput, Any]]:
-    """Yield (chunk output, state) after the initial eval and after every chunk.
+    """Yield (chunk output, state after it) after the initial eval and after every chunk.
 
-    resume = (index of the last finished chunk, its state): continues with the next chunk. Steps
-    draw their batches from fold_in(key, step), so a resumed run equals an uninterrupted one.
+    One eval block per device call, so every chunk's state is seen (run_calls groups them).
     """
-    bounds = chunk_bounds(total_steps, eval_points)
-    chunks_total = len(bounds) - 1
-    n = len(keys)
-    hparams = optimizers.engine_inputs(runner.optimizer, hparams, total_steps, keys)
-    # Padding members (copies of the last) fill the devices evenly; outputs are trimmed to n.
-    slots = runner.slots(n)
-    keys, hparams = pad_members(keys, slots), pad_members(hparams, slots)
-
-    def ours(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: v[:n] for k, v in metrics.items()}
-
-    if resume is None:
-        state = runner.init(keys, hparams)
-        first = 0
-        out = ChunkOutput(-1, 0, 0, np.zeros((n, 0), np.float32), ours(runner.evaluate(state)),
-                          runner.diverged_at(state)[:n], chunks_total)
-        yield out, state
-    else:
-        last, state = resume
-        state = runner.place(pad_members(state, slots) if runner.strategy.vmap_replicates else state)
-        first = last + 1
-    for i in range(first, chunks_total):
-        start, end = bounds[i], bounds[i + 1]
-        state, losses = runner.advance(state, keys, hparams, start, end - start)
-        yield ChunkOutput(i, start, end, losses[:n], ours(runner.evaluate(state)), runner.diverged_at(state)[:n],
-                          chunks_total), state
+    for outs, state in run_calls(runner, keys, hparams, total_steps, eval_points, resume,
+                                 pacer=Pacer(fixed=1)):
+        for out in outs:
+            yield out, state
 
 
 def member_keys(seed: int, count: int, *path: int) -> np.ndarray:

@@ -23,10 +23,6 @@ from .core import ChunkOutput, GroupRunner, chunk_bounds
 from .events import ChunkDone, Event, UnitStarted
 from .sink import Sink
 
-# States up to this size are checkpointed after every chunk; larger ones every checkpoint_seconds.
-SMALL_STATE_BYTES = 16 * 2**20
-
-
 @dataclass(frozen=True)
 class Unit:
     """A named block of members: their keys (members, 2) and the hyperparameters they share."""
@@ -52,24 +48,41 @@ class GroupOutcome:
 
 
 class CheckpointClock:
-    """When to checkpoint: after every chunk while states are small, else every `every` seconds,
-    and always when stopping part-way. Never after the final chunk (the unit is then done)."""
+    """When to checkpoint: every `every` seconds of training, and always when stopping part-way
+    (cancelled or paused). Never after the final chunk (the unit is then done). So a kill re-does
+    at most `every` seconds of training (plus the device call in flight)."""
 
     def __init__(self, every: float):
         self.every = every
         self.last = time.monotonic()
-        self.small: bool | None = None  # unknown until the first state is measured
 
-    def blobs(self, parts: Callable[[], list[bytes]], final: bool, cancelled: bool) -> list[bytes] | None:
-        due = time.monotonic() - self.last >= self.every
-        if final or not (self.small is not False or due or cancelled):
-            return None
-        blobs = parts()
-        self.small = sum(map(len, blobs)) <= SMALL_STATE_BYTES
-        if not (self.small or due or cancelled):
-            return None
-        self.last = time.monotonic()
-        return blobs
+    def due(self, final: bool, stopping: bool) -> bool:
+        if final:
+            return False
+        if stopping or time.monotonic() - self.last >= self.every:
+            self.last = time.monotonic()
+            return True
+        return False
+
+
+def member_bucket(members: int) -> int:
+    """The member width a group of `members` trains at when bucketed: the next power of two up
+    to 8 (small groups cost little more at twice the width), then the next multiple of 8."""
+    if members <= 8:
+        return 1 << (members - 1).bit_length()
+    return -(-members // 8) * 8
+
+
+def record(sink: Sink, unit: str, outs: list[ChunkOutput], state: bytes | None) -> None:
+    """Hand a device call's chunks of one unit to the sink (the state with the last of them):
+    in one go where the sink can (one store transaction), else chunk by chunk."""
+    many = getattr(sink, "chunks", None)
+    if many is not None:
+        many(unit, outs, state)
+        return
+    for o in outs[:-1]:
+        sink.chunk(unit, o, None)
+    sink.chunk(unit, outs[-1], state)
 
 
 def _resume_point(units: list[Unit], sink: Sink) -> tuple[int | None, list[bytes]]:
@@ -84,7 +97,7 @@ def _resume_point(units: list[Unit], sink: Sink) -> tuple[int | None, list[bytes
 def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points: int, sink: Sink, *,
                 cancel: threading.Event | None = None, checkpoint_seconds: float = 10.0,
                 emit: Callable[[Event], None] | None = None, run_id: str = "",
-                until_chunk: int | None = None) -> GroupOutcome:
+                until_chunk: int | None = None, bucket_members: bool = False) -> GroupOutcome:
     """Train `units` for `steps` steps with `eval_points` evals, from their last checkpoint if any.
 
     Every chunk goes to the sink (per unit) before its ChunkDone event; cancel is checked after
@@ -93,6 +106,9 @@ def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points:
     until_chunk: stop after that chunk (not the last), checkpointing every unit there, and return
     paused. Calling again with any subset of the units continues them from that chunk as a
     smaller group: members dropped in between use no more compute (early stopping).
+
+    bucket_members: train at a bucket width (member_bucket) so that groups of other sizes (a
+    search's rounds and re-packed survivors) reuse one compiled program; padding is never recorded.
     """
     emit = emit or (lambda e: None)
     cancel = cancel or threading.Event()
@@ -125,20 +141,25 @@ def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points:
     t0 = time.perf_counter()
     clock = CheckpointClock(checkpoint_seconds)
     diverged = {u.name: np.full(u.replicates, -1) for u in units}
-    for out, state in core.run_group(runner, keys, hparams, steps, eval_points, resume):
+    slots = member_bucket(len(keys)) if bucket_members and vmapped else None
+    for outs, state in core.run_calls(runner, keys, hparams, steps, eval_points, resume,
+                                      stop_after=until_chunk, slots=slots):
         cancelled = cancel.is_set()
-        final = out.chunk_index == out.chunks_total - 1
-        pause = until_chunk is not None and out.chunk_index == until_chunk and not final
-        saved = clock.blobs(lambda: [state_to_bytes(part(state, sl)) for sl in slices], final,
-                            cancelled or pause)
+        last = outs[-1]
+        final = last.chunk_index == last.chunks_total - 1
+        pause = until_chunk is not None and last.chunk_index == until_chunk and not final
+        saved = ([state_to_bytes(part(state, sl)) for sl in slices]
+                 if clock.due(final, cancelled or pause) else [None] * len(units))
         elapsed = time.perf_counter() - t0
-        for u, sl, blob in zip(units, slices, saved or [None] * len(units)):
-            mine = ChunkOutput(out.chunk_index, out.step_start, out.step_end, out.minibatch_loss[sl],
-                               {k: v[sl] for k, v in out.eval.items()}, out.diverged_at[sl], out.chunks_total)
-            sink.chunk(u.name, mine, blob)
-            diverged[u.name] = mine.diverged_at
-            emit(ChunkDone(run_id, u.name, mine.chunk_index, mine.chunks_total, mine.step_end, steps,
-                           mine.minibatch_loss, mine.step_end, mine.eval, mine.diverged_at, elapsed))
+        for u, sl, blob in zip(units, slices, saved):
+            mine = [ChunkOutput(o.chunk_index, o.step_start, o.step_end, o.minibatch_loss[sl],
+                                {k: v[sl] for k, v in o.eval.items()}, o.diverged_at[sl], o.chunks_total)
+                    for o in outs]
+            record(sink, u.name, mine, blob)
+            diverged[u.name] = mine[-1].diverged_at
+            for m in mine:
+                emit(ChunkDone(run_id, u.name, m.chunk_index, m.chunks_total, m.step_end, steps,
+                               m.minibatch_loss, m.step_end, m.eval, m.diverged_at, elapsed))
         if pause:
             return GroupOutcome(False, time.perf_counter() - t0, diverged, paused=True)
         if cancelled and not final:

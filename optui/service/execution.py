@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..engine import compile_cache
 from ..engine.core import GroupRunner
 from ..engine.events import Event, RunFailed, RunFinished, UnitFinished
 from ..engine.executor import Unit, train_group
@@ -98,7 +99,7 @@ class RunDriver:
     def __init__(self, store: Store, run_id: str, workload: Workload, strategy: Strategy, *,
                  eval_points: int, checkpoint_seconds: float, emit: Listener,
                  cancel: threading.Event, compiled: CompiledGroups | None = None,
-                 placement: Placement | None = None, executor: Any = None):
+                 placement: Placement | None = None, executor: Any = None, bucket_members: bool = False):
         self.store = store
         self.run_id = run_id
         self.workload = workload
@@ -112,6 +113,11 @@ class RunDriver:
         # None trains here; else an object with train(driver, groups, score, isolate_failures,
         # on_finished) that trains the groups elsewhere (service.ray_executor.RayExecutor).
         self.executor = executor
+        # Train groups at bucket widths so a search's groups and rounds reuse their programs.
+        self.bucket_members = bucket_members
+        # The store's persistent compile cache, and the compile seconds this run adds.
+        compile_cache.enable(store.path.parent)
+        self._compile_base = compile_cache.compile_seconds()
         self.sink = StoreSink(store, run_id)
         # Training programs used, (optimizer, batch, members per call[, steps per call]), and how
         # many of them had to be compiled (the others were already in `compiled`).
@@ -176,7 +182,8 @@ class RunDriver:
         for until in [*rungs, None]:
             outcome = train_group(runner, [p.unit for p in live], first.steps, self.eval_points, self.sink,
                                   cancel=self.cancel, checkpoint_seconds=self.checkpoint_seconds,
-                                  emit=self.emit, run_id=self.run_id, until_chunk=until)
+                                  emit=self.emit, run_id=self.run_id, until_chunk=until,
+                                  bucket_members=self.bucket_members)
             if not outcome.paused:
                 break
             # A unit's wall time is its share of its group's: the group trains as one program.
@@ -254,8 +261,11 @@ class RunDriver:
     def _record_programs(self) -> None:
         meta = self.store.run_info(self.run_id)["meta"]
         # Summed over the sessions that ran this run (a resumed run compiles afresh).
+        spent = compile_cache.compile_seconds() - self._compile_base
+        self._compile_base += spent
         self.store.update_run_meta(self.run_id, compiles=int(meta.get("compiles") or 0) + self.compiles - self._recorded,
-                                   programs=sorted(map(list, self.programs)))
+                                   programs=sorted(map(list, self.programs)),
+                                   compile_seconds=round(float(meta.get("compile_seconds") or 0.0) + spent, 3))
         self._recorded = self.compiles
 
 

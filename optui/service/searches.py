@@ -204,7 +204,7 @@ class SearchRunner:
         return RunDriver(self.store, run_id, self.workload, self.strategy, eval_points=self.study.eval_points,
                          checkpoint_seconds=self.study.engine.checkpoint_seconds, emit=self.listener,
                          cancel=self.cancel, compiled=self.compiled, placement=self.placement,
-                         executor=self.executor)
+                         executor=self.executor, bucket_members=True)
 
     @property
     def device_label(self) -> str:
