@@ -146,18 +146,17 @@ def peer_search(preset: str, sets: list[str], space_name: str, sampler: str, tri
     study, workload = _load(Path(preset), sets)
     space = study.search[space_name]
     budget = space.budget or study.budget
-    sizes = sorted({int(space.params["batch_size"].bucket_value(k))
-                    for k in range(space.params["batch_size"].buckets)})
+    bs_iv = space.intervals["batch_size"]
+    sizes = sorted({int(bs_iv.bucket_value(k)) for k in range(bs_iv.buckets)})
     make = {"random": optuna.samplers.RandomSampler, "tpe": optuna.samplers.TPESampler}[sampler]
     search = optuna.create_study(sampler=make(seed=0), direction="minimize")
     trainers = {}
 
     def objective(trial):
-        hp = {}
-        for n, iv in space.params.items():
-            if n == "batch_size":
-                continue
-            hp[n] = trial.suggest_float(n, iv.low, iv.high, log=iv.scale == "log")
+        hp = {n: v for n, v in {**space.defaults, **space.fixed}.items() if n != "batch_size"}
+        for n, iv in space.intervals.items():
+            if n != "batch_size":
+                hp[n] = trial.suggest_float(n, iv.low, iv.high, log=iv.scale == "log")
         bs = trial.suggest_categorical("batch_size", sizes)
         steps = budget.steps(bs, workload.n_train)
         if (bs, steps) not in trainers:

@@ -110,12 +110,13 @@ def cli_env(jax_cache: Path | None) -> dict[str, str]:
 SLOW_CHUNKS = """
 import time
 from optui.engine import core
-_run_group = core.run_group
-def run_group(*args, **kwargs):
-    for item in _run_group(*args, **kwargs):
+_run_calls = core.run_calls
+core.TARGET_CALL_SECONDS = 0.0  # a slow device: one eval block per call
+def run_calls(*args, **kwargs):
+    for item in _run_calls(*args, **kwargs):
         time.sleep(0.3)
         yield item
-core.run_group = run_group
+core.run_calls = run_calls
 """
 
 
@@ -136,11 +137,13 @@ class Cli:
         if throttle_s > 0:
             code = ("import sys, time\n"
                     "from optui import store\n"
-                    "_write = store.Store.write_chunk\n"
+                    "from optui.engine import core\n"
+                    "core.TARGET_CALL_SECONDS = 0.0\n"  # a slow device: one chunk per call and write
+                    "_write = store.Store.write_chunks\n"
                     "def slow_write(self, *a, **k):\n"
                     f"    time.sleep({throttle_s!r})\n"
                     "    return _write(self, *a, **k)\n"
-                    "store.Store.write_chunk = slow_write\n"
+                    "store.Store.write_chunks = slow_write\n"
                     "from optui.cli import app\n"
                     "sys.argv[0] = 'optui'\n"
                     "app()\n")

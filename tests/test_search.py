@@ -135,7 +135,10 @@ def test_events_feed_a_live_trials_table(finished):
     assert all(e.status == "done" and e.objective is not None for e in scored)
 
 
-def test_cancel_part_way_then_resume_gives_the_uninterrupted_result(finished, tmp_path, shared):
+def test_cancel_part_way_then_resume_gives_the_uninterrupted_result(finished, tmp_path, shared, monkeypatch):
+    from optui.engine import core
+
+    monkeypatch.setattr(core, "TARGET_CALL_SECONDS", 0.0)  # one eval block per device call: stop after any
     store = Store.open(tmp_path)
     # Stop inside the first group, after its second chunk: the resume continues from checkpoints.
     rec = Recorder(cancel_when=lambda e: type(e).__name__ == "ChunkDone" and e.chunk_index == 1)

@@ -20,6 +20,7 @@ import optax
 
 from .. import optimizers
 from ..workloads.base import MODEL_STREAM, Strategy, Workload
+from . import ahead
 from .placement import Placement, pad_members
 
 
@@ -74,6 +75,7 @@ class GroupRunner:
         self._data_on: dict[Any, Any] = {}  # device (or "mesh") -> the data set placed there
         # Calls per program, (members per call, steps per call): each new program is a compile.
         self.programs: Counter[tuple[int, int]] = Counter()
+        self._ahead: dict[tuple[int, int], Any] = {}  # (members, length) -> Future of a compiled program
         w = workload
 
         def init_one(key, hp):
@@ -258,6 +260,12 @@ class GroupRunner:
         if self.strategy.vmap_replicates:
             self.programs[(len(keys), length)] += 1
             data = self._data()
+            compiled = self._compiled(len(keys), length, hp)
+            if compiled is not None:
+                try:
+                    return compiled(state, hp, jkeys, starts, lengths, count, data)
+                except (TypeError, ValueError):  # inputs not as foreseen: let jit compile them
+                    self._ahead.pop((len(keys), length), None)
             return self._in_blocks(lambda s, h, k: self._blocks(s, h, k, starts, lengths, count, data, length),
                                    (state, hp, jkeys))
         self.programs[(1, length)] += 1
@@ -265,6 +273,47 @@ class GroupRunner:
                              count, self._data(m), length) for m, s in enumerate(state)]
         return ([o[0] for o in outs], [o[1] for o in outs],
                 {k: [o[2][k] for o in outs] for k in outs[0][2]})
+
+    def width_for(self, members: int, length: int) -> int:
+        """The member width a bucketed group of `members` trains at: a width this runner has
+        compiled already for the block length when it is at most 4x the members (padding costs
+        less than a compile), else the bucket (executor.member_bucket)."""
+        from .executor import member_bucket
+
+        known = sorted(m for m, n in [*self.programs, *self._ahead] if n == length and members <= m <= 4 * members)
+        return known[0] if known else member_bucket(members)
+
+    def compile_ahead(self, members: int, length: int, hparam_names: list[str]) -> None:
+        """Compile the blocks program for `members` members and block length `length` on a
+        background thread, so it is ready (or nearly) when the group reaches the device: a
+        run's later groups compile while its first trains. Vmapped members on one device only."""
+        key = (members, length)
+        if (not self.strategy.scan or not self.strategy.vmap_replicates or self.strategy.max_members
+                or self.placement.count > 1 or key in self._ahead):
+            return
+        hp = {n: jax.ShapeDtypeStruct((members,), jnp.float32) for n in hparam_names}
+        keys = jax.ShapeDtypeStruct((members, 2), jnp.uint32)
+
+        def build():
+            state = jax.eval_shape(self._init, keys, hp)
+            blocks = jax.ShapeDtypeStruct((MAX_BLOCKS,), jnp.int32)
+            return self._blocks.lower(state, hp, keys, blocks, blocks, jax.ShapeDtypeStruct((), jnp.int32),
+                                      self.workload.data, length).compile()
+
+        self._ahead[key] = ahead.submit(build)
+
+    def _compiled(self, members: int, length: int, hp: dict) -> Any:
+        """The program compiled ahead for this call, or None (then jit compiles it here)."""
+        fut = self._ahead.get((members, length))
+        if fut is None or (not fut.done() and fut.cancel()):  # not started: compile it here
+            self._ahead.pop((members, length), None)
+            return None
+        try:
+            compiled = fut.result()
+        except Exception:  # compiled ahead for other inputs, say: the jit path decides
+            self._ahead.pop((members, length), None)
+            return None
+        return compiled
 
     @staticmethod
     def is_ready(out: Any) -> bool:
@@ -312,8 +361,11 @@ class Pacer:
     per call. A call the host found already finished only ever raises the estimate of blocks.
     """
 
-    def __init__(self, target: float = TARGET_CALL_SECONDS, most: int = MAX_BLOCKS, fixed: int | None = None):
-        self.target, self.most, self.fixed = target, most, fixed
+    def __init__(self, target: float | None = None, most: int = MAX_BLOCKS, fixed: int | None = None):
+        self.target = TARGET_CALL_SECONDS if target is None else target
+        self.most, self.fixed = most, fixed
+        if self.target <= 0:  # no time to spare: every call one block
+            self.fixed = 1
         self.size = 1
         self.calls = 0
 

@@ -76,7 +76,7 @@ def member_bucket(members: int) -> int:
 def record(sink: Sink, unit: str, outs: list[ChunkOutput], state: bytes | None) -> None:
     """Hand a device call's chunks of one unit to the sink (the state with the last of them):
     in one go where the sink can (one store transaction), else chunk by chunk."""
-    many = getattr(sink, "chunks", None)
+    many = getattr(sink, "chunk_batch", None)
     if many is not None:
         many(unit, outs, state)
         return
@@ -141,15 +141,19 @@ def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points:
     t0 = time.perf_counter()
     clock = CheckpointClock(checkpoint_seconds)
     diverged = {u.name: np.full(u.replicates, -1) for u in units}
-    slots = member_bucket(len(keys)) if bucket_members and vmapped else None
+    slots = (runner.width_for(len(keys), core.block_length(steps, eval_points))
+             if bucket_members and vmapped else None)
     for outs, state in core.run_calls(runner, keys, hparams, steps, eval_points, resume,
                                       stop_after=until_chunk, slots=slots):
         cancelled = cancel.is_set()
         last = outs[-1]
         final = last.chunk_index == last.chunks_total - 1
         pause = until_chunk is not None and last.chunk_index == until_chunk and not final
-        saved = ([state_to_bytes(part(state, sl)) for sl in slices]
-                 if clock.due(final, cancelled or pause) else [None] * len(units))
+        if clock.due(final, cancelled or pause):
+            host = jax.device_get(state)  # slice on the host: no device program per unit shape
+            saved = [state_to_bytes(part(host, sl)) for sl in slices]
+        else:
+            saved = [None] * len(units)
         elapsed = time.perf_counter() - t0
         for u, sl, blob in zip(units, slices, saved):
             mine = [ChunkOutput(o.chunk_index, o.step_start, o.step_end, o.minibatch_loss[sl],

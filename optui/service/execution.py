@@ -19,7 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..engine import compile_cache
-from ..engine.core import GroupRunner
+from .. import optimizers
+from ..engine.core import GroupRunner, block_length
 from ..engine.events import Event, RunFailed, RunFinished, UnitFinished
 from ..engine.executor import Unit, train_group
 from ..engine.failures import describe, for_user
@@ -143,6 +144,8 @@ class RunDriver:
             return self.executor.train(self, groups, score, isolate_failures=isolate_failures,
                                        on_finished=on_finished)
         errors: list[str] = []
+        for group in groups[1:]:  # the first compiles here at once; the others meanwhile
+            self._compile_ahead(group)
         for group in groups:
             if self.cancel.is_set():
                 return Status.INTERRUPTED, None
@@ -162,6 +165,18 @@ class RunDriver:
         if errors:
             return Status.FAILED, f"{len(errors)} group(s) of trials failed: {errors[0]}"
         return Status.DONE, None
+
+    def _compile_ahead(self, group: list[UnitPlan]) -> None:
+        first = group[0]
+        runner = self.compiled.runner(self.workload, first.optimizer, first.batch_size, self.strategy,
+                                      self.placement)
+        members = sum(p.replicates for p in group)
+        length = block_length(first.steps, self.eval_points)
+        width = runner.slots(runner.width_for(members, length) if self.bucket_members else members)
+        keys = np.zeros((width, 2), np.uint32)
+        names = optimizers.engine_inputs(first.optimizer, {n: np.zeros(width, np.float32) for n in first.hyperparams},
+                                         first.steps, keys)
+        runner.compile_ahead(width, length, list(names))
 
     def fail_group(self, group: list[UnitPlan], message: str, on_finished: Callable) -> None:
         """Record every unit of a group that raised as failed, with the reason."""

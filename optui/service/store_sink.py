@@ -23,7 +23,7 @@ class StoreSink:
         self.store.write_chunk(self.run_id, unit, out.chunk_index, out.step_start, out.minibatch_loss,
                                out.step_end, out.eval, out.diverged_at, state=state)
 
-    def chunks(self, unit: str, outs: list[ChunkOutput], state: bytes | None) -> None:
+    def chunk_batch(self, unit: str, outs: list[ChunkOutput], state: bytes | None) -> None:
         """Several chunks of one device call in one transaction (the state after the last)."""
         self.store.write_chunks(self.run_id, unit, [(o.chunk_index, o.step_start, o.minibatch_loss, o.step_end,
                                                      o.eval, o.diverged_at) for o in outs], state)

@@ -28,14 +28,14 @@ CHUNKS = list(range(-1, 10))
 WRITE_AT_GO = """
 import os, time
 from optui import store
-_write_chunk = store.Store.write_chunk
-def write_chunk(self, *args, **kwargs):
+_write_chunks = store.Store.write_chunks
+def write_chunks(self, *args, **kwargs):
     if not os.path.exists("go"):
         open(f"writing-{os.getpid()}", "w").close()
         while not os.path.exists("go"):
             time.sleep(0.005)
-    return _write_chunk(self, *args, **kwargs)
-store.Store.write_chunk = write_chunk
+    return _write_chunks(self, *args, **kwargs)
+store.Store.write_chunks = write_chunks
 """
 
 # A starting line for claims: announce the claim, then wait for "go" before making it.

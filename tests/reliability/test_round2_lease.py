@@ -137,12 +137,13 @@ import time
 from optui import store
 store.HEARTBEAT_SECONDS = 0.1
 from optui.engine import core
-_run_group = core.run_group
-def run_group(*args, **kwargs):
-    for item in _run_group(*args, **kwargs):
+_run_calls = core.run_calls
+core.TARGET_CALL_SECONDS = 0.0  # a slow device: one eval block per call
+def run_calls(*args, **kwargs):
+    for item in _run_calls(*args, **kwargs):
         time.sleep(0.3)
         yield item
-core.run_group = run_group
+core.run_calls = run_calls
 """
 
 

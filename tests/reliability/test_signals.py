@@ -36,12 +36,13 @@ INTERRUPTED = 130
 SLOW_CHUNKS = """
 import time
 from optui.engine import core
-_run_group = core.run_group
-def run_group(*args, **kwargs):
-    for item in _run_group(*args, **kwargs):
+_run_calls = core.run_calls
+core.TARGET_CALL_SECONDS = 0.0  # a slow device: one eval block per call
+def run_calls(*args, **kwargs):
+    for item in _run_calls(*args, **kwargs):
         time.sleep({delay})
         yield item
-core.run_group = run_group
+core.run_calls = run_calls
 """
 
 # The process leads a new session (start_new_session) and takes its stdin, a pseudo-terminal, as
