@@ -25,7 +25,7 @@ from ..status import FINISHED, Status
 from ..store import Store
 from .execution import CompiledGroups, EarlyStop, Listener, RunDriver, UnitPlan
 from .pruning import RungPruner, intermediate
-from .remote import executor_for, record_devices
+from .remote import check_pruner_on_ray, executor_for, record_devices
 from .sampling import ask_round, check_packages
 from .studies import build_workload, engine_placement, resolve_strategy
 
@@ -194,6 +194,7 @@ class SearchRunner:
             self.workload = workload or build_workload(self.study)
             self.strategy = resolve_strategy(self.study, self.workload)
             self.placement = engine_placement(self.study)
+            check_pruner_on_ray(self.study, self.space, self.ray_address)  # before the run exists
             self.executor = executor_for(self.study, self.ray_address, self.strategy)
         self.space.check_batch_sizes(self.workload.n_train)  # before any training
         check_packages(self.space)
