@@ -7,6 +7,8 @@
 8. Session processes end when their websocket closes, when the server stops (SIGTERM, SIGINT),
    and when they will not quit when asked; a session honours SIGTERM.
 9. A port in use: the error alone, no banner before it.
+
+The tests that hold sessions open and end them are marked slow.
 """
 
 from __future__ import annotations
@@ -215,6 +217,7 @@ def test_case_7_a_websocket_from_another_origin_is_refused(served):
     assert "1 Presets" in asyncio.run(open_session(ws, origin=f"http://127.0.0.1:{server.port}"))
 
 
+@pytest.mark.slow  # sessions start and end: tens of seconds on a busy machine
 def test_case_7_sessions_are_capped(served):
     server = served("--token", "cap-test-token", "--max-sessions", "1")
     url, _ = server.wait_for_url()
@@ -265,6 +268,7 @@ def test_case_7_the_page_requests_nothing_beyond_the_server(served):
 
 
 # -- case 8 ----------------------------------------------------------------------------------------
+@pytest.mark.slow  # sessions start and end: tens of seconds on a busy machine
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_case_8_sessions_end_with_the_server(served, stop):
     server = served("--token", "stop-test-token")
@@ -282,6 +286,7 @@ def test_case_8_sessions_end_with_the_server(served, stop):
             h.wait()
 
 
+@pytest.mark.slow  # sessions start and end: tens of seconds on a busy machine
 def test_case_8_a_dropped_client_ends_its_session(served):
     server = served("--token", "drop-test-token")
     server.wait_for_url()
@@ -293,6 +298,7 @@ def test_case_8_a_dropped_client_ends_its_session(served):
     assert server.proc.poll() is None  # the server goes on
 
 
+@pytest.mark.slow  # sessions start and end: tens of seconds on a busy machine
 def test_case_8_a_session_honours_SIGTERM(served):
     server = served("--token", "term-test-token")
     server.wait_for_url()
