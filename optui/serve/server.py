@@ -188,7 +188,7 @@ class SessionServer(Server):
         self.print_banner()
         try:
             await stop.wait()
-            print(f"stopping: ending {len(self.sessions)} session(s)…", flush=True)
+            print(f"stopping: ending {len(self.sessions)} session(s)...", flush=True)
             await self.end_sessions()
         finally:
             await runner.cleanup()
