@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
               port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
               token: Optional[str] = typer.Option(None, envvar="OPTUI_TOKEN", show_default="random",
                                                   help="The access token in the URL to open (at least 8 "
-                                                  "letters, digits or -._~). Default: a new random one."),
+                                                  "letters, digits or -._~)."),
               max_sessions: int = typer.Option(3, "--max-sessions", min=1, max=64,
                                                help="Sessions (browser tabs, one process each) at once.")) -> None:
         """The interactive session in a browser tab (textual-serve), on the current folder; the
