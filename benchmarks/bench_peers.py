@@ -49,7 +49,7 @@ MNIST = ROOT / "presets" / "mnist-offline.toml"
 def _load(preset: Path, sets: list[str]):
     """The preset's study and workload, built by optui (data and model functions only)."""
     sys.path.insert(0, str(ROOT))
-    from optui import presets
+    from optui.study import presets
     from optui.service import build_workload
 
     study = presets.load(preset, sets)

@@ -179,7 +179,7 @@ def test_compile_cache_location_and_opt_out(monkeypatch, tmp_path):
 
 RUN_TWICE = """
 import json, sys
-from optui import presets
+from optui.study import presets
 from optui.service import StudyRunner
 from optui.store import Store
 store = Store.open(sys.argv[2])

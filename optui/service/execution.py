@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..engine import compile_cache
-from .. import optimizers
+from ..optim import registry as optimizers
 from ..engine.core import GroupRunner, block_length
 from ..engine.events import Event, RunFailed, RunFinished, UnitFinished
 from ..engine.executor import Unit, train_group
