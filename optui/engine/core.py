@@ -3,7 +3,9 @@
 A member is a pure function of its PRNG key and its hyperparameters. Members share one optimiser
 and one batch size, so they run as a single compiled program: `vmap`ped over members, with the
 steps of a chunk inside one `lax.scan` (or, where that measures slower, one jitted step per call).
-Each chunk ends with a full-dataset eval; the host sees results only once per chunk.
+Each chunk ends with a full-dataset eval. A device call trains several chunks (eval blocks) in
+one compiled loop whose step counts are traced, so a group needs one program whatever its chunk
+lengths; the host reads results once per call, while the next call already runs (run_calls).
 """
 
 from __future__ import annotations
