@@ -192,7 +192,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     if run.status != Status.DONE:
         _print_resume(console, preset, run_id)
         return INTERRUPTED
-    summary = run_summary(run)
+    # The table shows no confidence intervals: no bootstrap (nor scipy's import) for it.
+    summary = run_summary(run, ci=False)
     console.print(summary_table(summary))
     if export:
         return write_exports(run, exports_root, console)

@@ -51,11 +51,12 @@ def write_csv(run: RunResult, path: str | Path) -> Path:
     return Path(path)
 
 
-def summary(run: RunResult, targets: dict[str, float] | None = None) -> dict[str, Any]:
+def summary(run: RunResult, targets: dict[str, float] | None = None, ci: bool = True) -> dict[str, Any]:
     """Run facts plus summarise_unit per config; targets (metric -> threshold) add time-to-target.
 
     "metrics" lists the workload's metric declarations (name, kind, higher_is_better, label,
-    split) and "objective" its default objective: readers lay out tables from them.
+    split) and "objective" its default objective: readers lay out tables from them. ci=False
+    leaves the bootstrap CIs out (None), for views that do not show them.
     """
     declared = metric_decls.of_run(run)
     objective = metric_decls.objective_of(run.meta, declared)
@@ -65,7 +66,7 @@ def summary(run: RunResult, targets: dict[str, float] | None = None) -> dict[str
         names = ["train_loss", "test_loss"] + [n for n in names if n not in ("train_loss", "test_loss")]
     configs = {}
     for name, unit in run.units.items():
-        entry = summarise_unit(unit, names)
+        entry = summarise_unit(unit, names, ci=ci)
         entry["spec"] = unit.spec
         for metric, target in (targets or {}).items():
             curve = metric_curve(unit, metric)

@@ -112,17 +112,18 @@ def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def distribution(values: np.ndarray, seed: int = BOOTSTRAP_SEED) -> dict[str, Any]:
+def distribution(values: np.ndarray, seed: int = BOOTSTRAP_SEED, ci: bool = True) -> dict[str, Any]:
     """Summary of one value per replicate: n, mean, median, min, max, iqr, ci95 (of the mean).
 
-    Non-finite values are left out; with none left every statistic is None.
+    Non-finite values are left out; with none left every statistic is None. ci=False leaves the
+    bootstrap out (ci95 None): a view that does not show it spares the resampling and scipy.
     """
     x = _finite_rows(np.asarray(values, dtype=float).ravel())
     if x.size == 0:
         return {"n": 0, "mean": None, "median": None, "min": None, "max": None, "iqr": None,
                 "ci95": None}
     q25, q75 = np.percentile(x, [25, 75])
-    lo, hi = bootstrap_mean_ci(x, seed=seed)
+    lo, hi = bootstrap_mean_ci(x, seed=seed) if ci else (None, None)
     return {
         "n": int(x.size),
         "mean": _num(x.mean()),
@@ -130,7 +131,7 @@ def distribution(values: np.ndarray, seed: int = BOOTSTRAP_SEED) -> dict[str, An
         "min": _num(x.min()),
         "max": _num(x.max()),
         "iqr": _num(q75 - q25),
-        "ci95": [_num(lo), _num(hi)],
+        "ci95": [_num(lo), _num(hi)] if ci else None,
     }
 
 
@@ -253,7 +254,7 @@ def metric_curve(unit: Any, metric: str) -> tuple[np.ndarray, np.ndarray] | None
     return 100.0 * steps.astype(float) / total, values
 
 
-def summarise_unit(unit: Any, metrics: Any = None) -> dict[str, Any]:
+def summarise_unit(unit: Any, metrics: Any = None, ci: bool = True) -> dict[str, Any]:
     """Headless summary of one unit: counts, wall time and final-value distributions.
 
     metrics: the names the workload declares, in order (default: train_loss, test_loss). Each
@@ -275,8 +276,8 @@ def summarise_unit(unit: Any, metrics: Any = None) -> dict[str, Any]:
         finals = final_values(unit, metric)
         if finals is None and metric not in declared:
             continue
-        out[f"final_{metric}"] = None if finals is None else distribution(finals)
+        out[f"final_{metric}"] = None if finals is None else distribution(finals, ci=ci)
     mb = final_values(unit, "minibatch_loss")
     if mb is not None:
-        out["final_minibatch_loss"] = distribution(mb)
+        out["final_minibatch_loss"] = distribution(mb, ci=ci)
     return out
