@@ -354,6 +354,14 @@ class Store:
                 raise StoreError(f"{self.path}: cannot write the run store: {exc}") from None
             raise
 
+    @contextmanager
+    def _write(self, run_id: str) -> Iterator[sqlite3.Connection]:
+        """One transaction writing run_id, fenced: this process must still hold the run (checked
+        under the write lock, so no other holder can take it between the check and the write)."""
+        with self.tx() as c:
+            self._check_lease(c, run_id)
+            yield c
+
     # -- writing ---------------------------------------------------------------------------
     def create_run(self, study: str, workload: str, kind: str, preset_text: str,
                    preset_path: str | None, meta: dict[str, Any]) -> str:
@@ -442,6 +450,12 @@ class Store:
             raise self._lost[run_id]
         beat = self._leases.get(run_id)
         if beat is None:
+            # Not a run this process holds: it may still write one nobody runs (an import, a
+            # finished run's metadata), never one another process holds under a live lease.
+            row = c.execute("SELECT status, pid, host, lease_expires FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is not None and self.holder_state(*row) == HOLDER_LIVE:
+                raise RunTakenOverError(f"run {run_id} is being run by process {row[1]} on {row[2]}; "
+                                        f"this process does not hold it and writes none of it")
             return
         row = c.execute("SELECT lease_token, pid, host FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
@@ -465,7 +479,7 @@ class Store:
     def add_unit(self, run_id: str, name: str, spec: dict[str, Any], replicates: int,
                  total_steps: int, eval_points: int) -> None:
         """Add a unit (a config or trial) to a run, pending; a unit already there is kept as it is."""
-        with self.tx() as c:
+        with self._write(run_id) as c:
             pos = c.execute("SELECT COUNT(*) FROM units WHERE run_id=?", (run_id,)).fetchone()[0]
             c.execute(
                 "INSERT OR IGNORE INTO units (run_id, name, position, spec, replicates, total_steps,"
@@ -481,8 +495,7 @@ class Store:
         loss = np.asarray(minibatch_loss, np.float32)
         evals = io.BytesIO()
         np.savez(evals, **{k: np.asarray(v, np.float64) for k, v in eval.items()})
-        with self.tx() as c:
-            self._check_lease(c, run_id)
+        with self._write(run_id) as c:
             c.execute(
                 "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
                 (run_id, unit, chunk_index, step_start, step_start + loss.shape[1], _npy(loss),
@@ -497,8 +510,7 @@ class Store:
     def finish_unit(self, run_id: str, unit: str, status: str, wall_time_s: float,
                     extra: dict[str, Any] | None = None) -> None:
         """Record how a unit ended, its wall time and extra (a trial's scores); done units drop their checkpoint."""
-        with self.tx() as c:
-            self._check_lease(c, run_id)
+        with self._write(run_id) as c:
             c.execute("UPDATE units SET status=?, wall_time_s=?, extra=? WHERE run_id=? AND name=?",
                       (status, wall_time_s, json.dumps(extra or {}, default=float), run_id, unit))
             if status in ("done", "pruned"):  # units trained as far as they go need no checkpoint
@@ -506,7 +518,7 @@ class Store:
 
     def add_unit_time(self, run_id: str, unit: str, seconds: float) -> None:
         """Add seconds to a unit's wall time (a resumed unit's time adds up over sessions)."""
-        with self.tx() as c:
+        with self._write(run_id) as c:
             c.execute("UPDATE units SET wall_time_s = wall_time_s + ? WHERE run_id=? AND name=?",
                       (seconds, run_id, unit))
 
@@ -515,8 +527,7 @@ class Store:
         beat = self._leases.get(run_id)
         if beat is not None:
             beat.stop()  # before the final write, so no late beat can overwrite the wall time
-        with self.tx() as c:
-            self._check_lease(c, run_id)
+        with self._write(run_id) as c:
             c.execute("UPDATE runs SET status=?, wall_time_s=?, finished=?, error=?, pid=NULL,"
                       " lease_token=NULL, lease_expires=NULL WHERE id=?",
                       (status, wall_time_s, time.time(), error, run_id))
@@ -526,8 +537,7 @@ class Store:
 
     def update_run_meta(self, run_id: str, **updates: Any) -> None:
         """Merge keys into a run's metadata (JSON)."""
-        with self.tx() as c:
-            self._check_lease(c, run_id)
+        with self._write(run_id) as c:
             row = c.execute("SELECT meta FROM runs WHERE id=?", (run_id,)).fetchone()
             meta = json.loads(row[0]) if row else {}
             meta.update(updates)
@@ -653,7 +663,7 @@ class Store:
 
     def truncate_unit(self, run_id: str, unit: str, after_chunk: int) -> None:
         """Drop chunks written after a checkpoint so a resumed unit does not record them twice."""
-        with self.tx() as c:
+        with self._write(run_id) as c:
             c.execute("DELETE FROM chunks WHERE run_id=? AND unit=? AND chunk_index>?",
                       (run_id, unit, after_chunk))
 

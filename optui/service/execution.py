@@ -23,7 +23,7 @@ from ..engine.events import Event, RunFailed, RunFinished, UnitFinished
 from ..engine.executor import Unit, train_group
 from ..engine.failures import describe, for_user
 from ..engine.placement import Placement
-from ..errors import OptuiError, StoreError
+from ..errors import OptuiError, RunLostError, StoreError
 from ..status import Status
 from ..store import Store
 from ..workloads.base import Strategy, Workload
@@ -263,6 +263,9 @@ def end_run(store: Store, run_id: str, wall: float, exc: BaseException, emit: Ca
     """Record the run as interrupted (KeyboardInterrupt) or failed with the reason, if the store can."""
     interrupted = isinstance(exc, KeyboardInterrupt)
     message = None if interrupted else describe(exc)
+    if isinstance(exc, RunLostError):  # taken over or deleted: the run is no longer this process's
+        emit(RunFailed(run_id, message or "the run was lost"))
+        return
     try:
         store.finish_run(run_id, Status.INTERRUPTED if interrupted else Status.FAILED, wall, message)
     except StoreError as store_exc:  # a full disk, say: the run then reads as interrupted
