@@ -678,6 +678,16 @@ class Store:
             for r in rows
         ]
 
+    def unit_row(self, run_id: str, name: str) -> dict[str, Any]:
+        """One unit's row (as unit_rows gives it), by its key: O(1) in the run's unit count."""
+        r = self.conn.execute(
+            "SELECT name, spec, replicates, total_steps, eval_points, status, wall_time_s, extra"
+            " FROM units WHERE run_id=? AND name=?", (run_id, name)).fetchone()
+        if r is None:
+            raise UnknownRunError(f"run {run_id} has no unit {name!r}")
+        return {"name": r[0], "spec": json.loads(r[1]), "replicates": r[2], "total_steps": r[3],
+                "eval_points": r[4], "status": r[5], "wall_time_s": r[6], "extra": json.loads(r[7])}
+
     def load_unit(self, run_id: str, row: dict[str, Any]) -> UnitResult:
         """A unit's whole history (every stored chunk, in order) as a UnitResult."""
         rows = self.conn.execute(

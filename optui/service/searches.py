@@ -274,7 +274,7 @@ class SearchRunner:
         group_of = {p.name: len(g) for g in groups for p in g}
 
         def score(name: str) -> tuple[Status, dict[str, Any]]:
-            row = next(r for r in self.store.unit_rows(run_id) if r["name"] == name)
+            row = self.store.unit_row(run_id, name)
             status, extra = score_unit(self.store.load_unit(run_id, row), self.space)
             extra["group"] = {"batch_size": plans[name].batch_size, "trials": group_of[name]}
             extra["steps_trained"] = plans[name].steps
