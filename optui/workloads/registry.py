@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import PresetError
 from ..metrics import Metric
+from ..plugin_guard import guarded
 from ..schema import Field, where
 from .base import SECTIONS, WorkloadSpec
 
@@ -198,7 +199,11 @@ def _from_file(reference: str, target: str, attr: str, preset: str | None, loc: 
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
         try:
-            spec.loader.exec_module(module)
+            with guarded(f"{loc}: workload file {found}"):
+                spec.loader.exec_module(module)
+        except PresetError:
+            del sys.modules[name]
+            raise
         except BaseException as exc:
             del sys.modules[name]
             if isinstance(exc, KeyboardInterrupt):
@@ -213,7 +218,10 @@ def _from_file(reference: str, target: str, attr: str, preset: str | None, loc: 
 
 def _import(target: str, loc: str) -> Any:
     try:
-        return importlib.import_module(target)
+        with guarded(f"{loc}: module {target}"):
+            return importlib.import_module(target)
+    except PresetError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and (target == exc.name or target.startswith(exc.name + ".")):
             raise PresetError(f"{loc}: no module named {exc.name!r} in this Python environment "
@@ -245,7 +253,10 @@ def _spec_from(obj: Any, loc: str) -> WorkloadSpec:
             raise PresetError(f"{loc}: expected a WorkloadSpec or a function returning one, got "
                               f"{type(obj).__name__}")
         try:
-            obj = obj()
+            with guarded(f"{loc}: its factory"):
+                obj = obj()
+        except PresetError:
+            raise
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
