@@ -161,6 +161,53 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def damaged_hint(path: Path) -> str:
+    """What to do with a store SQLite cannot read."""
+    return (f"If it is damaged, move it aside (mv {path} {path}.damaged), and run "
+            f"`sqlite3 {path}.damaged .recover | sqlite3 {path}` to save what is left, or start afresh "
+            f"with another --store")
+
+
+def _owner(path: Path) -> str:
+    try:
+        import pwd
+
+        uid = path.stat().st_uid
+        try:
+            return f"user {pwd.getpwuid(uid).pw_name}"
+        except KeyError:
+            return f"user id {uid}"
+    except OSError:
+        return "another user"
+
+
+def _check_files_writable(path: Path) -> None:
+    """Refuse, naming the owner, a store file (or its -wal/-shm) this user cannot write: opening
+    it anyway would fail part-way and could leave files behind that break the owner's next run."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and not os.access(file, os.W_OK):
+            if file == path:
+                raise StoreError(f"{file}: the run store belongs to {_owner(file)} and is not writable by "
+                                 f"you; read it with `optui runs --store {path.parent}`, or ask its owner to "
+                                 f"share it (chmod g+w or o+w on {file}), or use your own --store")
+            raise StoreError(f"{file}: left by {_owner(file)} and not writable by you, so the store "
+                             f"cannot be opened for writing; when no optui is using the store, "
+                             f"{_owner(file)} (or root) may delete it, or make it writable (chmod a+rw)")
+
+
+def _share_like_folder(path: Path) -> None:
+    """A new store in a folder others may write (mode 777, or a group's 775) is made writable by
+    them too: SQLite gives its -wal and -shm files the store file's permissions, so a run by one
+    user never leaves files behind that the next user cannot write."""
+    try:
+        folder_mode = path.parent.stat().st_mode & 0o777
+        mode = 0o600 | (folder_mode & 0o066)
+        if mode & 0o066:
+            os.chmod(path, mode | (path.stat().st_mode & 0o044))
+    except OSError:
+        pass  # not ours to change (another user created it meanwhile): nothing lost
+
+
 class _Heartbeat(threading.Thread):
     """Renews one run's lease (and records its wall time so far) until stopped or lost.
 
@@ -242,8 +289,12 @@ class Store:
         if not os.access(root, os.W_OK):
             raise StoreError(f"{root}: the run store folder is not writable")
         path = root / DB_NAME
+        _check_files_writable(path)  # before connecting: a failed open must leave no -wal/-shm behind
+        new = not path.exists()
         try:
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            if new:
+                _share_like_folder(path)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -252,7 +303,7 @@ class Store:
         except sqlite3.OperationalError as exc:  # locked, full, or an I/O error: the file may be fine
             raise StoreError(f"{path}: cannot open the run store: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: not a usable optui store: {exc}") from None
+            raise StoreError(f"{path}: not a usable optui store ({exc}). {damaged_hint(path)}") from None
         return store
 
     @classmethod
