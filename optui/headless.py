@@ -157,7 +157,9 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     from .export.layout import study_dir, write_exports
     from .export.tables import summary as run_summary
     from .store import Store
+    from .terminal import guard_stdout
 
+    guard_stdout()  # output is a view: a closed stdout never stops training
     study = None if resume else service.load_study(preset, overrides)  # a bad preset creates nothing
     # A new run opens the store only once its preset and workload have passed every check.
     workload = None if resume else service.build_workload(study)

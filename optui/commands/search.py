@@ -157,7 +157,9 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ..service.searches import sampler_overrides
     from ..status import Status
     from ..store import Store
+    from ..terminal import guard_stdout
 
+    guard_stdout()  # output is a view: a closed stdout never stops training
     study = None if resume else service.load_study(  # a bad preset creates nothing
         preset, [*overrides, *sampler_overrides(preset, space_name, sampler)])
     # A new search opens the store only once its preset and workload have passed every check.
