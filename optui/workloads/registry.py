@@ -100,6 +100,33 @@ def providers() -> dict[str, list[Provider]]:
             for n, ps in sorted(found.items())}
 
 
+def is_builtin(provider: Provider) -> bool:
+    """optui's own registration (installed, or read from its source tree)."""
+    return provider.distribution.split(" ")[0] == "optui"
+
+
+def chosen(name: str, found: list[Provider]) -> tuple[Provider | None, list[Provider]]:
+    """(the provider a name resolves to, the providers it shadows). Several packages claiming
+    one of optui's own names: the built-in wins, as with optimisers, so shipped presets keep
+    working; several others: None (ambiguous)."""
+    if len(found) == 1:
+        return found[0], []
+    own = [p for p in found if is_builtin(p)]
+    if len(own) == 1:
+        return own[0], [p for p in found if p is not own[0]]
+    return None, []
+
+
+def shadowed() -> dict[str, list[Provider]]:
+    """Registrations hidden by a built-in workload of the same name."""
+    out = {}
+    for name, found in providers().items():
+        hidden = chosen(name, found)[1]
+        if hidden:
+            out[name] = hidden
+    return out
+
+
 # -- resolving a reference ---------------------------------------------------------------------
 
 _cache: dict[tuple, Resolved] = {}
@@ -141,11 +168,11 @@ def _from_entry_point(name: str, loc: str) -> Resolved:
         raise PresetError(f"{loc}: no installed workload has that name (entry point group {GROUP}: "
                           f"{known}); a preset may also name \"package.module:factory\" or "
                           f"\"./file.py:factory\"")
-    if len(found[name]) > 1:
+    provider, _ = chosen(name, found[name])
+    if provider is None:
         both = "; ".join(p.describe() for p in found[name])
         raise PresetError(f"{loc}: several installed packages register that name ({both}); name the "
                           f"one you mean as \"package.module:factory\"")
-    provider = found[name][0]
     key = ("entry point", name, provider.value)
     if key in _cache:
         return _cache[key]
