@@ -184,7 +184,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
             return INTERRUPTED
         except OptuiError as exc:
             printer.progress.stop()
-            if runner.run_id is None:  # refused before the run began: nothing to resume
+            if runner.run_id is None:  # refused before the run began: nothing to resume, nothing left
+                store.discard_if_unused()
                 raise
             print(f"error: {exc}", file=sys.stderr)
             if not isinstance(exc, RunLostError):  # a deleted store or a run taken over: nothing to resume here

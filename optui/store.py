@@ -266,6 +266,8 @@ class Store:
         self._lost: dict[str, StoreError] = {}
         # --force: claim_run takes over runs whose holder's lease expired (never a live one).
         self.take_over_expired = False
+        # What open() created: False (nothing), None (the store file), or the folder it made too.
+        self._made: Path | None | bool = False
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -282,6 +284,7 @@ class Store:
                                  f"in this folder yet, or pass --store DIR")
             if not os.access(root, os.W_OK) or not os.access(root / DB_NAME, os.W_OK):
                 return cls._open_read_only(root / DB_NAME)
+        made_folder = not root.exists()
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -299,6 +302,7 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             store = cls(path, conn)
+            store._made = (root if made_folder else None) if new else False
             store._migrate()
         except sqlite3.OperationalError as exc:  # locked, full, or an I/O error: the file may be fine
             raise StoreError(f"{path}: cannot open the run store: {exc}") from None
@@ -370,6 +374,24 @@ class Store:
                     raise
                 raise StoreError(f"{self.path}: could not migrate store schema {version} to "
                                  f"{SCHEMA_VERSION} ({exc}); the store is unchanged") from None
+
+    def discard_if_unused(self) -> None:
+        """Close, and remove the store (and its folder) if this process created it and it holds no
+        run: a command refused before its run began leaves nothing behind."""
+        if self._made is False or self.read_only:
+            return
+        try:
+            if self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]:
+                return
+        except sqlite3.Error:
+            return
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.path}{suffix}")
+        if isinstance(self._made, Path):
+            with contextlib.suppress(OSError):
+                self._made.rmdir()  # only if empty
 
     def close(self) -> None:
         """Close this connection (stopping its heartbeats)."""

@@ -199,6 +199,10 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
             try:
                 run_id = service.run_search(study, store, name, trials=trials, resume=resume, confirm=confirm,
                                             workload=workload, runner=runner)
+            except OptuiError:
+                if runner.run_id is None:  # refused before the run began: leave nothing behind
+                    store.discard_if_unused()
+                raise
             except KeyboardInterrupt:
                 if printer.progress is not None:
                     printer.progress.stop()

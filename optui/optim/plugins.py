@@ -129,6 +129,11 @@ def _load_file_ref(path_text: str, attr: str, base_dir: Path | None) -> tuple[An
     candidates = _file_candidates(path_text, base_dir)
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
+        other = next((c for c in candidates if c.exists()), None)
+        if other is not None:  # a FIFO, a folder, a device: there, but nothing to import
+            from ..workloads.registry import kind_of_file
+
+            raise NotFound(f"{other} is {kind_of_file(other)}, not a Python file")
         tried = " and ".join(str(c) for c in candidates)
         raise NotFound(f"no such file: tried {tried}")
     module_name = "optui_plugin_" + hashlib.sha1(str(found).encode()).hexdigest()[:12]

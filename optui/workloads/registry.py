@@ -204,6 +204,9 @@ def _from_file(reference: str, target: str, attr: str, preset: str | None, loc: 
         candidates.append(Path(preset).resolve().parent / path)
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
+        other = next((c for c in candidates if c.exists()), None)
+        if other is not None:  # a FIFO, a folder, a device: there, but nothing to import
+            raise PresetError(f"{loc}: {other} is {kind_of_file(other)}, not a Python file")
         tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
         raise PresetError(f"{loc}: no such file; tried {tried}")
     if found.suffix != ".py":
@@ -241,6 +244,19 @@ def _from_file(reference: str, target: str, attr: str, preset: str | None, loc: 
                         origin)
     _cache[key] = resolved
     return resolved
+
+
+def kind_of_file(path: Path) -> str:
+    """'a folder', 'a FIFO (named pipe)', ... for a path that exists but is no regular file."""
+    import stat
+
+    mode = path.stat().st_mode
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _import(target: str, loc: str) -> Any:
