@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import json, resource, sys, tempfile, time
-from optui import presets
+from optui.study import presets
 from optui.engine import executor
 from optui.service import SearchRunner, build_workload, execution
 from optui.store import Store

@@ -68,7 +68,9 @@ _CONTEXT: dict[tuple, tuple[Any, Any]] = {}  # the last study a worker process b
 
 def _workload_for(job: GroupJob) -> tuple[Any, Any]:
     """(workload, CompiledGroups), kept across the tasks a worker process runs for one study."""
-    from .. import fingerprint, presets, workloads
+    from . import fingerprint
+    from ..study import presets
+    from .. import workloads
     from .execution import CompiledGroups
 
     key = (job.preset_text, job.preset_path, job.overrides, job.cwd)
@@ -227,7 +229,7 @@ class RayExecutor:
         return {"num_cpus": 1, "runtime_env": {"env_vars": {"XLA_FLAGS": flags}}}
 
     def _submit(self, driver: Any, index: int, group: list, attempts: int) -> _Attempt:
-        from .. import fingerprint
+        from . import fingerprint
 
         meta = driver.store.run_info(driver.run_id)["meta"]
         first = group[0]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import OptuiError, PresetError
-from ..metrics import Metric
+from ..results.metrics import Metric
 from ..schema import check_section, where
 from .base import (MODEL_STREAM, SECTIONS, Batch, Data, ModelState, Params, Setting, SettingError, Settings,
                    Strategy, Workload, WorkloadSpec)
@@ -82,7 +82,7 @@ def build(study: Any) -> Workload:
     Raises DataError for unusable data (the workload's own message) and PresetError, naming the
     preset, its `workload` key and what was loaded, for anything else that goes wrong.
     """
-    from ..plugin_guard import guarded
+    from ..system.plugin_guard import guarded
     from .checks import check_built
     from .registry import _short, quoted
 

@@ -70,7 +70,7 @@ def test_case_2_an_installed_plugin_is_fingerprinted_by_its_version_and_files(tm
     import importlib.metadata as md
     import optax
 
-    from optui.fingerprint import _code_of
+    from optui.service.fingerprint import _code_of
 
     what, digest = _code_of(optax.sgd)
     assert what == f"package optax {md.version('optax')}"

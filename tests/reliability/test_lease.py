@@ -26,9 +26,9 @@ from checks import interrupted_run, recorded_run
 STOPPED_RESUMER = """
 import os, signal, sys
 from pathlib import Path
-from optui import store
-store.LEASE_SECONDS = 1.0
-store.HEARTBEAT_SECONDS = 0.1
+from optui.store import database, lease
+database.LEASE_SECONDS = lease.LEASE_SECONDS = 1.0
+lease.HEARTBEAT_SECONDS = 0.1
 from optui.service import store_sink
 _restart = store_sink.StoreSink.restart
 def restart(self, unit, after_chunk):

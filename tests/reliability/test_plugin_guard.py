@@ -13,7 +13,7 @@ import os
 import jax
 import pytest
 
-from optui import presets
+from optui.study import presets
 from optui.errors import PresetError
 from tests.conftest import tiny_preset_text
 from tests.plugin_sources import TOY

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from optui import presets
+from optui.study import presets
 from optui.workloads import registry
 from tests.conftest import ROOT, tiny_preset_text
 

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from optui import presets
+from optui.study import presets
 from optui.errors import PresetError
 from tests.conftest import optui_command, tiny_preset_text
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,9 @@ OWNER, OTHER = 1001, 1002
 def as_user(uid: int, work) -> int:
     """Run work() in a forked child with uid and gid `uid` (as another user would); its exit code
     (0: returned, 1: raised StoreError, 2: anything else)."""
-    pid = os.fork()
+    with warnings.catch_warnings():  # the child touches SQLite only, never JAX's threads
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pid = os.fork()
     if pid == 0:
         code = 2
         try:
