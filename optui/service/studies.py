@@ -46,6 +46,11 @@ def build_workload(study: Study) -> Workload:
     return workloads.build(study)
 
 
+def metric_count(study: Study) -> int | None:
+    """How many eval metrics the study's workload declares (None: not known)."""
+    return len(study.spec.metrics) if study.spec is not None else None
+
+
 def config_plan(study: Study, name: str, steps: int, replicates: int) -> UnitPlan:
     cfg = study.configs[name]
     unit = Unit(name, member_keys(study.replicates_seed, replicates), dict(cfg.hyperparams))
@@ -95,11 +100,13 @@ class StudyRunner:
         dev = {**device.describe(), "device": executor.label if executor else placement.label}
         if resume:
             run_id, units, prior_wall = self._reopen(resume, workload, configs, replicates)
-            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset")
+            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset",
+                                  metrics=metric_count(study))
             self.store.claim_run(run_id)
         else:
             units = plan_units(study, workload, configs, replicates)
-            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset")
+            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset",
+                                  metrics=metric_count(study))
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
                     "budget": study.budget.describe(), "eval_points": study.eval_points,
                     "seed": study.replicates_seed, "data": workload.info, "overrides": study.overrides,
