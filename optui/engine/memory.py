@@ -29,6 +29,11 @@ USABLE_SHARE = 0.5
 # Where a backend cannot say (no memory analysis): a member's intermediates as a multiple of the
 # data's size, measured on TwNet (5.8 MB a replicate on 5.3 MB of data), with a margin.
 ACTIVATIONS_PER_DATA_BYTE = 1.5
+# Measured activations are XLA's buffer assignment for one step; a chunk's program (a scan over
+# steps, or several members at once) and the allocator's slack add about this share on top.
+ACTIVATION_MARGIN = 1.2
+# The share of a planning compile's memory kept for compiling the training programs.
+COMPILE_SHARE = 0.75
 # Eval metrics a workload that declares none is assumed to record (train and test loss).
 DEFAULT_METRICS = 2
 GIB = 2**30
@@ -61,7 +66,7 @@ class UnitNeed:
     def working_bytes_per_member(self) -> int:
         # Inside one vmapped call: gradients, updates, the new state and the intermediates of
         # each member.
-        return 3 * self.state_bytes + self.chunk_loss_bytes + self.activation_bytes
+        return 3 * self.state_bytes + self.chunk_loss_bytes + int(ACTIVATION_MARGIN * self.activation_bytes)
 
     @property
     def per_replicate(self) -> int:
@@ -111,6 +116,19 @@ def data_bytes(workload: Any) -> int:
 
 
 _measured: dict[tuple, int] = {}
+_compile_bytes = 0  # the most a planning compile added to this process's memory
+
+
+def reserve_bytes() -> int:
+    """Memory kept for compiling the training programs and the runtime around them: measured as
+    a share of what compiling one member's step took (benchmarks/bench_memory.py)."""
+    return int(COMPILE_SHARE * _compile_bytes)
+
+
+def planned_bytes(need: "UnitNeed", members_per_call: int) -> int:
+    """What a unit is planned to take: every member's state, one call's working bytes, and the
+    reserve for compiling."""
+    return need.device_bytes + members_per_call * need.working_bytes_per_member + reserve_bytes()
 
 
 def activation_bytes(workload: Any, optimizer: str, hyperparams: dict[str, float], batch_size: int) -> int:
@@ -136,8 +154,14 @@ def _compile_and_measure(workload: Any, optimizer: str, hyperparams: dict[str, f
     rng = jax.random.PRNGKey(0)
     state = jax.eval_shape(runner._init, rng, hp)
     try:
+        import psutil
+
+        before = psutil.Process().memory_info().rss
         step = runner._step.lower(state, hp, rng, jnp.int32(0), workload.data).compile().memory_analysis()
         evaluate = runner._eval.lower(state, workload.data).compile().memory_analysis()
+        # What compiling took here (the training program's compile will take about as much).
+        global _compile_bytes
+        _compile_bytes = max(_compile_bytes, psutil.Process().memory_info().rss - before)
         return int(max(step.temp_size_in_bytes, evaluate.temp_size_in_bytes))
     except (AttributeError, NotImplementedError, TypeError):  # no memory analysis on this backend
         return int(ACTIVATIONS_PER_DATA_BYTE * data_bytes(workload))
@@ -194,20 +218,23 @@ def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, wh
     device_budget, host_budget = device_free * USABLE_SHARE, host_free * USABLE_SHARE
     # Every member's state stays on the device; a call adds at least one member's working bytes.
     worst = max(needs, key=lambda n: n.device_bytes + n.working_bytes_per_member)
-    least = worst.device_bytes + worst.working_bytes_per_member
+    reserve = reserve_bytes()
+    least = worst.device_bytes + worst.working_bytes_per_member + reserve
     if least > device_budget:
-        fits = max(0, int((device_budget - worst.working_bytes_per_member) // worst.resident_per_member))
+        fits = max(0, int((device_budget - reserve - worst.working_bytes_per_member) // worst.resident_per_member))
         activations = (f", and {_gib(worst.activation_bytes)} of activations in a call at batch size "
                        f"{worst.batch_size:,}" if worst.batch_size else "")
         how = ("fewer trials sharing a batch size, or fewer search replicates" if worst.label.startswith("search")
                else "replicates.count or --replicates")
         remedy = (f"train at most {fits:,} replicates at once ({how})" if fits
-                  else f"a smaller batch size: one replicate at batch size {worst.batch_size:,} does not fit")
+                  else f"free some memory or use a smaller batch size: one replicate at batch size "
+                       f"{worst.batch_size:,} does not fit")
         raise PresetError(
-            f"{where}: {worst.describe()} needs about {_gib(worst.device_bytes + worst.replicates * worst.working_bytes_per_member)} "
+            f"{where}: {worst.describe()} needs about {_gib(planned_bytes(worst, worst.replicates))} "
             f"of {what} memory trained at once, and at least {_gib(least)} trained one replicate per call "
             f"({_gib(worst.per_replicate)} per replicate: its parameters and optimiser state, its losses of "
-            f"one chunk{activations}); {_gib(device_free)} is free, of which optui plans with "
+            f"one chunk{activations}; and {_gib(reserve)} kept for compiling); {_gib(device_free)} is free, "
+            f"of which optui plans with "
             f"{int(USABLE_SHARE * 100)}%; {remedy}"
             + (", or more eval points (shorter chunks)" if worst.chunk_loss_bytes > worst.state_bytes else ""))
     history = max(needs, key=lambda n: n.replicates * n.history_bytes)
@@ -218,7 +245,7 @@ def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, wh
             f"of host memory to export, and {_gib(host_free)} is free; train fewer replicates or fewer steps")
     if not getattr(strategy, "vmap_replicates", False):
         return strategy  # one member at a time: checked above
-    left = device_budget - worst.device_bytes
+    left = device_budget - worst.device_bytes - reserve
     members = max(n.replicates for n in needs)
     per_member = max(n.working_bytes_per_member for n in needs)
     if strategy.max_members:

@@ -57,7 +57,8 @@ def test_case_4_a_search_whose_group_fits_only_in_smaller_calls_gets_a_plan():
     needs = memory.unit_needs(runner.workload, [_one(runner, budget)], study.eval_points)
     per_member = needs[0].working_bytes_per_member
     # Room for every member's state and a tenth of the group (1,000 members) in one call.
-    free = int((1000 * needs[0].resident_per_member + 100 * per_member) / memory.USABLE_SHARE)
+    free = int((1000 * needs[0].resident_per_member + 100 * per_member + memory.reserve_bytes())
+               / memory.USABLE_SHARE)
     original = memory.free_memory
     memory.free_memory = lambda: (free, 100 * free, "test")
     try:
