@@ -14,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..system import signals as stop_signals
-from ..engine.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..errors import OptuiError, RunLostError
+from ..service.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..service.progress import RunProgress, UnitProgress, reduce
 from ..status import Status
 from ..system.terminal import guard_console

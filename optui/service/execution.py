@@ -18,15 +18,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..engine.core import GroupRunner
-from ..engine.events import Event, RunFailed, RunFinished, UnitFinished
-from ..engine.executor import Unit, train_group
-from ..engine.failures import describe, for_user
-from ..engine.placement import Placement
+from ..engine import GroupRunner, Placement, Unit, describe, for_user, train_group
 from ..errors import OptuiError, StoreError
 from ..status import Status
 from ..store import Store
 from ..workloads.base import Strategy, Workload
+from .events import Event, RunFailed, RunFinished, UnitFinished
 from .store_sink import StoreSink
 
 Listener = Callable[[Any], None]
@@ -105,7 +102,7 @@ class RunDriver:
         self.strategy = strategy
         self.eval_points = eval_points
         self.checkpoint_seconds = checkpoint_seconds
-        self.emit = emit
+        self.listener = emit
         self.cancel = cancel
         self.compiled = compiled or CompiledGroups()
         self.placement = placement
@@ -118,6 +115,12 @@ class RunDriver:
         self.programs: set[tuple] = set()
         self.compiles = 0
         self._recorded = 0
+
+    def emit(self, event: Any) -> None:
+        """Pass an event on to the listener, stamped with this run's id (the engine knows no run)."""
+        if getattr(event, "run_id", None) == "":
+            event = dataclasses.replace(event, run_id=self.run_id)
+        self.listener(event)
 
     # -- units ---------------------------------------------------------------------------------
     def train(self, groups: list[list[UnitPlan]], score: Scorer = _done, *, isolate_failures: bool = False,
@@ -176,7 +179,7 @@ class RunDriver:
         for until in [*rungs, None]:
             outcome = train_group(runner, [p.unit for p in live], first.steps, self.eval_points, self.sink,
                                   cancel=self.cancel, checkpoint_seconds=self.checkpoint_seconds,
-                                  emit=self.emit, run_id=self.run_id, until_chunk=until)
+                                  emit=self.emit, until_chunk=until)
             if not outcome.paused:
                 break
             # A unit's wall time is its share of its group's: the group trains as one program.

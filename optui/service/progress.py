@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..results import UnitResult
 from ..search import TrialScored, TrialsPlanned
 from ..status import FINISHED, Status
+from .events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 
 WAITING, COMPILING, NOT_RUN = "waiting", "compiling", "not run"  # shown states of no stored status
 

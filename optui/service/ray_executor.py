@@ -29,10 +29,7 @@ import numpy as np
 import ray
 import ray.exceptions
 
-from ..engine.core import ChunkOutput
-from ..engine.events import ChunkDone
-from ..engine.executor import GroupOutcome, Unit, train_group
-from ..engine.failures import describe
+from ..engine import ChunkDone, ChunkOutput, GroupOutcome, Placement, Unit, describe, train_group
 from ..errors import OptuiError, StoreError
 from ..status import Status
 
@@ -108,8 +105,6 @@ class StreamSink:
 
 def train_streamed(job: GroupJob):
     """The Ray task: train the group and yield each message as it happens (a generator)."""
-    from ..engine.placement import Placement
-
     yield ("worker", socket.gethostname(), os.getpid())
     workload, compiled = _workload_for(job)
     placement = Placement.of("all")  # the devices Ray gave this worker
@@ -123,7 +118,7 @@ def train_streamed(job: GroupJob):
         try:
             outcome = train_group(runner, list(job.units), job.steps, job.eval_points, sink,
                                   checkpoint_seconds=job.checkpoint_seconds,
-                                  emit=lambda e: messages.put(("event", e)), run_id=job.run_id)
+                                  emit=lambda e: messages.put(("event", e)))
             messages.put(("outcome", outcome, runner.programs - before, placement.label))
         except BaseException as exc:  # handed to the generator, which raises it to the driver
             messages.put(("error", exc))

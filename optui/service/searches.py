@@ -11,23 +11,21 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import fingerprint
 from .. import workloads
-from ..engine import device
-from ..engine.core import member_keys
-from ..engine.events import RunStarted, UnitFinished, UnitStarted
-from ..engine.executor import Unit
+from ..engine import Unit, device, member_keys
 from ..errors import OptuiError, PresetError
-from ..study.presets import Study
 from ..search import (CONFIRM_STREAM, TrialPlan, TrialScored, TrialsPlanned, confirm_name, plan_from_row,
                       rank_trials, score_unit, search_space_of, trial_name)
-from ..study.search_space import SAMPLERS, SearchSpace, fair_budget
+from ..search.sampling import ask_round, check_packages
 from ..status import FINISHED, Status
 from ..store import Store
+from ..study.presets import Study
+from ..study.search_space import SAMPLERS, SearchSpace, fair_budget
+from . import fingerprint
+from .events import RunStarted, UnitFinished, UnitStarted
 from .execution import CompiledGroups, EarlyStop, Listener, RunDriver, UnitPlan
 from .pruning import RungPruner, intermediate
 from .remote import executor_for, record_devices
-from ..search.sampling import ask_round, check_packages
 from .studies import build_workload, engine_placement, resolve_strategy
 
 
@@ -267,7 +265,7 @@ class SearchRunner:
         for r in rows if announce else ():  # finished earlier: shown as done straight away
             if r["status"] in FINISHED:
                 p = plans[r["name"]]
-                self.listener(UnitStarted(run_id, p.name, p.steps, p.replicates, steps_done=p.steps))
+                self.listener(UnitStarted(p.name, p.steps, p.replicates, steps_done=p.steps, run_id=run_id))
                 self.listener(UnitFinished(run_id, p.name, r["status"], int(r["extra"].get("diverged", 0)),
                                            r["wall_time_s"]))
                 self.listener(TrialScored(run_id, p.name, p.params, r["status"], r["extra"].get("objective"),

@@ -23,9 +23,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ListView, TabbedContent, TabPane
 
 from ..study import presets
-from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..errors import OptuiError
 from ..results import RunResult
+from ..service.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..service.progress import RunProgress, reduce
 from ..status import Status
 from ..system.terminal import detach_if_hung_up

@@ -89,7 +89,7 @@ class SearchPrinter:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        from ...engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitStarted
+        from ...service.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitStarted
         from ...service.progress import reduce
         from ...search import TrialScored, TrialsPlanned
         from ...status import Status

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from ...results import metrics as metric_decls
-from ...engine.events import ChunkDone, UnitStarted
+from ...service.events import ChunkDone, UnitStarted
 from ...export import search_progress
 from ...search import TrialScored, TrialsPlanned, rank
 from ..plots import log_ticks
