@@ -13,15 +13,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..system import signals as stop_signals
 from ..errors import OptuiError, RunLostError
 from ..service.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..service.progress import RunProgress, UnitProgress, reduce
 from ..status import Status
+from ..system import signals as stop_signals
+from ..system.signals import INTERRUPTED
 from ..system.terminal import guard_console
-
-STOP_SIGNALS = stop_signals.STOP_SIGNALS
-INTERRUPTED = stop_signals.INTERRUPTED  # the exit code of a run stopped by a stop signal: it can be resumed
 
 
 @contextmanager

@@ -212,9 +212,7 @@ class SearchRunner:
 
     def _reopen(self, run_id: str) -> str:
         run_id = self.store.resolve(run_id)
-        info = self.store.run_info(run_id)
-        if info["kind"] != "search":
-            raise OptuiError(f"run {run_id} is a {info['kind']} run, not a search")
+        info = search_run_info(self.store, run_id)
         stored = info["meta"].get("space_name")
         if stored != self.space.name:
             raise OptuiError(f"run {run_id} searched space {stored!r}, not {self.space.name!r}; "
@@ -288,7 +286,8 @@ class SearchRunner:
                             early_stop=None if confirm_units else early_stop)
 
     def _group(self, todo: list[TrialPlan]) -> list[list[TrialPlan]]:
-        """Units sharing batch size, steps, replicate count and checkpoint chunk train together."""
+        """Units sharing batch size, steps and checkpoint chunk train together (one optimiser per
+        space; a group's units may hold different replicate counts)."""
         groups: dict[tuple, list[TrialPlan]] = {}
         for p in todo:
             ckpt = self.store.checkpoint(self.run_id, p.name)
@@ -296,6 +295,14 @@ class SearchRunner:
         # Resumed groups first, then by batch size: small batches are quick, so results show early.
         order = sorted(groups, key=lambda k: (k[2] is None, k[0], k[1]))
         return [groups[k] for k in order]
+
+
+def search_run_info(store: Store, run_id: str) -> dict[str, Any]:
+    """Search run `run_id`'s record (Store.run_info); any other kind of run is refused."""
+    info = store.run_info(store.resolve(run_id))
+    if info["kind"] != "search":
+        raise OptuiError(f"run {info['id']} is a {info['kind']} run, not a search; resume it with its own command")
+    return info
 
 
 def sampler_overrides(preset: str, space: str | None, sampler: str | None) -> list[str]:

@@ -153,7 +153,8 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from ...errors import OptuiError, PresetError
     from ...export.atomic import ensure_writable_dir
     from ...export.layout import run_dir, study_dir
-    from ..headless import INTERRUPTED, stop_on_signals
+    from ..headless import stop_on_signals
+    from ...system.signals import INTERRUPTED
     from ...service.searches import sampler_overrides
     from ...status import Status
     from ...store import Store
@@ -166,9 +167,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     store.take_over_expired = force
     if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
         resume, study = service.study_of_run(store, resume, preset, overrides)
-        info = store.run_info(resume)
-        if info["kind"] != "search":
-            raise OptuiError(f"run {resume} is a {info['kind']} run, not a search; resume it with its own command")
+        info = service.search_run_info(store, resume)
         stored_space = info["meta"].get("space_name")
         if space_name and space_name != stored_space:
             raise PresetError(f"run {resume} searched space {stored_space!r}, not {space_name!r}")
@@ -185,7 +184,6 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     workload = workload or service.build_workload(study)
     for name in names:  # every space's batch sizes against the data, before any training
         study.search[name].check_batch_sizes(workload.n_train)
-    store = store or Store.open(store_root)
     cancel = threading.Event()
     code = 0
     for name in names:
