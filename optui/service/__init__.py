@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..study import presets
-from ..errors import OptuiError, PresetError
+from ..errors import PresetError
 from ..study.presets import Study
 from ..search import rank_confirmations, rank_trials, search_space_of
 from ..study.search_space import SearchSpace
