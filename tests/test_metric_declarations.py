@@ -13,7 +13,7 @@ from optui.results import metrics
 from optui.cli import app
 from optui.export import export_run
 from optui.export.tables import summary
-from optui.cli.headless import summary_table
+from optui.cli.headless.study import summary_table
 from optui.results.metrics import Metric
 from optui.results.stats import paired_comparison, time_to_target
 from optui.store import Store

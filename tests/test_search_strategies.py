@@ -125,7 +125,7 @@ def test_median_pruner_runs_through_optuna(tmp_path, shared):
 
 
 def test_bucketed_batch_sizes_are_an_ordered_index_for_optuna():
-    from optui.service import sampling
+    from optui.search import sampling
 
     space = tiny_study(["search.adam.sampler=tpe"]).search["adam"]
     dists = sampling.distributions(space)
@@ -229,7 +229,7 @@ def test_each_sampler_asks_the_same_round_from_state_read_back_from_json(sampler
     asks what the uninterrupted search asked, and the rounds move on (no repeated draws)."""
     import json
 
-    from optui.service import sampling
+    from optui.search import sampling
 
     space = tiny_study([f"search.adam.sampler={sampler}"]).search["adam"]
     saved = {"study": {}, "trials": {}}

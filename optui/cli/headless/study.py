@@ -1,36 +1,22 @@
-"""Drive a study from the command line: rich progress, signals, summary table and exports."""
+"""The headless study: rich progress per config, the summary table and the exports."""
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..errors import OptuiError, RunLostError
-from ..service.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
-from ..service.progress import RunProgress, UnitProgress, reduce
-from ..status import Status
-from ..system import signals as stop_signals
-from ..system.signals import INTERRUPTED
-from ..system.terminal import guard_console
-
-
-@contextmanager
-def stop_on_signals(cancel: threading.Event, console: Console) -> Iterator[None]:
-    """First SIGINT/SIGTERM/SIGHUP: stop after the current chunk. A second: exit at once, even
-    while the device is busy with a long chunk (see optui.system.signals).
-
-    Exiting at once still loses at most the chunk in flight: every finished chunk is committed.
-    """
-    with stop_signals.watch(cancel, console.print):
-        yield
+from ...errors import OptuiError, RunLostError
+from ...service.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
+from ...service.progress import RunProgress, UnitProgress, reduce
+from ...status import Status
+from ...system.signals import INTERRUPTED
+from ...system.terminal import guard_console
+from . import check_export_folder, open_run, print_resume, stop_on_signals
 
 
 class ProgressPrinter:
@@ -102,7 +88,7 @@ def summary_table(summary: dict) -> Table:
     median too when there is room) of the default objective. Fits 80 columns."""
     from rich import box
 
-    from ..results.metrics import from_meta, objective_of
+    from ...results.metrics import from_meta, objective_of
 
     metrics = from_meta({"metrics": summary.get("metrics")},
                         [k[len("final_"):] for c in summary["configs"].values() for k in c
@@ -150,21 +136,13 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
               export: bool, console: Console, force: bool = False, ray: str | None = None) -> int:
     """The headless study: returns the process exit code (0 done, 1 failed, 130 interrupted).
     ray: a Ray address ("" for the default cluster) to train there."""
-    from .. import service
-    from ..export.atomic import ensure_writable_dir
-    from ..export.layout import study_dir, write_exports
-    from ..export.tables import summary as run_summary
-    from ..store import Store
+    from ... import service
+    from ...export.layout import write_exports
+    from ...export.tables import summary as run_summary
 
-    study = None if resume else service.load_study(preset, overrides)  # a bad preset creates nothing
-    # A new run opens the store only once its preset and workload have passed every check.
-    workload = None if resume else service.build_workload(study)
-    store = Store.open(store_root)
-    store.take_over_expired = force
-    if resume:  # PRESET as it is now, with the run's overrides: refused if it changed
-        resume, study = service.study_of_run(store, resume, preset, overrides)
+    study, workload, store, resume = open_run(preset, overrides, resume, store_root, force)
     if export:
-        ensure_writable_dir(study_dir(exports_root, study.name))  # refuse before training, not after
+        check_export_folder(exports_root, study)
     cancel = threading.Event()
     watched = study.spec.metric(study.spec.objective)
     printer = ProgressPrinter(console, watched.name, watched.label)
@@ -199,5 +177,5 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
 
 def _print_resume(console: Console, preset: str, run_id: str | None, how: str = "interrupted") -> None:
     if run_id:
-        console.print(f"[yellow]{how}: finished chunks are kept. Resume with:[/]\n"
-                      f"  optui run {preset} --headless --resume {run_id}")
+        print_resume(console, f"{how}: finished chunks are kept",
+                     f"optui run {preset} --headless --resume {run_id}")
