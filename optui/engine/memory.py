@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from ..errors import PresetError
 
@@ -37,6 +37,56 @@ COMPILE_SHARE = 0.75
 # Eval metrics a workload that declares none is assumed to record (train and test loss).
 DEFAULT_METRICS = 2
 GIB = 2**30
+
+
+class MemberBlock(Protocol):
+    """What the plan reads of a block of members (a config's replicates, a search group's trial)."""
+
+    name: str
+    optimizer: str
+    hyperparams: dict[str, float]
+    steps: int
+    replicates: int
+
+
+@dataclass(eq=False)
+class DoesNotFit(Exception):
+    """A run that cannot fit in memory, with the numbers; the caller words it for its user.
+
+    memory: "device" (a block's members during a chunk) or "host" (a block's per-step history,
+    exported); needed and free in bytes; per_member: one member's share; most_members: how many
+    fit (device only); longer_chunks_help: the chunks' losses outweigh the state, so more eval
+    points (shorter chunks) would help too.
+    """
+
+    memory: str
+    block: str
+    members: int
+    needed: int
+    free: int
+    where: str  # what the memory is ("host (the CPU device)", "gpu device")
+    per_member: int
+    most_members: int = 0
+    longer_chunks_help: bool = False
+
+    def __str__(self) -> str:
+        return (f"{self.block}: {self.members:,} members need about {gib(self.needed)} of {self.memory} memory "
+                f"({self.where}), {gib(self.free)} free")
+
+
+class MemberBlock(Protocol):
+    """What the plan reads of a block of members (a config's replicates, a search group's trials)."""
+
+    name: str
+    optimizer: str
+    hyperparams: dict[str, float]
+    batch_size: int
+    steps: int
+    replicates: int
+
+
+class DoesNotFit(PresetError):
+    """A run that cannot fit in memory; the message has the numbers and the ways out."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +237,7 @@ def unit_needs(workload: Any, units: Iterable[Any], eval_points: int, metrics: i
     return needs
 
 
-def _gib(n: float) -> str:
+def gib(n: float) -> str:
     """A size as people read it: GiB, MiB, KiB or bytes (never "0.0 MiB")."""
     if n >= GIB / 10:
         return f"{n / GIB:,.1f} GiB"
@@ -222,27 +272,27 @@ def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, wh
     least = worst.device_bytes + worst.working_bytes_per_member + reserve
     if least > device_budget:
         fits = max(0, int((device_budget - reserve - worst.working_bytes_per_member) // worst.resident_per_member))
-        activations = (f", and {_gib(worst.activation_bytes)} of activations in a call at batch size "
+        activations = (f", and {gib(worst.activation_bytes)} of activations in a call at batch size "
                        f"{worst.batch_size:,}" if worst.batch_size else "")
         how = ("fewer trials sharing a batch size, or fewer search replicates" if worst.label.startswith("search")
                else "replicates.count or --replicates")
         remedy = (f"train at most {fits:,} replicates at once ({how})" if fits
                   else f"free some memory or use a smaller batch size: one replicate at batch size "
                        f"{worst.batch_size:,} does not fit")
-        raise PresetError(
-            f"{where}: {worst.describe()} needs about {_gib(planned_bytes(worst, worst.replicates))} "
-            f"of {what} memory trained at once, and at least {_gib(least)} trained one replicate per call "
-            f"({_gib(worst.per_replicate)} per replicate: its parameters and optimiser state, its losses of "
-            f"one chunk{activations}; and {_gib(reserve)} kept for compiling); {_gib(device_free)} is free, "
+        raise DoesNotFit(
+            f"{where}: {worst.describe()} needs about {gib(planned_bytes(worst, worst.replicates))} "
+            f"of {what} memory trained at once, and at least {gib(least)} trained one replicate per call "
+            f"({gib(worst.per_replicate)} per replicate: its parameters and optimiser state, its losses of "
+            f"one chunk{activations}; and {gib(reserve)} kept for compiling); {gib(device_free)} is free, "
             f"of which optui plans with "
             f"{int(USABLE_SHARE * 100)}%; {remedy}"
             + (", or more eval points (shorter chunks)" if worst.chunk_loss_bytes > worst.state_bytes else ""))
     history = max(needs, key=lambda n: n.replicates * n.history_bytes)
     if 2 * history.replicates * history.history_bytes > host_budget:
-        raise PresetError(
+        raise DoesNotFit(
             f"{where}: {history.describe()}: its per-step history ({history.replicates:,} replicates x "
-            f"{_gib(history.history_bytes)}) needs about {_gib(2 * history.replicates * history.history_bytes)} "
-            f"of host memory to export, and {_gib(host_free)} is free; train fewer replicates or fewer steps")
+            f"{gib(history.history_bytes)}) needs about {gib(2 * history.replicates * history.history_bytes)} "
+            f"of host memory to export, and {gib(host_free)} is free; train fewer replicates or fewer steps")
     if not getattr(strategy, "vmap_replicates", False):
         return strategy  # one member at a time: checked above
     left = device_budget - worst.device_bytes - reserve
@@ -253,15 +303,15 @@ def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, wh
             import warnings
 
             warnings.warn(f"engine.replicates_per_batch = {strategy.max_members:,} would need about "
-                          f"{_gib(strategy.max_members * per_member)} of {what} memory inside each call; "
-                          f"{_gib(max(0, left))} is left for it")
+                          f"{gib(strategy.max_members * per_member)} of {what} memory inside each call; "
+                          f"{gib(max(0, left))} is left for it")
         return strategy
     if members * per_member <= left:
         return strategy
     batch = max(1, int(left // per_member))
     import warnings
 
-    warnings.warn(f"{members:,} replicates at once would need about {_gib(members * per_member)} of {what} "
+    warnings.warn(f"{members:,} replicates at once would need about {gib(members * per_member)} of {what} "
                   f"memory inside each call; training {batch:,} at a time (engine.replicates_per_batch), "
                   f"with the same results")
     return dataclasses.replace(strategy, max_members=batch)

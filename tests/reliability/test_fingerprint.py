@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 
-from checks import interrupted_run, one_error  # noqa: F401  (one_error: for CliRunner results)
-from tests.conftest import tiny_preset_text
-from tests.plugin_sources import TOY
+from support.checks import interrupted_run, one_error  # noqa: F401  (one_error: for CliRunner results)
+from support.common import tiny_preset_text
+from support.plugin_sources import TOY
 
 OPTIMIZER = '''
 import optax

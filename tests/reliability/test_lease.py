@@ -1,9 +1,9 @@
-"""Round 3, case 1: a `--force` takeover loses nothing.
+"""Case 6 (and the killed run's wall time, a deleted store): who owns a run is a
+heartbeat lease, not a process id.
 
-Resumer A claims an interrupted run and is stopped (SIGSTOP) as it restarts a unit; its lease
-expires; B resumes with --force and finishes the run. A is continued: every write path checks
-the lease in the same transaction as the write, so A deletes, truncates and adds nothing, and
-exits saying the run was taken over. B's run stays done with whole histories.
+A run left "running" by a process id that now names another process (here: process 1) used to
+block --resume for ever. Now its lease expires; --force takes such a run over, a live lease is
+never taken, and the process that lost the run stops writing it.
 """
 
 from __future__ import annotations
@@ -11,116 +11,170 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from optui.errors import RunTakenOverError
+from optui.store import lease
+from optui.study import presets
+from optui.service import StudyRunner
+from optui.errors import StoreError
 from optui.store import DB_NAME, Store
-from checks import interrupted_run, recorded_run
+from support.checks import recorded_run
+from support.common import tiny_preset_text, wait_for_chunks
 
-# A resumer whose lease lasts 1 s, which stops itself (SIGSTOP) as it restarts its first unit.
-STOPPED_RESUMER = """
-import os, signal, sys
-from pathlib import Path
-from optui.store import database, lease
-database.LEASE_SECONDS = lease.LEASE_SECONDS = 1.0
+
+def interrupted_run(tmp_path, chunks: int = 2) -> tuple[Store, str, str]:
+    """An interrupted tiny run in tmp_path/runs: (store, run id, preset path)."""
+    text = tiny_preset_text(iterations=16, points=4, replicates=2)
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(text)
+    study = presets.load(preset)
+    store = Store.open(tmp_path / "runs")
+    cancel = threading.Event()
+    seen = []
+
+    def listener(event):
+        if type(event).__name__ == "ChunkDone":
+            seen.append(event)
+            if len(seen) >= chunks:
+                cancel.set()
+
+    run_id = StudyRunner(study, store, listener, cancel).run()
+    assert store.run_info(run_id)["status"] == "interrupted"
+    return store, run_id, str(preset)
+
+
+def hold_by(db, run_id: str, pid: int, lease_left_s: float | None, token: str | None = "elsewhere") -> None:
+    """Record the run as running in process `pid` on this machine, its lease ending in
+    lease_left_s seconds (negative: expired that long ago); token None keeps the lease's token."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("UPDATE runs SET status='running', pid=?, host=? WHERE id=?", (pid, os.uname().nodename, run_id))
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        if "lease_expires" in columns:
+            conn.execute("UPDATE runs SET lease_expires=?, lease_token=COALESCE(?, lease_token) WHERE id=?",
+                         (None if lease_left_s is None else time.time() + lease_left_s, token, run_id))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_case_6_reused_pid_with_an_expired_lease_is_taken_over_with_force(cli, tmp_path):
+    store, run_id, preset = interrupted_run(cli.cwd)
+    store.close()
+    hold_by(cli.cwd / "runs" / DB_NAME, run_id, 1, lease_left_s=-120)  # process 1 is alive: a reused id
+
+    listed = json.loads(cli("runs", "--json").stdout)
+    assert listed[0]["status"] == "interrupted"  # nobody renews its lease: it is not running
+
+    refused = cli("run", preset, "--headless", "--no-export", "--resume", run_id)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "process 1" in refused.stderr and "lease expired" in refused.stderr and "--force" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    taken = cli("run", preset, "--headless", "--no-export", "--resume", run_id, "--force")
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    assert "taking it over (--force)" in taken.stderr
+    final = Store.open(cli.cwd / "runs").load_run(run_id)
+    assert final.status == "done"
+    assert all(u.minibatch_loss.shape == (2, 16) for u in final.units.values())
+
+
+def test_case_6_a_live_lease_is_never_taken(cli, write_preset):
+    preset = write_preset()  # the preset recorded_run records
+    run_id = recorded_run(cli.cwd / "runs", finish="interrupted")
+    hold_by(cli.cwd / "runs" / DB_NAME, run_id, 1, lease_left_s=50)
+    assert json.loads(cli("runs", "--json").stdout)[0]["status"] == "running"
+    for extra in ((), ("--force",)):
+        refused = cli("run", preset, "--headless", "--no-export", "--resume", run_id, *extra)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"run {run_id} is being run by process 1" in refused.stderr
+
+
+def test_case_6_the_process_that_lost_its_run_stops_writing_it(tmp_path):
+    from optui.errors import RunTakenOverError
+
+    run_id = recorded_run(tmp_path / "runs", finish="interrupted")
+    store = Store.open(tmp_path / "runs")
+    store.claim_run(run_id)  # this process resumes it ...
+    # ... then hangs (seen from elsewhere: a process whose lease expired)
+    hold_by(store.path, run_id, 1, lease_left_s=-120, token=None)
+    other = Store.open(tmp_path / "runs")
+    with pytest.raises(StoreError, match="--force"):
+        other.claim_run(run_id)
+    other.claim_run(run_id, force=True)  # another process takes it over
+
+    loss = np.zeros((2, 4), np.float32)
+    with pytest.raises(RunTakenOverError, match="taken over"):
+        store.write_chunk(run_id, "sgd", 1, 4, loss, 8, {}, np.full(2, -1))
+    with pytest.raises(RunTakenOverError):
+        store.finish_run(run_id, "done", 1.0)
+    assert other.run_info(run_id)["status"] == "running"  # the new holder's run, untouched
+    other.finish_run(run_id, "interrupted", 1.0)
+
+
+def test_case_6_the_lease_is_renewed_while_the_run_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(lease, "HEARTBEAT_SECONDS", 0.05)
+    store = Store.open(tmp_path / "runs")
+    run_id = store.create_run("s", "twnet", "study", "", None, {})
+    read = lambda: store.conn.execute("SELECT lease_expires, wall_time_s FROM runs WHERE id=?", (run_id,)).fetchone()
+    first, _ = read()
+    time.sleep(0.5)
+    renewed, wall = read()
+    assert renewed > first and wall > 0.2  # the wall time so far is recorded as it runs
+    store.finish_run(run_id, "done", 1.0)
+    assert store.conn.execute("SELECT lease_token, lease_expires FROM runs").fetchone() == (None, None)
+
+
+# Heartbeats every 0.1 s, and every chunk 0.3 s longer, so the run can be killed part-way.
+FAST_BEATS = """
+import time
+from optui.store import lease
 lease.HEARTBEAT_SECONDS = 0.1
-from optui.service import store_sink
-_restart = store_sink.StoreSink.restart
-def restart(self, unit, after_chunk):
-    Path("a-stopped").write_text(unit)
-    os.kill(os.getpid(), signal.SIGSTOP)
-    return _restart(self, unit, after_chunk)
-store_sink.StoreSink.restart = restart
-from optui.cli import app
-sys.argv[0] = "optui"
-app()
+from optui.engine import core
+_run_group = core.run_group
+def run_group(*args, **kwargs):
+    for item in _run_group(*args, **kwargs):
+        time.sleep(0.3)
+        yield item
+core.run_group = run_group
 """
 
 
-def test_case_1_a_stopped_resumer_taken_over_with_force_loses_nothing(cli, write_preset):
-    preset = write_preset(iterations=16, points=4, replicates=2)
-    run_id = interrupted_run(preset, cli.cwd / "runs", chunks=2)
-
-    a = subprocess.Popen([sys.executable, "-c", STOPPED_RESUMER, "run", str(preset), "--headless",
-                          "--no-export", "--resume", run_id], cwd=cli.cwd, env=cli.env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not (cli.cwd / "a-stopped").exists():
-            assert a.poll() is None, a.communicate()
-            assert time.monotonic() < deadline, "resumer A never reached its first unit"
-            time.sleep(0.05)
-        time.sleep(1.5)  # A's 1 s lease expires while it is stopped
-
-        b = cli("run", preset, "--headless", "--no-export", "--resume", run_id, "--force")
-        assert b.returncode == 0, b.stdout + b.stderr
-        assert "taking it over (--force)" in b.stderr
-        before = Store.open(cli.cwd / "runs", create=False).load_run(run_id)
-        assert before.status == "done"
-
-        a.send_signal(signal.SIGCONT)
-        out, err = a.communicate(timeout=120)
-    finally:
-        if a.poll() is None:
-            a.kill()
-            a.communicate()
-    assert a.returncode == 1, out + err
-    assert "taken over" in err and "Traceback" not in err, err
-
-    after = Store.open(cli.cwd / "runs", create=False).load_run(run_id)
-    assert after.status == "done"
-    for name, unit in after.units.items():
-        assert unit.minibatch_loss.shape == (2, 16), name
-        np.testing.assert_array_equal(unit.minibatch_loss, before.units[name].minibatch_loss)
-        assert unit.wall_time_s == before.units[name].wall_time_s  # A added no time either
-    listed = json.loads(cli("runs", "--json").stdout)[0]
-    assert listed["status"] == "done" and listed["replicates_done"] == listed["replicates_total"]
+def launch(cli, *args) -> subprocess.Popen:
+    code = f"import sys\n{FAST_BEATS}\nfrom optui.cli import app\nsys.argv[0] = 'optui'\napp()\n"
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cli.cwd, env=cli.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_case_1_every_write_path_is_fenced_by_the_lease(tmp_path):
-    run_id = recorded_run(tmp_path / "runs", finish="interrupted")
-    a = Store.open(tmp_path / "runs")
-    a.claim_run(run_id)
-    conn = a.conn
-    conn.execute("UPDATE runs SET lease_expires=? WHERE id=?", (time.time() - 5, run_id))
-    b = Store.open(tmp_path / "runs")
-    b.claim_run(run_id, force=True)
-    chunks = lambda: b.conn.execute("SELECT COUNT(*) FROM chunks WHERE run_id=?", (run_id,)).fetchone()[0]
-    units = lambda: b.conn.execute("SELECT name, status, wall_time_s FROM units ORDER BY name").fetchall()
-    had_chunks, had_units = chunks(), units()
-
-    loss = np.zeros((2, 4), np.float32)
-    writes = [
-        lambda: a.truncate_unit(run_id, "sgd", -1),
-        lambda: a.add_unit_time(run_id, "sgd", 100.0),
-        lambda: a.add_unit(run_id, "extra", {}, 2, 8, 1),
-        lambda: a.write_chunk(run_id, "sgd", 5, 40, loss, 44, {}, np.full(2, -1)),
-        lambda: a.finish_unit(run_id, "sgd", "failed", 1.0),
-        lambda: a.update_run_meta(run_id, device="elsewhere"),
-        lambda: a.finish_run(run_id, "failed", 1.0),
-    ]
-    for write in writes:
-        with pytest.raises(RunTakenOverError):
-            write()
-    assert chunks() == had_chunks and units() == had_units
-    assert b.run_info(run_id)["status"] == "running"
-    assert b.run_info(run_id)["meta"].get("device") == "cpu"
-    b.finish_run(run_id, "interrupted", 1.0)
+def test_also_the_wall_time_of_a_killed_run_is_kept(cli, write_preset):
+    preset = write_preset(iterations=40, points=8, replicates=2)
+    db = cli.cwd / "runs" / DB_NAME
+    proc = launch(cli, "run", preset, "--headless", "--no-export")
+    wait_for_chunks(proc, db, "sgd", 5)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    [run] = json.loads(cli("runs", "--json").stdout)
+    assert run["status"] == "interrupted"
+    assert run["wall_time_s"] > 1.0  # five slow chunks at least, not 0
 
 
-def test_case_1_a_process_that_never_held_a_live_run_writes_none_of_it(tmp_path):
-    run_id = recorded_run(tmp_path / "runs", finish="interrupted")
-    other = Store.open(tmp_path / "runs")
-    # held by process 1 (alive) under a live lease
-    other.conn.execute("UPDATE runs SET status='running', pid=1, host=?, lease_token='t', lease_expires=? "
-                       "WHERE id=?", (os.uname().nodename, time.time() + 50, run_id))
-    for write in (lambda: other.truncate_unit(run_id, "sgd", -1),
-                  lambda: other.add_unit_time(run_id, "sgd", 1.0)):
-        with pytest.raises(RunTakenOverError, match="does not hold it"):
-            write()
-    assert other.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0] == 4
+def test_also_deleting_the_store_mid_run_is_a_failure_not_done(cli, write_preset):
+    preset = write_preset(iterations=40, points=8, replicates=2)
+    db = cli.cwd / "runs" / DB_NAME
+    proc = launch(cli, "run", preset, "--headless", "--no-export")
+    wait_for_chunks(proc, db, "sgd", 3)
+    for p in (cli.cwd / "runs").iterdir():
+        p.unlink()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    assert "deleted or replaced" in err and "Traceback" not in err
+    assert "Resume with" not in out  # nothing left to resume
+    assert not db.exists()  # and no empty store made in its place

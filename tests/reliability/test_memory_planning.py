@@ -20,7 +20,7 @@ from optui.engine import memory
 from optui.errors import PresetError
 from optui.service import build_workload, plan_units, resolve_strategy
 from optui.study import presets
-from tests.conftest import ROOT, tiny_preset_text
+from support.common import ROOT, tiny_preset_text
 
 SEARCH = """
 [search.sgd]

@@ -15,8 +15,8 @@ import pytest
 
 from optui.study import presets
 from optui.errors import PresetError
-from tests.conftest import tiny_preset_text
-from tests.plugin_sources import TOY
+from support.common import tiny_preset_text
+from support.plugin_sources import TOY
 
 X64_OPTIMIZER = '''
 import jax

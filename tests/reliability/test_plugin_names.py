@@ -11,7 +11,7 @@ from pathlib import Path
 
 from optui.study import presets
 from optui.workloads import registry
-from tests.conftest import ROOT, tiny_preset_text
+from support.common import ROOT, tiny_preset_text
 
 
 def fake_package(folder: Path) -> Path:

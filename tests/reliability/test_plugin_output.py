@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.conftest import optui_command, tiny_preset_text
+from support.common import optui_command, tiny_preset_text
 
 PRINTING_OPTIMIZER = '''
 import jax

@@ -16,7 +16,7 @@ import pytest
 
 from optui.study import presets
 from optui.errors import PresetError
-from tests.conftest import optui_command, tiny_preset_text
+from support.common import optui_command, tiny_preset_text
 
 
 def test_case_17_a_huge_set_key_is_not_echoed_whole(cli, write_preset):

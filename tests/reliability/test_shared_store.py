@@ -23,8 +23,8 @@ import pytest
 import optui
 from optui.errors import StoreError
 from optui.store import DB_NAME, Store
-from checks import recorded_run
-from test_disk import read_only
+from support.checks import recorded_run
+from support.disk import read_only
 
 OWNER, OTHER = 1001, 1002
 
