@@ -215,8 +215,10 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        from ..export import (DEFAULT_FORMATS, FORMATS, SEARCH_DEFAULT_FORMATS, FigureStyle, export_run,
-                              export_search_run)
+        import warnings
+
+        from ..export import (DEFAULT_FORMATS, FORMATS, SEARCH_DEFAULT_FORMATS, ComparisonWarning, FigureStyle,
+                              export_run, export_search_run)
         from ..export.atomic import ensure_writable_dir
         from ..export.layout import LATEST, export_to_run_folder, run_dir
         from ..store import Store
@@ -261,8 +263,15 @@ def register(app: typer.Typer) -> None:
                         wanted = wanted - {"pickle"}
                         files = export_search_run(s, run, folder, wanted) if wanted else []
                     else:
-                        folder, files, latest = export_to_run_folder(run, out, chosen or set(DEFAULT_FORMATS), style,
-                                                                     targets)
+                        with warnings.catch_warnings(record=True) as said:
+                            warnings.simplefilter("always", ComparisonWarning)
+                            folder, files, latest = export_to_run_folder(run, out, chosen or set(DEFAULT_FORMATS),
+                                                                         style, targets)
+                        for w in said:
+                            if issubclass(w.category, ComparisonWarning):
+                                console.print(f"[yellow]warning:[/] {escape(str(w.message))}", soft_wrap=True)
+                            else:
+                                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
                     console.print(f"{head}: {len(files)} files in {escape(str(folder))}/"
                                   + (f" ({LATEST} points here)" if latest else ""), soft_wrap=True)
                     for f in files:
