@@ -170,13 +170,21 @@ def _print_ranking(console, run, targets: dict[str, float]) -> None:
     if not ranking.applies(run):
         return
     ranked = ranking.rank(run, targets)
-    cols = ranking.header(ranked)
-    t = Table(title=f"{run.study}: {ranking.title(ranked)}; bands over healthy replicates",
+    # The terminal shows the means and time-to-target; ranking.md has the bands too.
+    o, x = ranked.objective, ranked.other if ranked.has_other else None
+    t = Table(title=f"{run.study}: {ranking.title(ranked)}; means over healthy replicates (bands in ranking.md)",
               box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    cols = ["rank", "config", f"final {o.label}", *([x.label] if x else []),
+            ranking.target_label(o, ranked.objective_target), "diverged"]
     for c in cols:
-        t.add_column(escape(c), justify="left" if c in ("config", "optimizer") else "right")
+        t.add_column(escape(c), justify="left" if c == "config" else "right")
     for r in ranked.rows:
-        t.add_row(*(escape(c) for c in ranking.cells(ranked, r)))
+        cells = [str(r.rank), r.name, o.format(r.objective.dist["mean"])]
+        if x:
+            cells.append(x.format(r.other.dist["mean"] if r.other else None))
+        cells += ["never" if r.objective.target_percent is None else f"{r.objective.target_percent:.0f}%",
+                  f"{r.diverged}/{r.replicates}"]
+        t.add_row(*(escape(c) for c in cells))
     console.print(t)
 
 
