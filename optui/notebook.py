@@ -10,7 +10,7 @@ arrays or one tidy pandas DataFrame, and run a study.
     values = run.histories("adam-optimal")            # the objective: (replicates, eval points), NaN once diverged
     steps = run.steps("adam-optimal")                 # the step of each eval point
     acc = run.histories("adam-optimal", "test_accuracy")  # any recorded metric by name
-    run.run_metrics.direction("test_accuracy")        # 'higher is better' (see optui.metrics.RunMetrics)
+    run.run_metrics.direction("test_accuracy")        # 'higher is better' (see optui.results.metrics.RunMetrics)
     df = run.to_frame()                               # run, config, replicate, step, examples, metric, value
     df.groupby(["config", "step"]).value.mean()
 
@@ -128,14 +128,14 @@ class Run:
     @property
     def run_metrics(self) -> Any:
         """The run's RunMetrics: objective, labels, directions, the train/test pair."""
-        from .metrics import RunMetrics
+        from .results.metrics import RunMetrics
 
         return RunMetrics.of_run(self.result)
 
     @property
     def objective(self) -> str:
         """The name of the run's objective (what histories() returns by default)."""
-        from .metrics import MINIBATCH
+        from .results.metrics import MINIBATCH
 
         return self.run_metrics.objective_name or MINIBATCH
 

@@ -184,7 +184,7 @@ MYLION = textwrap.dedent('''
 
 
 def test_defect_11_did_you_mean_offers_installed_plugins(tmp_path, monkeypatch):
-    from optui import presets
+    from optui.study import presets
     from optui.errors import PresetError
     from optui.optim import plugins
 
@@ -205,7 +205,7 @@ OPTIMIZER_FROM = 'import optax\ndef make(hp):\n    return optax.sgd(hp["learning
 
 
 def test_defect_12_workload_and_optimiser_files_are_looked_up_alike(tmp_path, monkeypatch):
-    from optui import presets
+    from optui.study import presets
     from optui.workloads import registry
 
     beside, elsewhere = tmp_path / "beside", tmp_path / "elsewhere"

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import OptuiError
 from ..results import RunResult, UnitResult
-from ..stats import distribution, final_values, interval, metric_curve, paired_comparison, time_to_target
+from ..results.stats import distribution, final_values, interval, metric_curve, paired_comparison, time_to_target
 from .paper import PaperTable
 
 BAND_TITLES = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI of mean"}
@@ -69,7 +69,7 @@ def compare(targets: list[tuple[RunResult, str]], metric: str | None = None, ban
     first run's objective. Which way is better is the metric's declaration (RunMetrics)."""
     if not targets:
         raise ComparisonError("nothing to compare: give at least one RUN:CONFIG")
-    from ..metrics import MINIBATCH, RunMetrics
+    from ..results.metrics import MINIBATCH, RunMetrics
 
     metrics = RunMetrics.of_run(targets[0][0])
     metric = metric or metrics.objective_name or MINIBATCH

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import Metric, RunMetrics
+from ..results.metrics import Metric, RunMetrics
 from ..results import RunResult, UnitResult
-from ..stats import distribution, final_values, metric_curve
+from ..results.stats import distribution, final_values, metric_curve
 from . import atomic
 
 MIN_CONFIGS = 3
@@ -240,7 +240,7 @@ def title(ranking: Ranking) -> str:
 
 
 def _short(optimizer: str) -> str:
-    from .. import optimizers
+    from ..optim import registry as optimizers
 
     return optimizers.label(optimizer)
 

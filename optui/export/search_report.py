@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PresetError
-from ..presets import Study
-from ..search_space import SearchSpace
+from ..study.presets import Study
+from ..study.search_space import SearchSpace
 from . import atomic
 from . import search_progress as sp
 from .figures import _RENDER_LOCK, save_figure
@@ -89,7 +89,7 @@ def section1_rows(study: Study, space: SearchSpace, best: dict[str, Any] | None)
 
 
 def section1_header(space: SearchSpace, study: Study | None = None) -> list[str]:
-    from .. import optimizers
+    from ..optim import registry as optimizers
 
     report = study is not None and is_report_study(study)
     title = OPTIMIZER_TITLES.get(space.optimizer) if report else None
@@ -315,7 +315,8 @@ def write_best_config(path: str | Path, config_name: str, optimizer: str, params
     """
     import tomlkit
 
-    from .. import optimizers, presets
+    from ..optim import registry as optimizers
+    from ..study import presets
 
     path = Path(path)
     text = presets.read_text(path)

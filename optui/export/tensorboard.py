@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..optional import require
-from ..processes import pid_alive
+from ..system.processes import pid_alive
 from ..results import RunResult, UnitResult
 from .atomic import ExportError, ensure_writable_dir
 
@@ -179,8 +179,8 @@ def session_objective(unit: UnitResult, run: RunResult | None = None) -> float |
     """A search unit's objective (mean over its replicates) when it finished healthy; a study
     config's mean final objective (RunMetrics) over its healthy replicates."""
     if run is not None and run.kind == "study":
-        from ..metrics import RunMetrics
-        from ..stats import final_values
+        from ..results.metrics import RunMetrics
+        from ..results.stats import final_values
 
         name = RunMetrics.of_run(run).objective_name
         finals = final_values(unit, name) if name else None
@@ -194,7 +194,7 @@ def session_objective(unit: UnitResult, run: RunResult | None = None) -> float |
 def objective_tag(run: RunResult) -> str:
     """The HParams metric: hparams/<a search's objective>, hparams/final_<a study's objective>."""
     if run.kind == "study":
-        from ..metrics import RunMetrics
+        from ..results.metrics import RunMetrics
 
         return f"hparams/final_{RunMetrics.of_run(run).objective_name or 'objective'}"
     names = [u.extra.get("objective_name") for u in run.units.values()]
@@ -204,7 +204,7 @@ def objective_tag(run: RunResult) -> str:
 
 def _objective_description(run: RunResult) -> str:
     """'test MSE, lower is better' for the experiment's metric column."""
-    from ..metrics import RunMetrics
+    from ..results.metrics import RunMetrics
 
     metrics = RunMetrics.of_run(run)
     if run.kind == "study" and metrics.objective is not None:

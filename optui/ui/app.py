@@ -22,13 +22,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, ListView, TabbedContent, TabPane
 
-from .. import presets
+from ..study import presets
 from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..errors import OptuiError
 from ..results import RunResult
-from ..progress import RunProgress, reduce
+from ..service.progress import RunProgress, reduce
 from ..status import Status
-from ..terminal import detach_if_hung_up
+from ..system.terminal import detach_if_hung_up
 from . import jobs
 from .messages import (BestWritten, DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone,
                        SearchBest)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Text
 
-from .. import metrics as metric_decls
+from ..results import metrics as metric_decls
 from ..export.figures import bin_for_drawing
-from ..stats import band, metric_curve
+from ..results.stats import band, metric_curve
 
 # (line, band) as xterm-256 colour numbers: plotext and Rich show the same colour from them.
 PALETTE = ((39, 24), (214, 130), (46, 28), (203, 88), (207, 90), (51, 30), (226, 100), (250, 239))
@@ -66,7 +66,7 @@ def y_label(metric: str, declared=()) -> str:
 def unit_series(unit, metric: str, label: str, band_kind: str, points: int, declared=()) -> list[Series]:
     """A unit's series for a metric; train_test gives two (train, then test) for one unit.
 
-    declared: the workload's metric declarations (optui.metrics.Metric), for the train and test
+    declared: the workload's metric declarations (optui.results.metrics.Metric), for the train and test
     losses of train_test and for which metrics are drawn on a log axis; names are inferred without.
     """
     if metric == metric_decls.TRAIN_TEST:

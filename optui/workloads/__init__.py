@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import OptuiError, PresetError
-from ..metrics import Metric
+from ..results.metrics import Metric
 from ..schema import check_section, where
 from .base import (MODEL_STREAM, SECTIONS, Batch, Data, ModelState, Params, Setting, SettingError, Settings,
                    Strategy, Workload, WorkloadSpec)
@@ -73,7 +73,7 @@ def run_meta(study: Any) -> dict[str, Any]:
     spec = study.spec
     if spec is None:
         return {}
-    from ..metrics import RunMetrics
+    from ..results.metrics import RunMetrics
 
     return {**RunMetrics.of_spec(spec).as_meta(), "workload_origin": study.resolved.origin}
 

@@ -9,10 +9,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, SelectionList, Static
 from textual_plotext import PlotextPlot
 
-from ... import optimizers
-from ... import metrics as metric_decls
+from ...optim import registry as optimizers
+from ...results import metrics as metric_decls
 from .. import plots
-from ...progress import RunProgress, UnitProgress
+from ...service.progress import RunProgress, UnitProgress
 from ..widgets import PanelSafeInput, ToggleList
 
 # Until a preset is read: what TwNet and MNIST record (the workload's declarations replace it).

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from ... import metrics as metric_decls
+from ...results import metrics as metric_decls
 from ...engine.events import ChunkDone, UnitStarted
 from ...export import search_progress
 from ...search import TrialScored, TrialsPlanned, rank
