@@ -23,11 +23,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ListView, TabbedContent, TabPane
 
 from ..study import presets
-from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..errors import OptuiError
 from ..results import RunResult
+from ..service.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..service.progress import RunProgress, reduce
 from ..status import Status
+from ..system.signals import INTERRUPTED, STOP_SIGNALS
 from ..system.terminal import detach_if_hung_up
 from . import jobs
 from .messages import (BestWritten, DeviceProbed, EngineEvent, ExportDone, JobFailed, PresetChecked, RunDone,
@@ -46,8 +47,6 @@ from .widgets import ALT_DIGIT_KEYS, FieldForm, StatusLine, device_label
 PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Search"),
           ("compare", "Compare"), ("runs", "Runs"), ("export", "Export"))
 NARROW = 66  # columns: the six tab labels with their usual padding
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-INTERRUPTED = 130  # the exit code after a stop signal, as for a headless run
 SESSION_KEYS = [("f1 or ?", "this help (? types into a text field; f1 works everywhere)"),
                 ("escape, then 1-6", "go to a panel; alt+1-6 goes there from a field"),
                 ("ctrl+r", "run: the chosen configs (Replicates) or the chosen space (Search)"),

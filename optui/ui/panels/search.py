@@ -16,14 +16,14 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from ...results import metrics as metric_decls
-from ...engine.events import ChunkDone, UnitStarted
+from ...service.events import ChunkDone, UnitStarted
 from ...export import search_progress
+from ...search.plans import NOT_HYPERPARAMETERS
 from ...search import TrialScored, TrialsPlanned, rank
 from ..plots import log_ticks
 from ..widgets import FieldForm, PanelSafeInput
 from .replicates import count_problem
 
-PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of", "round")
 # The x-axis choice that plots the best objective so far against examples trained.
 HISTORY_AXIS = "examples trained"
 
@@ -208,7 +208,7 @@ class SearchPanel(Vertical):
             table.add_row(str(n) if obj is not None else "-", f"{obj:.4g}" if obj is not None else "-",
                           *[fmt(given[k]) if k in given else "-" for k in varied], t.get("status", ""), t["name"])
         names = sorted({k for t in self.trials.values() for k, v in (t.get("params") or {}).items()
-                        if k not in PARAM_SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)})
+                        if k not in NOT_HYPERPARAMETERS and isinstance(v, (int, float)) and not isinstance(v, bool)})
         select = self.query_one("#search-param", Select)
         current = select.value
         if names:
@@ -222,7 +222,7 @@ class SearchPanel(Vertical):
 
     def varied_params(self) -> list[str]:
         """The hyperparameters that differ between trials (fixed ones say nothing in a table)."""
-        names = sorted({k for t in self.trials.values() for k in (t.get("params") or {}) if k not in PARAM_SKIP},
+        names = sorted({k for t in self.trials.values() for k in (t.get("params") or {}) if k not in NOT_HYPERPARAMETERS},
                        key=lambda k: (k == "batch_size", k))
         varied = [k for k in names if len({repr((t.get("params") or {}).get(k)) for t in self.trials.values()}) > 1]
         return varied or names
