@@ -94,7 +94,7 @@ async def wait_for(pilot, condition, timeout: float = 90.0, what: str = "conditi
 
 
 def checked(app: OptuiApp) -> bool:
-    return app.doc is not None and app.checked_generation == app.edit_generation
+    return app.editor.doc is not None and app.editor.checked_generation == app.editor.edit_generation
 
 
 def burst(app: OptuiApp, keys: list[str]) -> None:
@@ -124,7 +124,7 @@ async def test_edit_run_compare_export(folder: Path):
         # Open the preset from the list with the keyboard.
         await wait_for(pilot, lambda: app.query_one("#preset-list").index == 0, 10, "preset list")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         form = app.query_one("#preset-form")
         assert form.input_for("configs.adam.learning_rate").value == "0.01"
 
@@ -132,7 +132,7 @@ async def test_edit_run_compare_export(folder: Path):
         await type_into(pilot, app, "configs.adam.learning_rate", "-0.5")
         error = form.error_text("configs.adam.learning_rate")
         assert "configs.adam.learning_rate" in error and "(0, inf)" in error and "-0.5" in error
-        assert app.study is None
+        assert app.editor.study is None
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
         assert path.read_text() == original
@@ -144,7 +144,7 @@ async def test_edit_run_compare_export(folder: Path):
         # A valid edit clears the error; saving keeps the comments.
         await type_into(pilot, app, "configs.adam.learning_rate", "0.05")
         assert form.error_text("configs.adam.learning_rate") == ""
-        assert app.study.configs["adam"].hyperparams["learning_rate"] == 0.05
+        assert app.editor.study.configs["adam"].hyperparams["learning_rate"] == 0.05
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
         saved = path.read_text()
@@ -165,9 +165,9 @@ async def test_edit_run_compare_export(folder: Path):
         # Run them and watch the bands fill in.
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: replicates.series_count() == 2, 120, "bands of both configs")
-        await wait_for(pilot, lambda: app.running is None, 120, "the run to finish")
-        assert app.last_run_status == "done"
-        for unit in app.progress.units.values():
+        await wait_for(pilot, lambda: app.runner.running is None, 120, "the run to finish")
+        assert app.runner.last_status == "done"
+        for unit in app.runner.progress.units.values():
             assert unit.steps_done == 40 and unit.as_unit().minibatch_loss.shape == (5, 40)
 
         store = Store.open(folder / "runs")
@@ -188,8 +188,8 @@ async def test_edit_run_compare_export(folder: Path):
         # Export what is shown: a real PNG in exports/tiny/<run id>/, and the paths on screen.
         await pilot.press("escape", "6")
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: bool(app.last_export), 60, "the export")
-        pngs = [p for p in app.last_export if p.suffix == ".png"]
+        await wait_for(pilot, lambda: bool(app.query_one("ExportPanel").written), 60, "the export")
+        pngs = [p for p in app.query_one("ExportPanel").written if p.suffix == ".png"]
         assert len(pngs) == 1 and pngs[0].parent == folder / "exports" / "tiny" / info["id"]
         assert "test_loss" in pngs[0].name and "iqr" in pngs[0].name
         assert pngs[0].read_bytes()[:8] == PNG_SIGNATURE and pngs[0].stat().st_size > 5000
@@ -197,7 +197,7 @@ async def test_edit_run_compare_export(folder: Path):
         with Image.open(pngs[0]) as image:  # a whole image of the figure's size
             image.load()
             assert image.size == (round(style.width * style.dpi), round(style.height * style.dpi))
-        assert {p.name for p in app.last_export} >= {"mlruns.p", "histories.csv"}
+        assert {p.name for p in app.query_one("ExportPanel").written} >= {"mlruns.p", "histories.csv"}
         written = str(app.query_one("#exp-written").content)
         assert f"exports/tiny/{info['id']}/" + pngs[0].name in written
 
@@ -207,14 +207,14 @@ async def test_cancel_keeps_what_is_done_and_marks_interrupted(folder: Path):
     write_preset(folder, iterations=400_000, points=200)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.progress.units.get("sgd") is not None and app.progress.units["sgd"].steps_done > 0,
+        await wait_for(pilot, lambda: app.runner.progress.units.get("sgd") is not None and app.runner.progress.units["sgd"].steps_done > 0,
                        120, "the first chunk")
         await pilot.press("ctrl+t")
-        await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
-        assert app.last_run_status == "interrupted"
-        done = app.progress.units["sgd"].steps_done
+        await wait_for(pilot, lambda: app.runner.running is None, 120, "the run to stop")
+        assert app.runner.last_status == "interrupted"
+        done = app.runner.progress.units["sgd"].steps_done
         assert 0 < done < 400_000
     store = Store.open(folder / "runs")
     (info,) = store.list_runs()
@@ -230,20 +230,20 @@ async def test_quit_during_run_asks_then_cancels_and_waits(folder: Path):
     write_preset(folder, iterations=400_000, points=200)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.progress.units.get("sgd") is not None and app.progress.units["sgd"].steps_done > 0,
+        await wait_for(pilot, lambda: app.runner.progress.units.get("sgd") is not None and app.runner.progress.units["sgd"].steps_done > 0,
                        120, "the first chunk")
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("n")  # back: the run goes on
         await pilot.pause(0.1)
-        assert not isinstance(app.screen, QuitScreen) and app.running == "replicates"
+        assert not isinstance(app.screen, QuitScreen) and app.runner.running == "replicates"
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
+        await wait_for(pilot, lambda: app.runner.running is None, 120, "the run to stop")
     assert app.return_code == 0
     (info,) = Store.open(folder / "runs").list_runs()
     assert info["status"] == "interrupted"
@@ -262,7 +262,7 @@ async def test_actions_without_a_preset_or_selection_notify(folder: Path):
         assert any("open a preset first" in m for m in messages)
         assert any("nothing to export" in m for m in messages)
         assert any("nothing is running" in m for m in messages)
-        assert app.running is None
+        assert app.runner.running is None
 
 
 @run_async
@@ -273,7 +273,7 @@ async def test_broken_preset_file_is_reported_not_raised(folder: Path):
         await pilot.pause(0.2)
         errors = [n.message for n in app._notifications if n.severity == "error"]
         assert errors and "presets/broken.toml" in errors[0] and "TOML" in errors[0]
-        assert app.doc is None
+        assert app.editor.doc is None
 
 
 @run_async
@@ -281,13 +281,13 @@ async def test_unknown_key_error_sits_beside_the_section(folder: Path):
     path = write_preset(folder)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await type_into(pilot, app, "replicates.count", "0")
         form = app.query_one("#preset-form")
         assert "replicates.count must be an integer in [1, 100000], got 0" in form.error_text("replicates.count")
         await pilot.press("ctrl+r")  # refused, with the same message
         await pilot.pause(0.05)
-        assert app.running is None
+        assert app.runner.running is None
         assert any("replicates.count" in n.message for n in app._notifications if n.severity == "error")
         assert "count = 2" in path.read_text()
 
@@ -370,7 +370,7 @@ async def test_palette_finds_a_field_and_typing_edits_it(folder: Path):
     write_preset(folder)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await pilot.press("escape", "3")  # start from another panel
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
@@ -391,12 +391,12 @@ async def test_palette_finds_a_field_and_typing_edits_it(folder: Path):
         await pilot.press("end", "ctrl+u", *"400")
         await wait_for(pilot, lambda: checked(app), 30, "validation")
         assert app.query_one("#panels").active == "presets"
-        assert app.study is not None and app.study.budget.value == 400
+        assert app.editor.study is not None and app.editor.study.budget.value == 400
 
 
 def adam(app: OptuiApp) -> tuple[str, float] | None:
     """The validated study's adam config: (optimizer, learning rate)."""
-    config = app.study.configs["adam"] if app.study is not None else None
+    config = app.editor.study.configs["adam"] if app.editor.study is not None else None
     return (config.optimizer, config.hyperparams["learning_rate"]) if config else None
 
 
@@ -407,7 +407,7 @@ async def test_keys_typed_together_land_in_their_fields(folder: Path):
     write_preset(folder)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         form = app.query_one("#preset-form")
         app.edit_field("configs.adam.optimizer")
         await wait_for(pilot, lambda: app.focused is form.input_for("configs.adam.optimizer"), 10, "the field")
@@ -426,7 +426,7 @@ async def test_quit_with_unsaved_edits_asks_first(folder: Path):
     path = write_preset(folder)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await type_into(pilot, app, "replicates.count", "3")
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)

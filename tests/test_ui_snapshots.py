@@ -124,7 +124,7 @@ def make_app() -> OptuiApp:
 async def _settle(pilot, app: OptuiApp) -> None:
     """Wait for the preset's validation (a worker thread) and the 4 Hz plot timers."""
     deadline = time.monotonic() + 30
-    while not (app.doc is not None and app.checked_generation == app.edit_generation):
+    while not (app.editor.doc is not None and app.editor.checked_generation == app.editor.edit_generation):
         assert time.monotonic() < deadline, "preset validation did not finish"
         await pilot.pause(0.05)
     await pilot.pause(0.4)

@@ -7,6 +7,11 @@ lowest lo and highest hi, so binning never narrows the band). plotext has no fil
 is one zigzag series (lo, hi, hi, lo, ...) across adjacent columns, which fills every cell between
 its edges. No legend is drawn inside the plot, where it would hide data: `legend` gives the
 line of coloured names shown under it.
+
+Without colour (NO_COLOR, a monochrome terminal) the configs still read apart: each mean line
+has its own marker (•, +, x, o, ...), a test curve is dotted, and a band narrower than a cell
+(which would only speckle the line) is left out. The y axis has at least four labels, the
+lowest and highest values drawn among them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ..stats import band, metric_curve
 PALETTE = ((39, 24), (214, 130), (46, 28), (203, 88), (207, 90), (51, 30), (226, 100), (250, 239))
 METRIC_NAMES = {"minibatch_loss": "minibatch", "train_loss": "train", "test_loss": "test"}
 BAND_MARKER = "█"
+LINE_MARKERS = ("•", "+", "x", "o", "*", "#", "%", "@")  # one per config: lines read apart without colour
 
 
 @dataclass
@@ -115,10 +121,31 @@ def log_ticks(bottom: float, top: float, most: int = 5) -> tuple[list[float], li
     return ticks, [f"{10 ** t:.3g}" for t in ticks]
 
 
+def y_ticks(bottom: float, top: float, rows: int = 0, log: bool = True) -> tuple[list[float], list[str]]:
+    """At least four ticks (rows allowing) with the lowest and highest values drawn among them,
+    labelled as values (a log axis in loss values, not log10 units); no two on the same row."""
+    if not (math.isfinite(bottom) and math.isfinite(top)):
+        return [], []
+    if top - bottom < 1e-12:
+        top, bottom = top + 0.05, bottom - 0.05
+    inner = log_ticks(bottom, top, most=6)[0] if log else np.linspace(bottom, top, 6)[1:-1].tolist()
+    if len(inner) < 2:
+        inner = np.linspace(bottom, top, 5)[1:-1].tolist()
+    gap = (top - bottom) / max(rows - 1, 1) if rows else (top - bottom) / 12
+    chosen = [bottom, top]
+    for t in sorted(inner, key=lambda t: -min(t - bottom, top - t)):  # the middle ones first
+        if all(abs(t - c) > gap * 1.5 for c in chosen):
+            chosen.append(t)
+    chosen.sort()
+    fmt = (lambda t: f"{10 ** t:.3g}") if log else (lambda t: f"{t:.3g}")
+    return chosen, [fmt(t) for t in chosen]
+
+
 def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data yet", columns: int = 0,
-         ylabel: str = "loss (log)") -> None:
-    """Replot everything: series grouped per config (one colour per group), bands first and
-    every mean line over them. columns: the plot's width in characters (bands fill it whole)."""
+         ylabel: str = "loss (log)", rows: int = 0) -> None:
+    """Replot everything: series grouped per config (one colour and marker per group), bands first
+    and every mean line over them. columns, rows: the plot's size in characters (bands fill it
+    whole; a band under a row high is left out)."""
     plt.clear_data()
     plt.clear_figure()
     plt.title(title)
@@ -130,33 +157,40 @@ def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data
         for s in group:
             ok = np.isfinite(s.centre) & np.isfinite(s.lo) & np.isfinite(s.hi)
             if ok.any():
-                shown.append((s, ok, line, fill))
+                shown.append((s, ok, line, fill, LINE_MARKERS[i % len(LINE_MARKERS)]))
     if not shown:
         plt.title(f"{title}: {empty_note}")
         return
-    for s, ok, _, fill in shown:
-        if np.any(s.hi[ok] > s.lo[ok]):
+    top = max(float(max(s.hi[ok].max(), s.centre[ok].max())) for s, ok, *_ in shown)
+    bottom = min(float(min(s.lo[ok].min(), s.centre[ok].min())) for s, ok, *_ in shown)
+    cell = (top - bottom) / rows if rows and top > bottom else 0.0
+    for s, ok, _, fill, _ in shown:
+        width = s.hi[ok] - s.lo[ok]
+        if np.any(width > 0) and (not cell or float(np.percentile(width, 75)) >= cell):
             plt.plot(*zigzag(s.x[ok], s.lo[ok], s.hi[ok], columns), color=fill, marker=BAND_MARKER)
-    for s, ok, line, _ in shown:
-        plt.plot(s.x[ok].tolist(), s.centre[ok].tolist(), color=line, marker="hd" if s.dashed else "braille")
-    top = max(float(max(s.hi[ok].max(), s.centre[ok].max())) for s, ok, _, _ in shown)
-    bottom = min(float(min(s.lo[ok].min(), s.centre[ok].min())) for s, ok, _, _ in shown)
-    if all(s.log for s, *_ in shown):  # ticks in loss values, not log10 units
-        ticks, labels = log_ticks(bottom, top)
-        if ticks:
-            plt.yticks(ticks, labels)
+    for s, ok, line, _, marker in shown:
+        x, y = s.x[ok].tolist(), s.centre[ok].tolist()
+        if s.dashed:  # a test curve: dotted, every other point
+            plt.scatter(x[::2], y[::2], color=line, marker=marker)
+        else:
+            plt.plot(x, y, color=line, marker=marker)
+    ticks, labels = y_ticks(bottom, top, rows, log=all(s.log for s, *_ in shown))
+    if ticks:
+        plt.yticks(ticks, labels)
     plt.ylabel(ylabel)
 
 
 def legend(series: list[list[Series]]) -> Text:
-    """The configs' names in their plot colours: ━ a mean line, ╌ a test curve, █ its band."""
+    """The configs' names in their plot colours and markers: a dotted marker is a test curve,
+    █ the band."""
     out = Text(no_wrap=False)
     for i, group in enumerate(series):
         line, fill = PALETTE[i % len(PALETTE)]
+        marker = LINE_MARKERS[i % len(LINE_MARKERS)]
         for s in group:
             if out:
                 out.append("  ")
-            out.append("╌╌" if s.dashed else "━━", style=f"color({line})")
+            out.append(f"{marker} {marker}" if s.dashed else marker * 3, style=f"color({line})")
             out.append("█", style=f"color({fill})")
             out.append(f" {s.label}")
     return out

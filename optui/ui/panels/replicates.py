@@ -34,21 +34,23 @@ def count_problem(name: str, text: str) -> str | None:
 
 
 class ReplicatesPanel(Vertical):
-    BINDINGS = [Binding("m", "cycle_metric", "Metric")]
+    BINDINGS = [Binding("m", "cycle_metric", "Metric"), Binding("t", "toggle_table", "Chart/table")]
     KEYS = [("space", "tick or untick the config under the cursor"),
             ("replicates field", "how many seed replicates per config (1-100000)"),
             ("ctrl+r", "run the ticked configs"), ("ctrl+t", "stop after the current chunk"),
-            ("m", "live plot: minibatch, test or train loss (outside a field)")]
+            ("m", "live plot: the objective, the minibatch loss, the other metrics (outside a field)"),
+            ("t", "at 24 rows or fewer: the progress table instead of the chart, and back")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.declared: tuple = DEFAULT_METRICS
         self.watch = DEFAULT_METRICS[1]  # the eval the progress table shows: the default objective
         self.metrics = self._cycle()
-        self.metric = self.metrics[0]
+        self.metric = self.metrics[0]  # the objective
         self.units: dict[str, UnitProgress] = {}
         self.title = ""
         self.dirty = False
+        self._progress: RunProgress | None = None
         self._preset_count = ""  # the count last taken from the preset
 
     def compose(self) -> ComposeResult:
@@ -68,8 +70,8 @@ class ReplicatesPanel(Vertical):
         self.dirty = True
 
     def _cycle(self) -> list[str]:
-        """What `m` cycles through: the minibatch loss, the objective, then the other metrics."""
-        return ["minibatch_loss", self.watch.name,
+        """What `m` cycles through: the objective, the minibatch loss, then the other metrics."""
+        return [self.watch.name, "minibatch_loss",
                 *(m.name for m in self.declared if m.name != self.watch.name)]
 
     def _columns(self) -> None:
@@ -87,8 +89,7 @@ class ReplicatesPanel(Vertical):
             return
         self.declared, self.watch = declared, watch
         self.metrics = self._cycle()
-        if self.metric not in self.metrics:
-            self.metric = self.metrics[0]
+        self.metric = self.metrics[0]  # a new workload: its objective
         self._columns()
         self.refresh_table()
         self.dirty = True
@@ -126,19 +127,39 @@ class ReplicatesPanel(Vertical):
         self.query_one("#rep-count", Input).set_class(problem is not None, "-invalid")
         return (0, problem) if problem else (int(text), None)
 
-    # -- live run -------------------------------------------------------------------------------
-    def start(self, title: str, units: dict[str, UnitProgress]) -> None:
-        self.title = title
-        self.units = units
-        self.dirty = True
-        self.refresh_table()
+    def request(self, study):
+        """The run the panel asks for (the ticked configs, the count), or None with a notice."""
+        from ..runner import RunRequest
 
+        configs = [c for c in self.chosen() if c in study.configs]
+        if not configs:
+            self.app.notify("choose at least one config (space in the list)", severity="error")
+            return None
+        replicates, problem = self.replicates_requested()
+        if problem:
+            self.app.notify(problem, title="not started", severity="error")
+            self.app.query_one("TabbedContent").active = "replicates"
+            self.call_after_refresh(self.query_one("#rep-count").focus)  # where it is fixed
+            return None
+        return RunRequest("replicates", study=study, configs=tuple(configs), count=replicates)
+
+    # -- live run -------------------------------------------------------------------------------
     def show_progress(self, progress: RunProgress) -> None:
-        """The run's latest progress: the table now, the plot at its next redraw."""
+        """The run's latest progress (folded by optui.progress.reduce): the table now, the plot
+        at its next redraw."""
+        self._progress = progress
+        self.title = progress.study or self.title
         if progress.units is not self.units:
             self.units = progress.units
             self.dirty = True
             self.refresh_table()
+
+    def on_show(self) -> None:
+        self.dirty = True
+
+    def action_toggle_table(self) -> None:
+        self.toggle_class("-table")
+        self.dirty = True
 
     def refresh_table(self) -> None:
         table = self.query_one("#rep-progress", DataTable)
@@ -165,7 +186,7 @@ class ReplicatesPanel(Vertical):
         name = metric_decls.label(self.declared, self.metric)
         title = f"{self.title}: {name}, mean and min-max" if self.title else name
         plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk",
-                   width, plots.y_label(self.metric, self.declared))
+                   width, plots.y_label(self.metric, self.declared), rows=max(plot.size.height - 5, 2))
         plot.refresh()
         self.query_one("#rep-legend", Static).update(plots.legend(groups))
 
