@@ -411,7 +411,7 @@ async def test_keys_typed_together_land_in_their_fields(folder: Path):
         form = app.query_one("#preset-form")
         app.edit_field("configs.adam.optimizer")
         await wait_for(pilot, lambda: app.focused is form.input_for("configs.adam.optimizer"), 10, "the field")
-        burst(app, list("sgd"))  # the text was selected on focus: typing replaces it
+        burst(app, ["end", "ctrl+u"] + list("sgd"))  # nothing is selected on focus: clear, then type
         await wait_for(pilot, lambda: checked(app) and adam(app) == ("sgd", 0.01), 30, "validation")
         assert "configs.adam.b1" not in [r.label for r in form.rows]  # sgd has no b1
         burst(app, ["backspace"] * 3 + list("adam") + ["down", "down"] + list("0.05") + ["backspace", "2"])

@@ -1,4 +1,4 @@
-"""Snapshots of every panel at 80x24 and 160x48, from a fixed folder: one preset, a finished study
+"""Snapshots of every panel at 80x24 and 60x20, from a fixed folder: one preset, a finished study
 run and a finished search run written through the store (no training, so the content is exact).
 Volatile values (run ids, dates, timings, the cursor blink) are held still by tests/stable_app.py. Every snapshot test runs by default: a deselected one would leave its SVG
 "unused", which syrupy reports as a failure.
@@ -63,7 +63,7 @@ configs = ["sgd", "adam"]
 metric = "test_loss"
 """
 
-SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
+SIZES = {"80x24": (80, 24), "60x20": (60, 20)}
 REPS, STEPS, CHUNKS = 3, 40, 5
 
 

@@ -115,24 +115,6 @@ async def test_escape_digit_arriving_as_alt_digit_switches_panels_and_types_noth
 
 
 @run_async
-async def test_a_run_from_unsaved_edits_says_so(folder: Path):
-    write_examples_preset(folder)
-    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_tiny(pilot, app)
-        form = app.query_one("#preset-form")
-        form.focus_label("study")
-        await pilot.press("end", "2")
-        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "validation")
-        assert app.editor.doc.dirty
-        app.action_start_replicates()
-        await pilot.pause(0.1)
-        assert any("unsaved edits of presets/tiny.toml" in n.message for n in app._notifications)
-        app.action_stop()
-        await wait_for(pilot, lambda: app.runner.running is None, 120, "the run to stop")
-
-
-@run_async
 async def test_a_run_stopped_at_zero_steps_keeps_compares_selection(tmp_path: Path, monkeypatch):
     root = make_folder(tmp_path / "work")
     monkeypatch.chdir(root)
@@ -149,7 +131,9 @@ async def test_a_run_stopped_at_zero_steps_keeps_compares_selection(tmp_path: Pa
         compare.select_run(done)
         before = compare.selection()
         assert len(before) == 2
-        app._after_run(stopped)  # what the end of a run does
+        from optui.ui.runner import RunController, RunRequest
+
+        app.runner.post_message(RunController.Ended(RunRequest("replicates"), stopped, "interrupted"))  # a run's end
         await pilot.pause(0.1)
         assert compare.selection() == before
 

@@ -161,6 +161,8 @@ class OptuiApp(App):
         self.query_one(PresetsPanel).set_header(message.text, message.error)
 
     def on_preset_editor_study_changed(self, message: PresetEditor.StudyChanged) -> None:
+        if not self.query(ReplicatesPanel):
+            return  # the app closes
         self.query_one(ReplicatesPanel).set_study(message.study)
         self.query_one(SearchPanel).set_study(message.study, message.path, self.runner.running == "search")
         self.query_one(ComparePanel).set_views(message.study)
@@ -256,12 +258,15 @@ class OptuiApp(App):
 
     # -- the store, compare, export -------------------------------------------------------------
     def on_runs_model_changed(self, message: RunsModel.Changed) -> None:
+        if not self.query(RunsPanel):
+            return  # the app closes
         self.query_one(RunsPanel).show_runs()
         self.query_one(ComparePanel).set_entries()
         self.query_one(SearchPanel).runs_changed(self.runner.running == "search")
 
     def on_compare_panel_shown(self, message: ComparePanel.Shown) -> None:
-        self.query_one(ExportPanel).show(message.shown)
+        for panel in self.query(ExportPanel):  # none while the app closes
+            panel.show(message.shown)
 
     def on_runs_panel_run_action(self, message: RunsPanel.RunAction) -> None:
         if message.action == "resume":

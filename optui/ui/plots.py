@@ -28,7 +28,6 @@ from ..stats import band, metric_curve
 
 # (line, band) as xterm-256 colour numbers: plotext and Rich show the same colour from them.
 PALETTE = ((39, 24), (214, 130), (46, 28), (203, 88), (207, 90), (51, 30), (226, 100), (250, 239))
-METRIC_NAMES = {"minibatch_loss": "minibatch", "train_loss": "train", "test_loss": "test"}
 BAND_MARKER = "█"
 LINE_MARKERS = ("•", "+", "x", "o", "*", "#", "%", "@")  # one per config: lines read apart without colour
 
@@ -60,28 +59,37 @@ def series_for(unit, metric: str, label: str, band_kind: str = "minmax", points:
     return Series(label, x, *logs, dashed=dashed)
 
 
-def is_log(metric: str, declared=()) -> bool:
-    """Losses (the minibatch loss, train_test, declared losses) are drawn on a log axis."""
-    return metric in metric_decls.RESERVED or metric_decls.find(declared, metric).log_scale
+NO_METRICS = metric_decls.RunMetrics((), None)  # before a preset or a run says which metrics exist
 
 
-def y_label(metric: str, declared=()) -> str:
-    return "loss (log)" if is_log(metric, declared) else metric_decls.label(declared, metric)
+def is_log(metric: str, metrics: metric_decls.RunMetrics = NO_METRICS) -> bool:
+    """Losses (the minibatch loss, train vs test, declared losses) are drawn on a log axis."""
+    if metric == metric_decls.TRAIN_TEST:
+        return metrics.train_test is None or metrics.train_test[1].log_scale
+    return metric == metric_decls.MINIBATCH or metrics.get(metric).log_scale
 
 
-def unit_series(unit, metric: str, label: str, band_kind: str, points: int, declared=()) -> list[Series]:
-    """A unit's series for a metric; train_test gives two (train, then test) for one unit.
+def y_label(metric: str, metrics: metric_decls.RunMetrics = NO_METRICS) -> str:
+    return "loss (log)" if is_log(metric, metrics) else metrics.label(metric)
 
-    declared: the workload's metric declarations (optui.metrics.Metric), for the train and test
-    losses of train_test and for which metrics are drawn on a log axis; names are inferred without.
+
+def unit_series(unit, metric: str, label: str, band_kind: str, points: int,
+                metrics: metric_decls.RunMetrics = NO_METRICS) -> list[Series]:
+    """A unit's series for a metric; train vs test gives two (train, then test) for one unit.
+
+    metrics: the run's metrics (optui.metrics.RunMetrics): its train/test pair, and which
+    metrics are drawn on a log axis.
     """
     if metric == metric_decls.TRAIN_TEST:
-        pair = metric_decls.train_test_pair(declared) or (metric_decls.infer("train_loss"),
-                                                           metric_decls.infer("test_loss"))
-        out = [series_for(unit, pair[0].name, f"{label} train", band_kind, points),
-               series_for(unit, pair[1].name, f"{label} test", band_kind, points, dashed=True)]
+        if metrics.train_test is None:
+            return []
+        train, test = metrics.train_test
+        out = [series_for(unit, train.name, f"{label} {train.split or train.label}", band_kind, points,
+                          log=train.log_scale),
+               series_for(unit, test.name, f"{label} {test.split or test.label}", band_kind, points, dashed=True,
+                          log=test.log_scale)]
         return [s for s in out if s is not None]
-    s = series_for(unit, metric, label, band_kind, points, log=is_log(metric, declared))
+    s = series_for(unit, metric, label, band_kind, points, log=is_log(metric, metrics))
     return [s] if s is not None else []
 
 
@@ -128,12 +136,20 @@ def y_ticks(bottom: float, top: float, rows: int = 0, log: bool = True) -> tuple
         return [], []
     if top - bottom < 1e-12:
         top, bottom = top + 0.05, bottom - 0.05
-    inner = log_ticks(bottom, top, most=6)[0] if log else np.linspace(bottom, top, 6)[1:-1].tolist()
-    if len(inner) < 2:
-        inner = np.linspace(bottom, top, 5)[1:-1].tolist()
+    if log:  # round values first (decades, then 2 and 5, then 3, ...), as many as fit
+        low, high = math.floor(bottom) - 1, math.ceil(top) + 1
+        inner = [math.log10(m) + e for ms in ((1,), (2, 5), (3,), (1.5, 7), (4, 6, 8))
+                 for e in range(low, high) for m in ms]
+    else:
+        inner = []
+    inner += np.linspace(bottom, top, 7)[1:-1].tolist()  # evenly spaced, when too few round ones fit
+    inner = [t for t in inner if bottom < t < top]
     gap = (top - bottom) / max(rows - 1, 1) if rows else (top - bottom) / 12
+    want = max(4, min(6, rows // 2)) if rows else 5
     chosen = [bottom, top]
-    for t in sorted(inner, key=lambda t: -min(t - bottom, top - t)):  # the middle ones first
+    for t in inner:
+        if len(chosen) >= want:
+            break
         if all(abs(t - c) > gap * 1.5 for c in chosen):
             chosen.append(t)
     chosen.sort()

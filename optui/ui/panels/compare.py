@@ -21,13 +21,11 @@ from .. import plots
 from ..widgets import PanelSafeInput, ToggleList
 
 # Runs that declare no metrics (older runs, imports) record TwNet's and MNIST's names.
-DEFAULT_METRICS = (metric_decls.infer("train_loss"), metric_decls.infer("test_loss"))
-METRIC_OPTIONS = tuple(metric_decls.plot_choices(DEFAULT_METRICS))
 
 
 def metric_label(metric: str) -> str:
     """A metric's label for file titles: "test loss", "minibatch loss", "train vs test"."""
-    return metric_decls.label((), metric)
+    return plots.NO_METRICS.label(metric)
 _BAND_NAMES = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI"}
 BAND_OPTIONS = tuple((_BAND_NAMES[k], k) for k in BAND_KINDS)
 COMPARE_STATUSES = ("done", "interrupted")
@@ -106,7 +104,7 @@ class ComparePanel(Vertical):
         self.view_shown: int | None = None  # the preset's view shown as it is (its title names exports)
         self._user_metric = False  # the user chose a metric: a new run keeps it
         self.drawn = 0  # series on the plot (the tests poll this)
-        self.declared: tuple = DEFAULT_METRICS  # the metrics of the runs listed, for the choices
+        self.run_metrics = plots.NO_METRICS  # the listed runs' metrics (the newest's objective)
         self.views: list = []  # the preset's [[compare]] entries
         self.comparison = None  # what the table shows (optui.export.comparison.Comparison)
         self.table_note = ""
@@ -115,7 +113,7 @@ class ComparePanel(Vertical):
         with Horizontal(id="cmp-top"):
             yield ToggleList(id="cmp-units", compact=True)
             with Vertical(id="cmp-options"):
-                yield Select(METRIC_OPTIONS, value="minibatch_loss", allow_blank=False, id="cmp-metric",
+                yield Select(plots.NO_METRICS.plot_choices(), value="minibatch_loss", allow_blank=False, id="cmp-metric",
                              compact=True)
                 yield Select(BAND_OPTIONS, value="minmax", allow_blank=False, id="cmp-band", compact=True)
                 yield Select([], prompt="view", id="cmp-view", compact=True)
@@ -146,7 +144,7 @@ class ComparePanel(Vertical):
 
     def describe(self) -> str:
         """The metric and band as the user chose them: 'test loss, mean and min-max'."""
-        name = metric_decls.label(self.declared, self.metric)
+        name = self.run_metrics.label(self.metric)
         band = dict((v, k) for k, v in BAND_OPTIONS)[self.band_kind]
         return f"{name}, mean and {band}"
 
@@ -154,17 +152,19 @@ class ComparePanel(Vertical):
         """Offer the minibatch loss and every metric the listed runs' workloads declare; until the
         user picks one, show the objective of the newest run's workload."""
         declared: dict[str, metric_decls.Metric] = {}
-        objective = None
+        newest = None
         for info in reversed(runs):  # newest first
-            metrics = metric_decls.from_meta(info.get("meta") or {}) or DEFAULT_METRICS
-            objective = objective or metric_decls.objective_of(info.get("meta") or {}, metrics)
-            for m in metrics:
+            rm = metric_decls.RunMetrics.of_meta(info.get("meta") or {}, (), info.get("workload"))
+            newest = newest or (rm if rm.objective is not None else None)
+            for m in rm:
                 declared.setdefault(m.name, m)
-        self.declared = tuple(declared.values()) or DEFAULT_METRICS
-        objective = objective or metric_decls.objective_of({}, self.declared)
+        self.run_metrics = metric_decls.RunMetrics.build(
+            declared.values(), newest.objective_name if newest else None,
+            [m.name for m in newest.train_test] if newest and newest.train_test else None)
+        objective = self.run_metrics.objective
         select = self.query_one("#cmp-metric", Select)
         current = select.value
-        options = metric_decls.plot_choices(self.declared)
+        options = self.run_metrics.plot_choices()
         values = [v for _, v in options]
         with self.prevent(Select.Changed):
             select.set_options(options)
@@ -221,7 +221,7 @@ class ComparePanel(Vertical):
             if [u for _, u, _ in selection] == list(view.configs) and self.metric == view.metric:
                 title = view.title
         self.post_message(self.Shown(Shown(selection, self.metric, self.band_kind, self.describe(),
-                                           metric_decls.label(self.declared, self.metric), title)))
+                                           self.run_metrics.label(self.metric), title)))
 
     def selection(self) -> list[tuple[str, str, str]]:
         sel = self.query_one("#cmp-units", SelectionList)
@@ -251,7 +251,7 @@ class ComparePanel(Vertical):
         order = {name: i for i, name in enumerate(view.configs)}
         values.sort(key=lambda v: order[self.entries[v][1]])
         select = self.query_one("#cmp-metric", Select)
-        choices = [v for _, v in metric_decls.plot_choices(self.declared)]
+        choices = list(self.run_metrics.plottable())
         if view.metric in choices:  # any metric the runs' workload declares
             with self.prevent(Select.Changed):
                 select.value = view.metric
@@ -302,10 +302,10 @@ class ComparePanel(Vertical):
             if run is not None and unit in run.units:
                 short = label.split(" · ")[0]
                 groups.append(plots.unit_series(run.units[unit], self.metric, short, self.band_kind, width,
-                                                metric_decls.of_run(run)))
+                                                metric_decls.RunMetrics.of_run(run)))
                 targets.append((run, unit))
         plots.draw(plot.plt, groups, self.describe(), self._empty_note(groups), width,
-                   plots.y_label(self.metric, self.declared), rows=max(plot.size.height - 5, 2))
+                   plots.y_label(self.metric, self.run_metrics), rows=max(plot.size.height - 5, 2))
         plot.refresh()
         self.query_one("#cmp-legend", Static).update(plots.legend(groups))
         self.drawn = sum(len(g) for g in groups)
@@ -319,7 +319,7 @@ class ComparePanel(Vertical):
             value = float(text)
         except ValueError:
             return None, f"target {text!r} is not a number: time-to-target left out"
-        if value <= 0 and plots.is_log(self.metric, self.declared):  # a loss on a log axis
+        if value <= 0 and plots.is_log(self.metric, self.run_metrics):  # a loss on a log axis
             return None, "target must be above 0: time-to-target left out"
         return value, ""
 
@@ -335,8 +335,7 @@ class ComparePanel(Vertical):
             return
         metric = self.metric
         if metric == metric_decls.TRAIN_TEST:  # the pair's test metric, as the workload declares it
-            pair = metric_decls.train_test_pair(metric_decls.of_run(targets[0][0])) or \
-                metric_decls.train_test_pair(self.declared)
+            pair = metric_decls.RunMetrics.of_run(targets[0][0]).train_test or self.run_metrics.train_test
             metric = pair[1].name if pair else metric
         target, note = self._target()
         try:

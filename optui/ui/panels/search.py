@@ -32,7 +32,8 @@ NONE = ""  # the value of a list's "nothing to choose" entry (a Select must neve
 
 class SearchPanel(Vertical):
     BINDINGS = [Binding("w", "write_best", "Write best", show=False),
-                Binding("c", "confirm", "Confirm", show=False)]
+                Binding("c", "confirm", "Confirm", show=False),
+                Binding("t", "toggle_table", "Chart/table", show=False)]
     KEYS = [("ctrl+r", "run the chosen space with the sampler, pruner and trial count shown"),
             ("ctrl+t", "stop after the current chunk"),
             ("w", "write the best config into the open preset as [configs.<space>-searched]"),
@@ -40,7 +41,8 @@ class SearchPanel(Vertical):
             ("space / stored", "the space to run; the table shows that space's newest search of this study "
                                "(or the one chosen in 'stored')"),
             ("x axis", "the scatter's parameter, or examples trained"),
-            ("table", "trials ranked by the objective, a column per parameter the search varied")]
+            ("table", "trials ranked by the objective, a column per parameter the search varied"),
+            ("t", "at 24 rows or fewer: the whole table instead of the chart, and back")]
 
     class Confirm(Message):
         def __init__(self, run_id: str, top: int, replicates: int) -> None:
@@ -113,6 +115,10 @@ class SearchPanel(Vertical):
         self.dirty = True
 
     def on_show(self) -> None:
+        self.dirty = True
+
+    def action_toggle_table(self) -> None:
+        self.toggle_class("-table")
         self.dirty = True
 
     def _value(self, select_id: str) -> str | None:
