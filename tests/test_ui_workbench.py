@@ -348,16 +348,14 @@ async def test_search_shows_the_best_config_writes_it_and_confirms_with_keys(fol
 
 
 def test_search_scatter_draws_batch_size_on_a_log_axis():
-    from optui.ui.panels.search import SearchPanel
+    from optui.ui.panels.search_view import draw_scatter
 
-    panel = SearchPanel()
-    panel.trials = {f"t{i}": {"name": f"t{i}", "params": {"batch_size": b}, "objective": 1.0 / b}
-                    for i, b in enumerate((16, 32, 64, 128))}
-    panel.scales = {"batch_size": "log"}
+    trials = [{"name": f"t{i}", "params": {"batch_size": b}, "objective": 1.0 / b}
+              for i, b in enumerate((16, 32, 64, 128))]
     import plotext as plt
 
     plt.clear_figure()
-    panel._draw_scatter(plt, "batch_size")
+    draw_scatter(plt, trials, "batch_size", {"batch_size": "log"}, "objective", "min", "random")
     plt.plotsize(70, 14)
     text = plt.uncolorize(plt.build())
     plt.clear_figure()

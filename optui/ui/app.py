@@ -154,9 +154,6 @@ class OptuiApp(App):
     def on_field_form_edited(self, message: FieldForm.Edited) -> None:
         self.editor.edited(message)
 
-    def on_field_form_revert(self, message: FieldForm.Revert) -> None:
-        self.editor.revert(message.form)
-
     def on_preset_editor_header(self, message: PresetEditor.Header) -> None:
         self.query_one(PresetsPanel).set_header(message.text, message.error)
 
@@ -178,15 +175,9 @@ class OptuiApp(App):
 
     # -- runs -----------------------------------------------------------------------------------
     def action_start(self) -> None:
-        self._start("search" if self.query_one(TabbedContent).active == "search" else "replicates")
+        self.start("search" if self.query_one(TabbedContent).active == "search" else "replicates")
 
-    def action_start_replicates(self) -> None:
-        self._start("replicates")
-
-    def action_start_search(self) -> None:
-        self._start("search")
-
-    def _start(self, kind: str) -> None:
+    def start(self, kind: str) -> None:
         """Run the chosen configs or space (the editor asks which version when edits are unsaved)."""
         if self.runner.running:
             self.notify("a run is in progress: one at a time (ctrl+t stops it)", severity="warning")
@@ -366,8 +357,8 @@ class OptuiApp(App):
 def session_commands(app: OptuiApp) -> Iterable[SystemCommand]:
     """The palette's actions; "Run search" says which sampler, pruner and trials would run."""
     yield SystemCommand("Save preset", "Write the open preset (comments kept)", app.action_save_preset)
-    yield SystemCommand("Run replicates", "Start the chosen configs' replicates", app.action_start_replicates)
-    yield SystemCommand("Run search", app.query_one(SearchPanel).describe_run(), app.action_start_search)
+    yield SystemCommand("Run replicates", "Start the chosen configs' replicates", partial(app.start, "replicates"))
+    yield SystemCommand("Run search", app.query_one(SearchPanel).describe_run(), partial(app.start, "search"))
     yield SystemCommand("Stop run", "Stop after the current chunk; finished chunks are kept", app.action_stop)
     yield SystemCommand("Export what Compare shows", "PNG, pickle, CSV into exports/<study>/", app.action_export)
     yield SystemCommand("Refresh runs", "Re-read the run store", app.runs_model.refresh_runs)

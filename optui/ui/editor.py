@@ -195,13 +195,6 @@ class PresetEditor(Widget):
         self.post_message(self.StudyChanged(self.study, self.doc.path))
         return True
 
-    def revert(self, form: FieldForm) -> None:
-        """The focused field goes back to the value the file holds."""
-        row = form.focused_row()
-        if row is None or self.doc is None:
-            return
-        form.input_for(row.label).value = self.doc.saved_value(row.key)
-
     def study_to_run(self, run: Callable[[presets.Study], None]) -> None:
         """Call run with the study to run: the form's when it is saved; with unsaved edits, ask
         first: the preset as saved, the edits saved and run, or back (nothing runs)."""

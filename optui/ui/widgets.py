@@ -64,12 +64,6 @@ class FieldForm(VerticalScroll):
                 Binding("pageup", "page(-1)", "Page up", show=False, priority=True),
                 Binding("ctrl+z", "revert", "Revert field", show=False)]
 
-    class Revert(Message):
-        """ctrl+z in a field: put back the value the file holds."""
-
-        def __init__(self, form: "FieldForm") -> None:
-            super().__init__()
-            self.form = form
 
     class FieldFocused(Message):
         """A field got the focus: its row (key, help, default) for the hint line."""
@@ -194,8 +188,10 @@ class FieldForm(VerticalScroll):
             self.focus_label(labels[0])
 
     def action_revert(self) -> None:
-        if self.focused_row() is not None:
-            self.post_message(self.Revert(self))
+        """ctrl+z: the focused field goes back to the value the file holds (an edit like any other)."""
+        row = self.focused_row()
+        if row is not None and self.doc is not None:
+            self.input_for(row.label).value = self.doc.saved_value(row.key)
 
     def action_page(self, step: int) -> None:
         """Move the focus by about a screen of fields; the form scrolls with it."""

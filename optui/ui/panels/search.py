@@ -20,14 +20,13 @@ from textual_plotext import PlotextPlot
 from ...errors import OptuiError
 from ...export import search_progress
 from ...search import rank
-from ...search_space import PRUNERS, SAMPLERS
 from .. import jobs
 from ..widgets import FieldForm, PanelSafeInput
 from .replicates import count_problem
-from .search_view import (HISTORY_AXIS, PARAM_SKIP, draw_scatter, fmt, most_varied, numeric_params,  # noqa: F401
-                          objective_goal, scored_points, trials_of, varied_params)
+from .search_controls import NONE, SearchControls
+from .search_view import (HISTORY_AXIS, PARAM_SKIP, draw_scatter, fill_table, fmt, most_varied, numeric_params,  # noqa: F401
+                          objective_goal, trials_of, varied_params)
 
-NONE = ""  # the value of a list's "nothing to choose" entry (a Select must never be blank)
 
 
 class SearchPanel(Vertical):
@@ -76,24 +75,16 @@ class SearchPanel(Vertical):
         self.dirty = False
         self.source = ""  # what the table shows: a stored run id, or "live"
         self.strategy = "random"  # the shown search's sampler (+ pruner)
-        self.scales: dict[str, str] = {}  # parameter -> how the space draws it (log, uniform)
         self._param_names: list[str] = []
         self._table_params: list[str] = []
-        self._preset_trials = ""  # the trial count last taken from the preset
         self._goals: dict[str, str] = {}  # objective -> "min" | "max", from the preset's spaces
+        self._stored: list[str] = []  # the stored searches offered
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="search-top"):
             yield FieldForm(prefix="search", id="search-form", empty_note="this preset has no [search.*] space")
             yield DataTable(id="search-trials", cursor_type="row")
-        with Horizontal(id="search-controls"):
-            yield Select([("(no space)", NONE)], value=NONE, allow_blank=False, id="search-space", compact=True)
-            yield Select([(s, s) for s in SAMPLERS], value="random", allow_blank=False, id="search-sampler",
-                         compact=True, tooltip="sampler")
-            yield Select([(f"prune:{p}", p) for p in PRUNERS], value="none", allow_blank=False,
-                         id="search-pruner", compact=True, tooltip="pruner")
-            yield Label(" trials ")
-            yield PanelSafeInput("", id="search-count", type="integer", compact=True)
+        yield SearchControls(id="search-controls")
         with Horizontal(id="search-controls2"):
             yield Select([("(no stored search)", NONE)], value=NONE, allow_blank=False, id="search-run",
                          compact=True)
@@ -127,56 +118,36 @@ class SearchPanel(Vertical):
 
     # -- the space to run ---------------------------------------------------------------------
     def set_study(self, study, path: Path | None = None, live: bool = False) -> None:
-        """The open preset's study: its spaces (the chosen one kept), the preset's sampler and pruner."""
+        """The open preset's study: its spaces, sampler and pruner in the controls."""
         changed_study = self.study is None or study is None or self.study.name != study.name
         self.study, self.preset_path = study, path
-        spaces = list(study.search) if study is not None and study.search else []
-        self._goals.update({s.objective: s.goal for s in (study.search.values() if spaces else ())})
-        select = self.query_one("#search-space", Select)
-        current = self._value("#search-space")
-        with self.prevent(Select.Changed):
-            select.set_options([(s, s) for s in spaces] or [("(no space)", NONE)])
-            select.value = current if current in spaces else (spaces[0] if spaces else NONE)
-        self._space_chosen(reset_strategy=True)
-        if spaces:
-            count = self.query_one("#search-count", Input)
-            if count.value in ("", self._preset_trials):  # the user's own count stays
-                self._preset_trials = count.value = str(study.search[select.value].trials)
+        self._goals.update({s.objective: s.goal for s in (study.search or {}).values()} if study else {})
+        self.controls.set_study(study)
         self.runs_changed(live, force=changed_study)  # its best config now reads against this preset
 
-    def _space_chosen(self, reset_strategy: bool) -> None:
+    @property
+    def controls(self) -> SearchControls:
+        return self.query_one(SearchControls)
+
+    def scales(self) -> dict[str, str]:
+        """Parameter -> how the chosen space draws it (log, uniform): the scatter's axis."""
         space = self.chosen_space()
-        sp = self.study.search[space] if self.study is not None and space else None
-        self.scales = {k: iv.scale for k, iv in sp.intervals.items()} if sp is not None else {}
-        if sp is not None and reset_strategy:
-            with self.prevent(Select.Changed):
-                self.query_one("#search-sampler", Select).value = sp.sampler
-                self.query_one("#search-pruner", Select).value = sp.pruner
+        sp = self.study.search.get(space) if self.study is not None and self.study.search and space else None
+        return {k: iv.scale for k, iv in sp.intervals.items()} if sp is not None else {}
 
     def chosen_space(self) -> str | None:
-        return self._value("#search-space")
-
-    def trial_count(self) -> str:
-        return self.query_one("#search-count", Input).value.strip()
-
-    def trials_requested(self) -> tuple[int, str | None]:
-        """(the trial count, None) or (0, why it cannot run)."""
-        text = self.trial_count()
-        problem = count_problem("trials", text)
-        self.query_one("#search-count", Input).set_class(problem is not None, "-invalid")
-        return (0, problem) if problem else (int(text), None)
+        return self.controls.space
 
     def strategy_chosen(self) -> tuple[str, str]:
-        return (self._value("#search-sampler") or "random", self._value("#search-pruner") or "none")
+        return self.controls.strategy
 
     def describe_run(self) -> str:
-        """What ctrl+r here would run, as the palette says it."""
-        space = self.chosen_space()
-        if space is None:
-            return "Open a preset with a [search.*] space first"
-        sampler, pruner = self.strategy_chosen()
-        pruned = "" if pruner == "none" else f", {pruner} pruning"
-        return f"Start a {sampler} search of space {space!r}: {self.trial_count() or '?'} trials{pruned}"
+        return self.controls.describe()
+
+    def on_search_controls_space_chosen(self, message: SearchControls.SpaceChosen) -> None:
+        message.stop()
+        self.runs_changed(self.source == "live")
+        self.dirty = True
 
     def request(self, study):
         """The search to run (the study with the chosen sampler and pruner), or None with a notice."""
@@ -186,7 +157,7 @@ class SearchPanel(Vertical):
         if not study.search or space not in study.search:
             self.app.notify("the preset has no [search.*] space to run; add one in Presets", severity="error")
             return None
-        trials, problem = self.trials_requested()
+        trials, problem = self.controls.trials_requested()
         if problem:
             self.app.notify(problem, title="not started", severity="error")
             return None
@@ -206,6 +177,7 @@ class SearchPanel(Vertical):
         select = self.query_one("#search-run", Select)
         current = self._value("#search-run")
         options = [(f"{self.runs.label(r['id'])} {r['status']}", r["id"]) for r in searches]
+        self._stored = [v for _, v in options]
         with self.prevent(Select.Changed):
             select.set_options(options or [("(no stored search)", NONE)])
             ids = [v for _, v in options]
@@ -233,18 +205,11 @@ class SearchPanel(Vertical):
         except OptuiError as exc:
             self.app.notify(str(exc), title="run store", severity="error")
             return
-        space_name = info["meta"].get("space_name", "")
-        if space_name and space_name != self.chosen_space():
-            select = self.query_one("#search-space", Select)
-            if any(v == space_name for _, v in select._options):
-                with self.prevent(Select.Changed):
-                    select.value = space_name
-                self._space_chosen(reset_strategy=True)
+        self.controls.show_space(info["meta"].get("space_name", ""))
         self.show_trials(rows, run_id, (info["meta"].get("space") or {}).get("objective", "objective"), info["meta"])
-        select = self.query_one("#search-run", Select)
-        with self.prevent(Select.Changed):
-            if any(v == run_id for _, v in select._options):
-                select.value = run_id
+        if run_id in self._stored:
+            with self.prevent(Select.Changed):
+                self.query_one("#search-run", Select).value = run_id
         self.show_best("best: …")
         self._find_best(run_id, self.study)
 
@@ -287,21 +252,9 @@ class SearchPanel(Vertical):
         return rank(list(self.trials.values()), self.goal)
 
     def refresh_table(self) -> None:
-        table = self.query_one("#search-trials", DataTable)
-        table.clear()
         trials = list(self.trials.values())
-        varied = varied_params(trials)
-        if varied != self._table_params:  # a column per varied parameter, named by it
-            self._table_params = varied
-            table.clear(columns=True)
-            table.add_columns("#", "objective", *varied, "status", "trial")
-        n = 0
-        for t in self.ranked():
-            obj = t.get("objective")
-            n += obj is not None
-            given = t.get("params") or {}
-            table.add_row(str(n) if obj is not None else "-", f"{obj:.4g}" if obj is not None else "-",
-                          *[fmt(given[k]) if k in given else "-" for k in varied], t.get("status", ""), t["name"])
+        self._table_params = fill_table(self.query_one("#search-trials", DataTable), self.ranked(),
+                                        varied_params(trials), self._table_params)
         names = numeric_params(trials)
         if names != self._param_names:
             self._param_names = names
@@ -362,24 +315,16 @@ class SearchPanel(Vertical):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
-        if event.select.id == "search-space":
-            self._space_chosen(reset_strategy=True)
-            self.runs_changed(self.source == "live")
-        elif event.select.id == "search-run" and self.chosen_run() and self.source != "live":
+        if event.select.id == "search-run" and self.chosen_run() and self.source != "live":
             self.show_run(self.chosen_run())
         self.dirty = True
 
-    def scored_points(self, param: str) -> list[tuple[float, float]]:
-        return scored_points(list(self.trials.values()), param)
-
-    def _draw_scatter(self, plt, param: str | None) -> None:
-        draw_scatter(plt, list(self.trials.values()), param, self.scales, self.objective_name, self.goal,
-                     self.strategy)
 
     def _replot(self) -> None:
         if not self.dirty or not self.display:
             return
         self.dirty = False
         plot = self.query_one("#search-plot", PlotextPlot)
-        self._draw_scatter(plot.plt, self._value("#search-param"))
+        draw_scatter(plot.plt, list(self.trials.values()), self._value("#search-param"), self.scales(),
+                     self.objective_name, self.goal, self.strategy)
         plot.refresh()

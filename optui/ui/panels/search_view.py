@@ -66,6 +66,23 @@ def most_varied(trials: list[dict[str, Any]], names: list[str]) -> str:
     return max([n for n in names if n != HISTORY_AXIS] or names, key=distinct)
 
 
+def fill_table(table, ranked: list[dict[str, Any]], varied: list[str], columns_shown: list[str]) -> list[str]:
+    """The trials, best first: rank, objective, a column per varied parameter, status, name.
+    Returns the parameter columns now shown (the columns are rebuilt only when they change)."""
+    table.clear()
+    if varied != columns_shown:
+        table.clear(columns=True)
+        table.add_columns("#", "objective", *varied, "status", "trial")
+    n = 0
+    for t in ranked:
+        obj = t.get("objective")
+        n += obj is not None
+        given = t.get("params") or {}
+        table.add_row(str(n) if obj is not None else "-", f"{obj:.4g}" if obj is not None else "-",
+                      *[fmt(given[k]) if k in given else "-" for k in varied], t.get("status", ""), t["name"])
+    return varied
+
+
 def scored_points(trials: list[dict[str, Any]], param: str) -> list[tuple[float, float]]:
     return [(float(t["params"][param]), float(t["objective"])) for t in trials
             if t.get("objective") is not None and isinstance((t.get("params") or {}).get(param), (int, float))]
