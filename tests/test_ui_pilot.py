@@ -285,8 +285,10 @@ async def test_unknown_key_error_sits_beside_the_section(folder: Path):
         await type_into(pilot, app, "replicates.count", "0")
         form = app.query_one("#preset-form")
         assert "replicates.count must be an integer in [1, 100000], got 0" in form.error_text("replicates.count")
-        await pilot.press("ctrl+r")  # refused, with the same message
-        await pilot.pause(0.05)
+        await pilot.press("ctrl+r")  # unsaved edits: it asks; saving them to run is refused, saying why
+        await pilot.pause(0.1)
+        await pilot.press("w")
+        await pilot.pause(0.1)
         assert app.runner.running is None
         assert any("replicates.count" in n.message for n in app._notifications if n.severity == "error")
         assert "count = 2" in path.read_text()

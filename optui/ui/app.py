@@ -242,7 +242,8 @@ class OptuiApp(App):
             self.runs_model.refresh_runs(forget=message.run_id)
             if message.request.shown_in == "search":
                 self.query_one(SearchPanel).show_run(message.run_id)
-            else:
+            else:  # its configs as they are now in the store (the Changed message comes later)
+                self.query_one(ComparePanel).set_entries()
                 self.query_one(ComparePanel).select_run(message.run_id)
         if self._quit_after_run:
             self.exit(return_code=INTERRUPTED if self.stop_signals else 0)
