@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Iterable
@@ -129,6 +130,7 @@ class OptuiApp(App):
     def on_resize(self, event) -> None:
         # Below 66 columns the six tab labels fit only with less padding between them.
         self.set_class(event.size.width < NARROW, "-narrow")
+        self.set_class(event.size.width < 100, "-cramped")  # the search table needs the whole width
         self.set_class(event.size.height <= SHORT, "-short")
 
     @work(thread=True, group="probe", exit_on_error=False)
@@ -380,8 +382,11 @@ def run_app(preset: str | None) -> None:
     """
     app = OptuiApp(preset=preset)
     asyncio.run(_session(app))
-    if app.stop_signals:
-        raise SystemExit(INTERRUPTED)
+    # The terminal is back and the store is closed: leave now. The interpreter's own teardown
+    # (JAX's backends, idle worker threads) takes seconds with nothing left to keep.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(INTERRUPTED if app.stop_signals else (app.return_code or 0))
 
 
 async def _session(app: OptuiApp) -> None:

@@ -181,9 +181,11 @@ def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data
     bottom = min(float(min(s.lo[ok].min(), s.centre[ok].min())) for s, ok, *_ in shown)
     cell = (top - bottom) / rows if rows and top > bottom else 0.0
     for s, ok, _, fill, _ in shown:
-        width = s.hi[ok] - s.lo[ok]
-        if np.any(width > 0) and (not cell or float(np.percentile(width, 75)) >= cell):
-            plt.plot(*zigzag(s.x[ok], s.lo[ok], s.hi[ok], columns), color=fill, marker=BAND_MARKER)
+        lo, hi, centre = s.lo[ok], s.hi[ok], s.centre[ok]
+        wide = (hi - lo) >= cell if cell else (hi > lo)
+        if wide.any():  # where the band is under a cell it would only speckle the line: left out there
+            plt.plot(*zigzag(s.x[ok], np.where(wide, lo, centre), np.where(wide, hi, centre), columns),
+                     color=fill, marker=BAND_MARKER)
     for s, ok, line, _, marker in shown:
         x, y = s.x[ok].tolist(), s.centre[ok].tolist()
         if s.dashed:  # a test curve: dotted, every other point

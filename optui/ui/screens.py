@@ -57,7 +57,9 @@ class ChoiceScreen(ModalScreen[str | None]):
                     yield Button(label, id=f"choice-{i}", variant="primary" if i == 0 else "default", compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#choice-0", Button).focus()
+        # enter on arrival must not act: the focus starts on "back" when there is one
+        keys = [k for k, _ in self.choices]
+        self.query_one(f"#choice-{keys.index('escape') if 'escape' in keys else 0}", Button).focus()
 
     def on_key(self, event) -> None:
         keys = [k for k, _ in self.choices]

@@ -241,6 +241,8 @@ class SearchPanel(Vertical):
     def show_progress(self, progress, live: bool = True) -> None:
         """A live search's progress (folded by optui.progress.reduce)."""
         sampler, pruner = self.strategy_chosen()
+        if self.source != "live":
+            self.show_best("searching: trials ranked as they finish; the best config shows at the end")
         self.show_trials(trials_of(progress), "live", progress.objective or self.objective_name,
                          {"space": {"sampler": sampler, "pruner": pruner}})
 
