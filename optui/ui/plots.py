@@ -129,6 +129,12 @@ def log_ticks(bottom: float, top: float, most: int = 5) -> tuple[list[float], li
     return ticks, [f"{10 ** t:.3g}" for t in ticks]
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in mask, end exclusive."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
 def y_ticks(bottom: float, top: float, rows: int = 0, log: bool = True) -> tuple[list[float], list[str]]:
     """At least four ticks (rows allowing) with the lowest and highest values drawn among them,
     labelled as values (a log axis in loss values, not log10 units); no two on the same row."""
@@ -181,11 +187,13 @@ def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data
     bottom = min(float(min(s.lo[ok].min(), s.centre[ok].min())) for s, ok, *_ in shown)
     cell = (top - bottom) / rows if rows and top > bottom else 0.0
     for s, ok, _, fill, _ in shown:
-        lo, hi, centre = s.lo[ok], s.hi[ok], s.centre[ok]
+        lo, hi = s.lo[ok], s.hi[ok]
         wide = (hi - lo) >= cell if cell else (hi > lo)
-        if wide.any():  # where the band is under a cell it would only speckle the line: left out there
-            plt.plot(*zigzag(s.x[ok], np.where(wide, lo, centre), np.where(wide, hi, centre), columns),
-                     color=fill, marker=BAND_MARKER)
+        x = s.x[ok]
+        # Where the band is under a cell it would only speckle the line: drawn only where it is wider.
+        for start, end in _runs(wide):
+            part = slice(max(start - 1, 0), min(end + 1, len(x)))  # to the neighbours: no gap at its ends
+            plt.plot(*zigzag(x[part], lo[part], hi[part], columns), color=fill, marker=BAND_MARKER)
     for s, ok, line, _, marker in shown:
         x, y = s.x[ok].tolist(), s.centre[ok].tolist()
         if s.dashed:  # a test curve: dotted, every other point
