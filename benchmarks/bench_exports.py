@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optui.export.figures import FigureStyle, config_figure, save_figure  # noqa: E402
 from optui.results import RunResult, UnitResult  # noqa: E402
-from optui.stats import band  # noqa: E402
+from optui.results.stats import band  # noqa: E402
 
 
 def hand_written_ci(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import json, resource, sys, tempfile
-from optui import presets
+from optui.study import presets
 from optui.engine import memory
 from optui.service import StudyRunner, build_workload, plan_units
 from optui.store import Store

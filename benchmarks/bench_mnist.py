@@ -49,7 +49,7 @@ def peak_rss_gib() -> float:
 
 
 def load_study(args):
-    from optui import presets
+    from optui.study import presets
 
     sets = list(args.set or [])
     return presets.load(args.preset, sets)

@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optui import optimizers, presets  # noqa: E402
+from optui.optim import registry as optimizers  # noqa: E402
+from optui.study import presets  # noqa: E402
 from optui.engine.core import GroupRunner, member_keys  # noqa: E402
 from optui.service import build_workload, resolve_strategy  # noqa: E402
 

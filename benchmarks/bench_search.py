@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from report_twnet_loop import report_style_run  # noqa: E402
 
-from optui import presets  # noqa: E402
+from optui.study import presets  # noqa: E402
 from optui.engine.core import member_keys  # noqa: E402
 from optui.search import rank_trials  # noqa: E402
 from optui.service import SearchRunner, build_workload  # noqa: E402
@@ -55,7 +55,7 @@ def main() -> None:
         overrides.append(f"search.{args.space}.budget={{iterations={args.iterations}}}")
     study = presets.load(ROOT / "presets" / "twnet.toml", overrides)
     if not args.iterations and args.budget_scale != 1.0:
-        from optui.search_space import fair_budget
+        from optui.study.search_space import fair_budget
 
         fair, _ = fair_budget(study.search[args.space], study.budget)
         examples = max(1, int(fair.value * args.budget_scale))

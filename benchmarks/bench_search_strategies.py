@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optui import presets  # noqa: E402
+from optui.study import presets  # noqa: E402
 from optui.export.search_progress import summary  # noqa: E402
 from optui.search import rank_confirmations, rank_trials  # noqa: E402
-from optui.search_space import fair_budget  # noqa: E402
+from optui.study.search_space import fair_budget  # noqa: E402
 from optui.service import CompiledGroups, SearchRunner, build_workload  # noqa: E402
 from optui.store import Store  # noqa: E402
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from report_twnet_loop import report_style_replicates  # noqa: E402
 
-from optui import presets  # noqa: E402
+from optui.study import presets  # noqa: E402
 from optui.engine.core import GroupRunner, chunk_bounds, member_keys, run_group  # noqa: E402
 from optui.workloads.base import Strategy  # noqa: E402
 from optui.workloads.twnet import make_workload  # noqa: E402

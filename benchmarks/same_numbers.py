@@ -88,7 +88,7 @@ def _store_arrays(store, run_id: str, prefix: str, out: dict[str, np.ndarray]) -
 
 def record(path: Path, mnist_dir: Path) -> None:
     import optui
-    from optui import presets
+    from optui.study import presets
     from optui.search import SearchRunner
     from optui.store import Store
 

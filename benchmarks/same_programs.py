@@ -41,7 +41,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import optui
-    from optui import presets
+    from optui.study import presets
     from optui.engine.core import GroupRunner, member_keys
     from optui.service import build_workload
     from optui.workloads.base import Strategy

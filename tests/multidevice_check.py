@@ -16,7 +16,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from optui import presets, service
+from optui.study import presets
+from optui import service
 from optui.engine.events import ChunkDone
 from optui.store import Store
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from optui import __version__
 from optui.cli import app
-from optui.cli_help import EXIT_CODES, _help_option
+from optui.cli.help import EXIT_CODES, _help_option
 
 from conftest import cli_env, optui_command, tiny_preset_text
 from stores import make_store

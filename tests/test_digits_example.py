@@ -20,7 +20,7 @@ from conftest import ROOT
 pytest.importorskip("sklearn", reason="the digits example needs scikit-learn (the examples extra)")
 sys.path.insert(0, str(ROOT / "examples" / "digits"))  # the package, as if installed
 
-from optui import presets  # noqa: E402
+from optui.study import presets  # noqa: E402
 from optui.engine.core import GroupRunner, member_keys, run_group  # noqa: E402
 from optui.engine.events import ChunkDone  # noqa: E402
 from optui.service import StudyRunner, build_workload  # noqa: E402

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from optui import presets
+from optui.study import presets
 from optui.engine import checkpoints, core
 from optui.engine.core import GroupRunner, chunk_bounds, member_keys, run_group
 from optui.service import build_workload, plan_units, resolve_strategy

@@ -10,7 +10,7 @@ from matplotlib.collections import PolyCollection
 
 from optui.export import FigureStyle, comparisons_for, default_comparisons, export_run
 from optui.export.figures import bin_for_drawing, compare_figure, config_figure, save_figure
-from optui.presets import Compare
+from optui.study.presets import Compare
 from optui.results import RunResult, UnitResult
 
 

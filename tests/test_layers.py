@@ -1,4 +1,4 @@
-"""The engine trains members and knows nothing above it: no presets, store, commands or UI.
+"""The engine trains members and knows nothing above it: no study, store, search, service, CLI or UI.
 
 Checked twice: statically (every import statement in optui/engine/, function-level ones too)
 and by importing every engine module in a fresh interpreter and looking at sys.modules.
@@ -16,8 +16,8 @@ from pathlib import Path
 import optui.engine
 
 ROOT = Path(__file__).resolve().parents[1]
-ABOVE_ENGINE = ("optui.store", "optui.presets", "optui.commands", "optui.ui", "optui.service",
-                "optui.headless", "optui.cli", "optui.search", "optui.search_space")
+ABOVE_ENGINE = ("optui.store", "optui.study", "optui.cli", "optui.ui", "optui.service", "optui.search",
+                "optui.export", "optui.notebook")
 
 
 def imported_names(path: Path, module_name: str) -> set[str]:

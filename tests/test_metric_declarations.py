@@ -9,13 +9,13 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from optui import metrics
+from optui.results import metrics
 from optui.cli import app
 from optui.export import export_run
 from optui.export.tables import summary
-from optui.headless import summary_table
-from optui.metrics import Metric
-from optui.stats import paired_comparison, time_to_target
+from optui.cli.headless import summary_table
+from optui.results.metrics import Metric
+from optui.results.stats import paired_comparison, time_to_target
 from optui.store import Store
 
 DECLARED = [
@@ -113,7 +113,7 @@ def test_runs_show_and_compare_read_the_declarations(accuracy_run):
 
 def test_figures_put_accuracies_on_a_linear_axis(accuracy_run, tmp_path):
     from optui.export.figures import compare_figure, config_figure
-    from optui.presets import Compare
+    from optui.study.presets import Compare
 
     store, run_id = accuracy_run
     run = store.load_run(run_id)

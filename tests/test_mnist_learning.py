@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optui import presets, workloads
+from optui.study import presets
+from optui import workloads
 from optui.engine import core
 
 ROOT = Path(__file__).resolve().parents[1]

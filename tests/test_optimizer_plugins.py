@@ -15,7 +15,8 @@ import numpy as np
 import optax
 import pytest
 
-from optui import optimizers, presets
+from optui.optim import registry as optimizers
+from optui.study import presets
 from optui.errors import PresetError
 
 from conftest import ROOT, cli_env, optui_command, tiny_preset_text

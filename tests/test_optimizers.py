@@ -15,7 +15,8 @@ import optax
 import pytest
 
 import tinywork
-from optui import optimizers, presets
+from optui.optim import registry as optimizers
+from optui.study import presets
 from optui.engine.core import GroupRunner, member_keys, run_group
 from optui.errors import PresetError
 from optui.schema import check_value

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optui.export.paper import PaperTable, latex_escape, render
-from optui.stats import distribution, final_values, interval, paired_comparison
+from optui.results.stats import distribution, final_values, interval, paired_comparison
 
 from stores import make_store
 

@@ -6,9 +6,10 @@ import re
 
 import pytest
 
-from optui import optimizers, presets
+from optui.optim import registry as optimizers
+from optui.study import presets
 from optui.errors import PresetError
-from optui.presets import Budget
+from optui.study.presets import Budget
 
 from conftest import ROOT, tiny_preset_text
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optui import presets, service
+from optui.study import presets
+from optui import service
 from optui.engine.events import ChunkDone
 from optui.status import Status
 from optui.store import Store

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from optui import presets
+from optui.study import presets
 from optui.service import StudyRunner
 from optui.store import Store
 from optui.workloads import registry

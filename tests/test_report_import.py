@@ -14,7 +14,7 @@ from optui.errors import DataError
 from optui.export import comparisons_for
 from optui.export.figures import compare_figure
 from optui.export.report_import import import_report, load_report, units_from_report
-from optui.stats import final_values
+from optui.results.stats import final_values
 from optui.store import Store
 
 REPORT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "report-histories" / "mlruns.p"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from optui import presets
-from optui.commands.ray_option import expand_bare_ray
+from optui.study import presets
+from optui.cli.commands.ray_option import expand_bare_ray
 from optui.errors import PresetError
 
 from conftest import ROOT, cli_env, tiny_preset_text

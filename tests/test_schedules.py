@@ -10,7 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from optui import optimizers, presets
+from optui.optim import registry as optimizers
+from optui.study import presets
 from optui.errors import PresetError
 from optui.export.search_report import write_best_config
 from optui.optim import schedules

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from optui import presets
+from optui.study import presets
 from optui.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,7 +292,7 @@ def test_diverged_trials_are_marked_and_never_win(tmp_path):
 
 def test_mean_last_averages_the_test_loss_over_the_end_of_the_run():
     from optui.search import score_unit
-    from optui.search_space import parse_space
+    from optui.study.search_space import parse_space
 
     space = parse_space("s", {"optimizer": "sgd", "learning_rate": 0.1, "batch_size": 4,
                               "objective": "mean_last", "last_percent": 30}, "f.toml")

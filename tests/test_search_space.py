@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optui import presets
+from optui.study import presets
 from optui.errors import PresetError
-from optui.search_space import Interval, parse_space
+from optui.study.search_space import Interval, parse_space
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE = "space.toml"
@@ -193,8 +193,8 @@ def test_linear_is_another_name_for_uniform():
 
 
 def test_fair_default_budget_and_explicit_budgets():
-    from optui.presets import Budget
-    from optui.search_space import fair_budget
+    from optui.study.presets import Budget
+    from optui.study.search_space import fair_budget
 
     s = space(batch_size={"low": 16, "high": 1024, "int": True})
     budget, note = fair_budget(s, Budget("iterations", 3000))

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from optui import presets
+from optui.study import presets
 from optui.errors import PresetError
 from optui.store import Store
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from optui.results import UnitResult
-from optui.stats import (band, bootstrap_mean_ci, distribution, final_values, metric_curve,
+from optui.results.stats import (band, bootstrap_mean_ci, distribution, final_values, metric_curve,
                          paired_comparison, summarise_unit, time_to_target)
 
 

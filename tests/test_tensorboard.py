@@ -138,7 +138,7 @@ def test_without_tensorboardx_the_flag_exits_2_with_the_install_command(tmp_path
 
 
 def test_fill_optional_values():
-    from optui.commands.optional_value import DEFAULT, fill_optional_values
+    from optui.cli.commands.optional_value import DEFAULT, fill_optional_values
 
     opts = ("--tensorboard",)
     assert fill_optional_values(["--tensorboard"], opts) == ["--tensorboard", DEFAULT]

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from optui import presets
+from optui.study import presets
 from optui.errors import DataError, PresetError
 from optui.workloads import twnet
 from optui.workloads.twnet_data import all_pairs, load_json, split_edges, strengths, synthetic

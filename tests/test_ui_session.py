@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from optui.engine.events import RunStarted, UnitStarted
-from optui.metrics import RunMetrics
-from optui.progress import RunProgress, reduce
+from optui.results.metrics import RunMetrics
+from optui.service.progress import RunProgress, reduce
 from optui.store import Store
 from optui.ui.app import SESSION_KEYS, OptuiApp
 from optui.ui.screens import ChoiceScreen, HelpScreen
@@ -256,10 +256,11 @@ def test_a_resumed_run_shows_its_whole_history():
     unit = UnitResult("sgd", {}, loss, np.array([0, 10, 20]), {"test_loss": np.ones((2, 3))},
                       np.full(2, -1), status="interrupted", total_steps=40)
     run = RunResult("r1", "s", "twnet", "study", "interrupted", "cpu", 0.0, 0.0, "", {"sgd": unit})
-    state = reduce(RunProgress(), RunStarted("r1", "s", "study", {"sgd": (40, 2)}, "cpu", "scan", resumed=True))
+    state = reduce(RunProgress(), RunStarted(run_id="r1", study="s", kind="study", units={"sgd": (40, 2)},
+                                             device="cpu", strategy="scan", resumed=True))
     for chunk in stored_chunks(run, "sgd"):
         state = reduce(state, chunk)
-    state = reduce(state, UnitStarted("r1", "sgd", 40, 2, 20))
+    state = reduce(state, UnitStarted(run_id="r1", unit="sgd", total_steps=40, replicates=2, steps_done=20))
     shown = state.units["sgd"].as_unit()
     assert shown.minibatch_loss.shape == (2, 20) and np.array_equal(shown.minibatch_loss, loss)
     assert list(shown.eval_steps) == [0, 10, 20]

@@ -13,7 +13,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from optui import presets
+from optui.study import presets
 from optui.cli import app
 from optui.errors import PresetError
 from optui.workloads import registry

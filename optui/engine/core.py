@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import optimizers
+from ..optim import registry as optimizers
 from ..workloads.base import MODEL_STREAM, Strategy, Workload
 from .placement import Placement, pad_members
 

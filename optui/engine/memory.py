@@ -58,7 +58,7 @@ def member_state_bytes(workload: Any, optimizer: str, hyperparams: dict[str, flo
     import jax
     import jax.numpy as jnp
 
-    from .. import optimizers
+    from ..optim import registry as optimizers
 
     def init(key):
         params, model_state = workload.init(key)

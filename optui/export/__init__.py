@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import OptuiError
-from ..presets import Compare
+from ..study.presets import Compare
 from ..results import RunResult
 from .atomic import ExportError, ensure_writable_dir
 from .figures import FigureStyle
@@ -66,7 +66,7 @@ def comparisons_for(run: RunResult) -> list[Compare]:
                 pass
         return report_comparisons(names) or default_comparisons(names)
     if run.kind == "study" and run.preset_text:
-        from .. import presets
+        from ..study import presets
 
         # Only [[compare]] is read: the rest may name plug-ins or data this process cannot reach.
         label = f"preset of run {run.run_id}"
@@ -162,7 +162,7 @@ def _write_final_values(run: RunResult, out: Path, kind: str, band: str) -> Path
 def search_of(store: Any, run: RunResult) -> tuple[Any, Any, dict[str, Any]]:
     """(study, space, run info) of a search run, read back from the preset text and overrides
     stored with it."""
-    from .. import presets
+    from ..study import presets
 
     info = store.run_info(run.run_id)
     meta = info["meta"]

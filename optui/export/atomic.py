@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ..errors import OptuiError
-from ..processes import pid_alive
+from ..system.processes import pid_alive
 
 
 class ExportError(OptuiError):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import OptuiError
 from ..results import RunResult, UnitResult
-from ..stats import distribution, final_values, interval, metric_curve, paired_comparison, time_to_target
+from ..results.stats import distribution, final_values, interval, metric_curve, paired_comparison, time_to_target
 from .paper import PaperTable
 
 BAND_TITLES = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI of mean"}
@@ -67,7 +67,7 @@ def compare(targets: list[tuple[RunResult, str]], metric: str = "test_loss", ban
     """Compare (run, config) pairs on a metric's final value per replicate."""
     if not targets:
         raise ComparisonError("nothing to compare: give at least one RUN:CONFIG")
-    from .. import metrics as metric_decls
+    from ..results import metrics as metric_decls
 
     higher = metric != metric_decls.MINIBATCH and bool(
         metric_decls.find(metric_decls.of_run(targets[0][0]), metric).higher_is_better)

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics as metric_decls
-from ..presets import Compare
+from ..results import metrics as metric_decls
+from ..study.presets import Compare
 from ..results import RunResult, UnitResult
-from ..stats import BAND_KINDS, CENTRES, band, metric_curve
+from ..results.stats import BAND_KINDS, CENTRES, band, metric_curve
 from . import atomic
 
 # The report's blue and orange first, then matplotlib's tab10 without them.

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..results import RunResult
-from ..stats import final_values
+from ..results.stats import final_values
 from . import atomic
 
 RICH_FORMAT = "optui-histories"

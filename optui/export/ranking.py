@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..results import RunResult, UnitResult
-from ..stats import distribution, final_values, metric_curve
+from ..results.stats import distribution, final_values, metric_curve
 from . import atomic
 
 MIN_CONFIGS = 3
@@ -179,7 +179,7 @@ def cells(ranking: Ranking, r: RankedConfig) -> list[str]:
 
 
 def _short(optimizer: str) -> str:
-    from .. import optimizers
+    from ..optim import registry as optimizers
 
     return optimizers.label(optimizer)
 

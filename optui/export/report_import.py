@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..presets import Compare
+from ..study.presets import Compare
 from ..results import RunResult, UnitResult
 from . import safe_pickle
 

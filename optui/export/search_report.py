@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PresetError
-from ..presets import Study
-from ..search_space import SearchSpace
+from ..study.presets import Study
+from ..study.search_space import SearchSpace
 from . import atomic
 from . import search_progress as sp
 from .figures import _RENDER_LOCK, save_figure
@@ -67,7 +67,7 @@ def section1_rows(study: Study, space: SearchSpace, best: dict[str, Any] | None)
 
 
 def section1_header(space: SearchSpace) -> list[str]:
-    from .. import optimizers
+    from ..optim import registry as optimizers
 
     title = OPTIMIZER_TITLES.get(space.optimizer, optimizers.label(space.optimizer))
     return [title, *map(label, table_params(space))]
@@ -291,7 +291,8 @@ def write_best_config(path: str | Path, config_name: str, optimizer: str, params
     """
     import tomlkit
 
-    from .. import optimizers, presets
+    from ..optim import registry as optimizers
+    from ..study import presets
 
     path = Path(path)
     text = presets.read_text(path)

@@ -15,9 +15,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .. import metrics as metric_decls
+from ..results import metrics as metric_decls
 from ..results import RunResult
-from ..stats import metric_curve, summarise_unit, time_to_target
+from ..results.stats import metric_curve, summarise_unit, time_to_target
 from . import atomic
 
 CSV_COLUMNS = ("study", "config", "replicate", "step", "percent", "metric", "value")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..optional import require
-from ..processes import pid_alive
+from ..system.processes import pid_alive
 from ..results import RunResult, UnitResult
 from .atomic import ExportError, ensure_writable_dir
 

@@ -13,7 +13,7 @@ The referenced object is a factory `make(hp) -> optax.GradientTransformation` wh
         "beta": {"default": 0.9, "low": 0, "high": 1, "high_open": True, "help": "momentum"},
     }
 
-(values may also be optui.optimizers.Hyperparam objects). Optional attributes: `summary` (one
+(values may also be optui.optim.registry.Hyperparam objects). Optional attributes: `summary` (one
 line; else the docstring's first line), `schedule_param` (the hyperparameter a schedule multiplies;
 default "learning_rate" when declared), `eval_params(opt_state, params)`, `inputs` (engine values
 the factory reads: "total_steps", "member_seed"), `uses_loss`, `note`. An OptimizerSpec object
@@ -195,7 +195,7 @@ def _field(name: str, decl: Any, who: str) -> Field:
         field = Field(kind, decl["default"], **kwargs) if "default" in decl else Field(kind, **kwargs)
     else:
         raise NotFound(f"{who}: hyperparams[{name!r}] must be a dict such as {{'default': 0.9, 'low': 0, "
-                       f"'high': 1}} or an optui.optimizers.Hyperparam, got {type(decl).__name__}")
+                       f"'high': 1}} or an optui.optim.registry.Hyperparam, got {type(decl).__name__}")
     if field.kind not in ("float", "int"):
         raise NotFound(f"{who}: hyperparams[{name!r}] must be numeric (kind float or int): "
                        f"hyperparameters are traced numbers")

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import presets
+from ..study import presets
 from ..errors import OptuiError, PresetError
-from ..presets import Study
+from ..study.presets import Study
 from ..search import rank_confirmations, rank_trials, search_space_of
-from ..search_space import SearchSpace
+from ..study.search_space import SearchSpace
 from ..status import Status
 from ..store import Store
 from .execution import CompiledGroups
@@ -44,8 +44,8 @@ def study_of_run(store: Store, run_id: str, preset: str | None = None,
                  overrides: list[str] | None = None) -> tuple[str, Study]:
     """(full run id, the study to resume it with): PRESET as it is now (else the preset text
     recorded with the run) with the run's overrides. Resuming refuses it, naming what changed,
-    if it differs from what the run started with (optui.fingerprint)."""
-    from .. import fingerprint
+    if it differs from what the run started with (optui.service.fingerprint)."""
+    from . import fingerprint
 
     run_id = store.resolve(run_id)
     return run_id, fingerprint.study_for_resume(store, run_id, preset, overrides)

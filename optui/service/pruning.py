@@ -29,7 +29,7 @@ import numpy as np
 
 from ..engine.core import chunk_bounds
 from ..search import plan_from_row, score_unit
-from ..search_space import SearchSpace
+from ..study.search_space import SearchSpace
 from ..status import Status
 from ..store import Store
 from .execution import EarlyStop, UnitPlan
@@ -119,7 +119,7 @@ class RungPruner:
         return out
 
     def _median_keep(self, units: dict, history: dict, live: list[str], point: int) -> set[str]:
-        from .sampling import optuna_module, rebuild_study
+        from ..search.sampling import optuna_module, rebuild_study
 
         optuna = optuna_module("pruner = \"median\"")
         live_set = set(live)

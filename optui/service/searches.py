@@ -11,22 +11,23 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .. import fingerprint, workloads
+from . import fingerprint
+from .. import workloads
 from ..engine import device
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
 from ..engine.executor import Unit
 from ..errors import OptuiError, PresetError
-from ..presets import Study
+from ..study.presets import Study
 from ..search import (CONFIRM_STREAM, TrialPlan, TrialScored, TrialsPlanned, confirm_name, plan_from_row,
                       rank_trials, score_unit, search_space_of, trial_name)
-from ..search_space import SAMPLERS, SearchSpace, fair_budget
+from ..study.search_space import SAMPLERS, SearchSpace, fair_budget
 from ..status import FINISHED, Status
 from ..store import Store
 from .execution import CompiledGroups, EarlyStop, Listener, RunDriver, UnitPlan
 from .pruning import RungPruner, intermediate
-from .remote import executor_for, record_devices
-from .sampling import ask_round, check_packages
+from .remote import check_pruner_on_ray, executor_for, record_devices
+from ..search.sampling import ask_round, check_packages
 from .studies import build_workload, engine_placement, resolve_strategy
 
 
@@ -194,6 +195,7 @@ class SearchRunner:
             self.workload = workload or build_workload(self.study)
             self.strategy = resolve_strategy(self.study, self.workload)
             self.placement = engine_placement(self.study)
+            check_pruner_on_ray(self.study, self.space, self.ray_address)  # before the run exists
             self.executor = executor_for(self.study, self.ray_address, self.strategy)
         self.space.check_batch_sizes(self.workload.n_train)  # before any training
         check_packages(self.space)
@@ -306,7 +308,7 @@ def sampler_overrides(preset: str, space: str | None, sampler: str | None) -> li
         return []
     if sampler not in SAMPLERS:
         raise PresetError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
-    from .. import presets
+    from ..study import presets
 
     spaces = presets.parse_toml(presets.read_text(preset), str(preset)).get("search")
     spaces = list(spaces) if isinstance(spaces, dict) else []  # a bad [search] is the preset's error

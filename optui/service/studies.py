@@ -6,14 +6,14 @@ import dataclasses
 import threading
 from typing import Any
 
-from .. import fingerprint
+from . import fingerprint
 from ..engine import device, memory
 from ..engine.core import member_keys
 from ..engine.events import RunStarted, UnitFinished, UnitStarted
 from ..engine.executor import Unit
 from ..engine.placement import DeviceSettingError, Placement
 from ..errors import OptuiError, PresetError
-from ..presets import Study
+from ..study.presets import Study
 from ..status import Status
 from ..store import Store
 from .. import workloads

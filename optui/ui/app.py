@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ListView, TabbedContent, TabPane
 
 from ..engine.events import RunFinished
-from ..terminal import detach_if_hung_up
+from ..system.terminal import detach_if_hung_up
 from . import notices
 from .editor import PresetEditor
 from .formats import Formats

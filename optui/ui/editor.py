@@ -15,7 +15,7 @@ from textual import work
 from textual.message import Message
 from textual.widget import Widget
 
-from .. import presets
+from ..study import presets
 from ..errors import OptuiError
 from . import jobs
 from .messages import PresetChecked

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .. import presets
+from ..study import presets
 from ..errors import OptuiError
 from ..results import RunResult
 from .messages import EngineEvent, JobFailed, RunDone

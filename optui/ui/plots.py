@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Text
 
-from .. import metrics as metric_decls
+from ..results import metrics as metric_decls
 from ..export.figures import bin_for_drawing
-from ..stats import band, metric_curve
+from ..results.stats import band, metric_curve
 
 # (line, band) as xterm-256 colour numbers: plotext and Rich show the same colour from them.
 PALETTE = ((39, 24), (214, 130), (46, 28), (203, 88), (207, 90), (51, 30), (226, 100), (250, 239))
@@ -77,7 +77,7 @@ def unit_series(unit, metric: str, label: str, band_kind: str, points: int,
                 metrics: metric_decls.RunMetrics = NO_METRICS) -> list[Series]:
     """A unit's series for a metric; train vs test gives two (train, then test) for one unit.
 
-    metrics: the run's metrics (optui.metrics.RunMetrics): its train/test pair, and which
+    metrics: the run's metrics (optui.results.metrics.RunMetrics): its train/test pair, and which
     metrics are drawn on a log axis.
     """
     if metric == metric_decls.TRAIN_TEST:

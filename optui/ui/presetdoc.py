@@ -1,7 +1,7 @@
 """A preset being edited: a tomlkit document (comments kept), its editable fields, validation.
 
 No widgets here: the editor panels show FieldRows and call set_field/validate. Validation goes
-through optui.presets, so the editor reports exactly what `optui run` would refuse.
+through optui.study.presets, so the editor reports exactly what `optui run` would refuse.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 import tomlkit
 
-from .. import optimizers, presets
+from ..optim import registry as optimizers
+from ..study import presets
 from ..errors import OptuiError, PresetError
 from ..schema import Field
 
@@ -214,7 +215,7 @@ class PresetDocument:
 
     # -- validation and saving ----------------------------------------------------------------
     def validate(self) -> presets.Study:
-        """The study as optui.presets reads it; raises PresetError (file, key, what is allowed)."""
+        """The study as optui.study.presets reads it; raises PresetError (file, key, what is allowed)."""
         return presets.loads(self.text(), self.file)
 
     def save(self) -> presets.Study:

@@ -1,6 +1,6 @@
 """The run controller: one run at a time, whatever started it (replicates, a search, a
 confirmation, a resumed run). It owns the worker thread, the cancel Event and the run's progress,
-folded from the engine's events by `optui.progress.reduce`; views get that progress in messages.
+folded from the engine's events by `optui.service.progress.reduce`; views get that progress in messages.
 
 Stopping sets the Event: the run ends after its current chunk with everything kept. A resumed run's
 progress starts from the chunks the store already holds, so its charts show the whole history.
@@ -17,9 +17,9 @@ from textual import work
 from textual.message import Message
 from textual.widget import Widget
 
-from .. import presets
+from ..study import presets
 from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted
-from ..progress import RunProgress, reduce
+from ..service.progress import RunProgress, reduce
 from ..status import Status
 from . import jobs
 from .messages import EngineEvent, RunDone
@@ -55,9 +55,10 @@ def stored_chunks(run: Any, unit: str) -> list[ChunkDone]:
     steps = [int(s) for s in u.eval_steps] or [u.minibatch_loss.shape[1]]
     for i, step in enumerate(steps):
         end = min(step, u.minibatch_loss.shape[1])
-        out.append(ChunkDone(run.run_id, unit, i, len(steps), end, u.total_steps or end,
-                             u.minibatch_loss[:, start:end], step,
-                             {k: v[:, i] for k, v in u.eval.items() if v.shape[1] > i}, u.diverged_at))
+        out.append(ChunkDone(run_id=run.run_id, unit=unit, chunk_index=i, chunks_total=len(steps), step_end=end,
+                             total_steps=u.total_steps or end, minibatch_loss=u.minibatch_loss[:, start:end],
+                             eval_step=step, eval={k: v[:, i] for k, v in u.eval.items() if v.shape[1] > i},
+                             diverged_at=u.diverged_at))
         start = end
     return out
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import OptuiError, PresetError
-from ..metrics import Metric
+from ..results.metrics import Metric
 from ..schema import check_section, where
 from .base import (MODEL_STREAM, SECTIONS, Batch, Data, ModelState, Params, Setting, SettingError, Settings,
                    Strategy, Workload, WorkloadSpec)

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..metrics import Metric
+from ..results.metrics import Metric
 from ..schema import Field
 
 if TYPE_CHECKING:  # the contract is importable without JAX: presets validate without it
@@ -160,7 +160,7 @@ class WorkloadSpec:
       presets use to select it).
     build(settings) -> Workload: load the data and make the functions; may be slow. Raise
       optui.errors.DataError for data that is missing or unusable (the user sees the message).
-    metrics: what `evaluate` returns, in display order (see optui.metrics.Metric).
+    metrics: what `evaluate` returns, in display order (see optui.results.metrics.Metric).
     objective: the name of the metric a search optimises by default ("final_<objective>").
     settings: per section ("data", "model", "eval") the settings the preset may give, each a
       Setting with type, default, range and help. The validator checks presets against them and

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import Metric
+from ..results.metrics import Metric
 from .base import Setting, SettingError, Settings, WorkloadSpec
 
 DATA_SETTINGS = {

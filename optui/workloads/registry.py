@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PresetError
-from ..metrics import Metric
+from ..results.metrics import Metric
 from ..schema import Field, where
 from .base import SECTIONS, WorkloadSpec
 
@@ -269,7 +269,7 @@ def spec_problem(spec: WorkloadSpec) -> str | None:
         return f"workload {spec.name}: check_settings must be a function or None"
     metrics = tuple(spec.metrics) if isinstance(spec.metrics, (tuple, list)) else None
     if not metrics or not all(isinstance(m, Metric) for m in metrics):
-        return f"workload {spec.name}: metrics must be a non-empty tuple of optui.metrics.Metric"
+        return f"workload {spec.name}: metrics must be a non-empty tuple of optui.results.metrics.Metric"
     names = [m.name for m in metrics]
     if len(set(names)) != len(names):
         return f"workload {spec.name}: metric names repeat: {', '.join(names)}"

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..metrics import Metric
+from ..results.metrics import Metric
 from .base import Setting, SettingError, Settings, Strategy, Workload, WorkloadSpec
 from .twnet_data import TwNetData, load_json, synthetic
 

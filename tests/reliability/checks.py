@@ -34,7 +34,7 @@ def interrupted_run(preset: Path, runs: Path, chunks: int = 2, overrides: list[s
     does; returns the id of the interrupted run in the store at runs/."""
     import threading
 
-    from optui import presets
+    from optui.study import presets
     from optui.engine.events import ChunkDone
     from optui.service import StudyRunner
     from optui.store import Store

@@ -14,7 +14,8 @@ import threading
 import pytest
 from typer.testing import CliRunner
 
-from optui import optimizers, presets
+from optui.optim import registry as optimizers
+from optui.study import presets
 from optui.cli import app
 from optui.store import Store
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optui import presets
+from optui.study import presets
 from optui.engine.core import member_keys
 from optui.service import StudyRunner, build_workload
 from optui.export import export_run

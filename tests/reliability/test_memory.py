@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from optui import presets
+from optui.study import presets
 from optui.service import StudyRunner
 from optui.store import Store
 from tests.conftest import tiny_preset_text

@@ -145,7 +145,7 @@ def test_case_7_a_hundred_thousand_replicates_get_an_estimate_and_a_refusal(cli,
 
 
 def test_case_7_replicates_that_fit_only_in_smaller_calls_get_a_plan():
-    from optui import presets
+    from optui.study import presets
     from optui.engine import memory
     from optui.service import build_workload, plan_units, resolve_strategy
     from tests.conftest import tiny_preset_text

@@ -14,7 +14,7 @@ import numpy as np
 
 from optui.export import FigureStyle
 from optui.export.figures import compare_figure, config_figure, save_figure
-from optui.presets import Compare
+from optui.study.presets import Compare
 from optui.results import RunResult, UnitResult
 
 

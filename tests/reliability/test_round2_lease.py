@@ -20,7 +20,8 @@ import time
 import numpy as np
 import pytest
 
-from optui import presets, store as store_module
+from optui.store import lease
+from optui.study import presets
 from optui.service import StudyRunner
 from optui.errors import StoreError
 from optui.store import DB_NAME, Store
@@ -119,7 +120,7 @@ def test_case_6_the_process_that_lost_its_run_stops_writing_it(tmp_path):
 
 
 def test_case_6_the_lease_is_renewed_while_the_run_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_module, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(lease, "HEARTBEAT_SECONDS", 0.05)
     store = Store.open(tmp_path / "runs")
     run_id = store.create_run("s", "twnet", "study", "", None, {})
     read = lambda: store.conn.execute("SELECT lease_expires, wall_time_s FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -134,8 +135,8 @@ def test_case_6_the_lease_is_renewed_while_the_run_runs(tmp_path, monkeypatch):
 # Heartbeats every 0.1 s, and every chunk 0.3 s longer, so the run can be killed part-way.
 FAST_BEATS = """
 import time
-from optui import store
-store.HEARTBEAT_SECONDS = 0.1
+from optui.store import lease
+lease.HEARTBEAT_SECONDS = 0.1
 from optui.engine import core
 _run_group = core.run_group
 def run_group(*args, **kwargs):

@@ -14,9 +14,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Select, SelectionList, Static
 from textual_plotext import PlotextPlot
 
-from ... import metrics as metric_decls
+from ...results import metrics as metric_decls
 from ...errors import OptuiError
-from ...stats import BAND_KINDS
+from ...results.stats import BAND_KINDS
 from .. import plots
 from ..widgets import PanelSafeInput, ToggleList
 

@@ -9,10 +9,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, SelectionList, Static
 from textual_plotext import PlotextPlot
 
-from ... import optimizers
-from ... import metrics as metric_decls
+from ...optim import registry as optimizers
+from ...results import metrics as metric_decls
 from .. import plots
-from ...progress import RunProgress, UnitProgress
+from ...service.progress import RunProgress, UnitProgress
 from ..widgets import PanelSafeInput, ToggleList
 
 MAX_COUNT = 100_000
@@ -41,7 +41,7 @@ class ReplicatesPanel(Vertical):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.run_metrics = plots.NO_METRICS  # the open preset's workload's (optui.metrics.RunMetrics)
+        self.run_metrics = plots.NO_METRICS  # the open preset's workload's (optui.results.metrics.RunMetrics)
         self.metrics = self._cycle()
         self.metric = self.metrics[0]  # the objective
         self.units: dict[str, UnitProgress] = {}
@@ -142,7 +142,7 @@ class ReplicatesPanel(Vertical):
 
     # -- live run -------------------------------------------------------------------------------
     def show_progress(self, progress: RunProgress) -> None:
-        """The run's latest progress (folded by optui.progress.reduce): the table now, the plot
+        """The run's latest progress (folded by optui.service.progress.reduce): the table now, the plot
         at its next redraw."""
         self._progress = progress
         self.title = progress.study or self.title

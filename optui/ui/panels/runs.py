@@ -113,7 +113,7 @@ class RunsPanel(Vertical):
                                    "Delete (y)"), answer)
 
     def _delete(self, run_id: str, what: str) -> None:
-        from ...run_removal import delete_run
+        from ...store.removal import delete_run
 
         try:
             delete_run(self.runs.store, run_id)

@@ -239,7 +239,7 @@ class SearchPanel(Vertical):
         self.refresh_table()
 
     def show_progress(self, progress, live: bool = True) -> None:
-        """A live search's progress (folded by optui.progress.reduce)."""
+        """A live search's progress (folded by optui.service.progress.reduce)."""
         sampler, pruner = self.strategy_chosen()
         if self.source != "live":
             self.show_best("searching: trials ranked as they finish; the best config shows at the end")

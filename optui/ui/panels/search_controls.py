@@ -9,7 +9,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Label, Select
 
-from ...search_space import PRUNERS, SAMPLERS
+from ...study.search_space import PRUNERS, SAMPLERS
 from ..widgets import PanelSafeInput
 from .replicates import count_problem
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ... import metrics as metric_decls
+from ...results import metrics as metric_decls
 from ...export import search_progress
-from ...progress import RunProgress
+from ...service.progress import RunProgress
 from ..plots import log_ticks
 
 PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of", "round")
@@ -33,7 +33,7 @@ def fmt(value: Any) -> str:
 
 
 def trials_of(progress: RunProgress) -> list[dict[str, Any]]:
-    """A live search's trials as its progress (optui.progress.reduce) tells them."""
+    """A live search's trials as its progress (optui.service.progress.reduce) tells them."""
     out = []
     for u in progress.units.values():
         status = u.status
