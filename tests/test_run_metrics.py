@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import regression_workload as reg
-from optui.metrics import MINIBATCH, TRAIN_TEST, RunMetrics, UnknownMetric
-from optui.presets import load as load_preset
+from optui.results.metrics import MINIBATCH, TRAIN_TEST, RunMetrics, UnknownMetric
+from optui.study.presets import load as load_preset
 from optui.store import Store
 
 

@@ -107,6 +107,9 @@ MINIBATCH_METRIC_LABEL = "minibatch loss"
 TRAIN_TEST_LABEL = "train vs test"
 
 
+# What a preset read without its workload is taken to measure (the names optui's first workloads
+# used); the one place a metric is named outside the workloads.
+UNDECLARED = ("train_loss", "test_loss")
 # Names that read as errors to minimise when a run recorded no declarations.
 LOSS_SUFFIXES = ("loss", "mse", "mae", "rmse", "nll", "error")
 
@@ -181,7 +184,7 @@ class RunMetrics:
         spec = getattr(study, "spec", None)
         if spec is not None:
             return cls.of_spec(spec)
-        return cls.build(infer(n) for n in ("train_loss", "test_loss"))
+        return cls.build(infer(n) for n in UNDECLARED)
 
     @classmethod
     def of_meta(cls, meta: Any, recorded: Iterable[str] = (), workload: str | None = None) -> "RunMetrics":
@@ -286,7 +289,7 @@ def installed_spec(workload: str) -> Any:
     a file or module reference, or a plug-in that fails to load)."""
     if not isinstance(workload, str) or not NAME_PATTERN.match(workload):
         return None
-    from .workloads.registry import providers, resolve
+    from ..workloads.registry import providers, resolve
 
     try:
         if workload not in providers():

@@ -45,11 +45,6 @@ class UnitProgress:
     trial: int = 0
     objective: float | None = None
 
-    @property
-    def last_test(self) -> float | None:
-        """The mean test loss over healthy replicates at the last eval."""
-        return self.last_eval.get("test_loss")
-
     def last_value(self, metric: str) -> float | None:
         return self.last_eval.get(metric)
 

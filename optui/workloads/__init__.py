@@ -73,7 +73,7 @@ def run_meta(study: Any) -> dict[str, Any]:
     spec = study.spec
     if spec is None:
         return {}
-    from ..metrics import RunMetrics
+    from ..results.metrics import RunMetrics
 
     return {**RunMetrics.of_spec(spec).as_meta(), "workload_origin": study.resolved.origin}
 
