@@ -17,9 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
-
-from ..errors import PresetError
+from typing import Any, Iterable, Protocol
 
 # Plan against this share of the free memory: the rest is for activations, XLA's scratch
 # space and everything else in the process.
@@ -28,6 +26,41 @@ USABLE_SHARE = 0.5
 # a replicate on 5.3 MB of data, benchmarks/bench_memory.py), with a margin.
 ACTIVATIONS_PER_DATA_BYTE = 1.5
 GIB = 2**30
+
+
+class MemberBlock(Protocol):
+    """What the plan reads of a block of members (a config's replicates, a search group's trial)."""
+
+    name: str
+    optimizer: str
+    hyperparams: dict[str, float]
+    steps: int
+    replicates: int
+
+
+@dataclass(eq=False)
+class DoesNotFit(Exception):
+    """A run that cannot fit in memory, with the numbers; the caller words it for its user.
+
+    memory: "device" (a block's members during a chunk) or "host" (a block's per-step history,
+    exported); needed and free in bytes; per_member: one member's share; most_members: how many
+    fit (device only); longer_chunks_help: the chunks' losses outweigh the state, so more eval
+    points (shorter chunks) would help too.
+    """
+
+    memory: str
+    block: str
+    members: int
+    needed: int
+    free: int
+    where: str  # what the memory is ("host (the CPU device)", "gpu device")
+    per_member: int
+    most_members: int = 0
+    longer_chunks_help: bool = False
+
+    def __str__(self) -> str:
+        return (f"{self.block}: {self.members:,} members need about {gib(self.needed)} of {self.memory} memory "
+                f"({self.where}), {gib(self.free)} free")
 
 
 @dataclass(frozen=True)
@@ -91,8 +124,8 @@ def data_bytes(workload: Any) -> int:
     return int(sum(getattr(leaf, "nbytes", 0) for leaf in jax.tree.leaves(workload.data)))
 
 
-def unit_needs(workload: Any, units: Iterable[Any], eval_points: int) -> list[UnitNeed]:
-    """units: objects with name, config (optimizer, hyperparams), steps and replicates."""
+def unit_needs(workload: Any, units: Iterable[MemberBlock], eval_points: int) -> list[UnitNeed]:
+    """What each block of members needs, in bytes."""
     activations = int(ACTIVATIONS_PER_DATA_BYTE * data_bytes(workload))
     cache: dict[tuple, int] = {}
     needs = []
@@ -107,14 +140,15 @@ def unit_needs(workload: Any, units: Iterable[Any], eval_points: int) -> list[Un
     return needs
 
 
-def _gib(n: float) -> str:
+def gib(n: float) -> str:
+    """A byte count for people: GiB, or MiB below a tenth of one."""
     return f"{n / GIB:,.1f} GiB" if n >= GIB / 10 else f"{n / 2**20:,.1f} MiB"
 
 
-def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, where: str = "preset",
+def fit(strategy: Any, workload: Any, units: Iterable[MemberBlock], eval_points: int,
         free: tuple[int, int, str] | None = None) -> Any:
     """The strategy to run with: unchanged when the run fits; with replicates_per_batch set when
-    only its vmapped calls must be smaller; else PresetError with the estimate and the ways out."""
+    only its vmapped calls must be smaller; else DoesNotFit with the estimate."""
     units = list(units)
     try:
         needs = unit_needs(workload, units, eval_points)
@@ -131,19 +165,12 @@ def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, wh
     worst = max(needs, key=lambda n: n.device_bytes)
     if worst.device_bytes > device_budget:
         per = 2 * worst.state_bytes + worst.chunk_loss_bytes
-        fits = int(device_budget // per)
-        raise PresetError(
-            f"{where}: config {worst.name} with {worst.replicates:,} replicates needs about "
-            f"{_gib(worst.device_bytes)} of {what} memory ({_gib(per)} per replicate: its parameters and "
-            f"optimiser state twice, and its losses of one chunk), and {_gib(device_free)} is free; "
-            f"train at most {fits:,} replicates per run (replicates.count or --replicates)"
-            + (", or more eval points (shorter chunks)" if worst.chunk_loss_bytes > worst.state_bytes else ""))
+        raise DoesNotFit("device", worst.name, worst.replicates, worst.device_bytes, device_free, what, per,
+                         int(device_budget // per), worst.chunk_loss_bytes > worst.state_bytes)
     history = max(needs, key=lambda n: n.replicates * n.history_bytes)
     if 2 * history.replicates * history.history_bytes > host_budget:
-        raise PresetError(
-            f"{where}: config {history.name}'s per-step history ({history.replicates:,} replicates x "
-            f"{_gib(history.history_bytes)}) needs about {_gib(2 * history.replicates * history.history_bytes)} "
-            f"of host memory to export, and {_gib(host_free)} is free; train fewer replicates or fewer steps")
+        raise DoesNotFit("host", history.name, history.replicates, 2 * history.replicates * history.history_bytes,
+                         host_free, "host", history.history_bytes)
     if not getattr(strategy, "vmap_replicates", False) or strategy.max_members:
         return strategy  # one member at a time already, or a batch size the user chose
     left = device_budget - worst.device_bytes
@@ -154,7 +181,7 @@ def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, wh
     batch = max(1, int(left // per_member))
     import warnings
 
-    warnings.warn(f"{members:,} replicates at once would need about {_gib(members * per_member)} of {what} "
+    warnings.warn(f"{members:,} replicates at once would need about {gib(members * per_member)} of {what} "
                   f"memory inside each call; training {batch:,} at a time (engine.replicates_per_batch), "
                   f"with the same results")
     return dataclasses.replace(strategy, max_members=batch)

@@ -8,7 +8,7 @@ chain elements shared by every optimiser: a learning-rate schedule sized from th
 gradient clipping and decoupled weight decay.
 
     spec = resolve("adam", file, "configs.a.optimizer")   # built-in, entry point or module:factory
-    hp = settle(spec.name, values, file, "configs.a")      # validated numbers, schedule encoded
+    hp = settle(spec, values, file, "configs.a")           # validated numbers, schedule encoded
     tx = build(spec.name, hp_arrays)                       # inside the traced step
 """
 
@@ -50,6 +50,16 @@ def known() -> str:
 
 
 # -- finding an optimiser -------------------------------------------------------------------------
+
+def resolve_table(raw: Any, file: str | None, key: str) -> OptimizerSpec:
+    """The optimiser that the preset table at `key` names in its (required) `optimizer` key."""
+    if not isinstance(raw, dict):
+        raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
+    if raw.get("optimizer") is None:
+        raise PresetError(f"{where(file, key + '.optimizer')} is required: a name from `optui optimizers` "
+                          f"(e.g. \"adam\"), an installed plug-in or \"module:factory\"")
+    return resolve(raw["optimizer"], file, key + ".optimizer")
+
 
 def resolve(name: Any, file: str | None, key: str) -> OptimizerSpec:
     """The optimiser a preset names at `key`: built-in, entry point, module:attr or file.py:attr.

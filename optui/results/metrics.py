@@ -78,10 +78,6 @@ class Metric:
         """Losses are drawn on a log axis; accuracies and other metrics on a linear one."""
         return self.kind == "loss"
 
-    def rank_value(self, value: float) -> float:
-        """A value such that smaller is better, for sorting."""
-        return -value if self.higher_is_better else value
-
     def better(self, a: float, b: float) -> bool:
         """True when a is strictly better than b."""
         return a > b if self.higher_is_better else a < b

@@ -1,7 +1,7 @@
 """One progress model for every view of a run: a pure reducer from events to a progress state.
 
 The headless printers and the session all fold the same events through `reduce` and render the
-state they get; none keeps counts of its own. A unit's live histories are its chunks, assembled
+state they get; what they keep themselves is only how they draw it (bars, logged lines). A unit's live histories are its chunks, assembled
 by `UnitResult.from_chunks` like a stored unit's.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..results import UnitResult
 from ..search import TrialScored, TrialsPlanned
 from ..status import FINISHED, Status
+from .events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 
 WAITING, COMPILING, NOT_RUN = "waiting", "compiling", "not run"  # shown states of no stored status
 

@@ -11,23 +11,21 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import fingerprint
 from .. import workloads
-from ..engine import device
-from ..engine.core import member_keys
-from ..engine.events import RunStarted, UnitFinished, UnitStarted
-from ..engine.executor import Unit
+from ..engine import Unit, device, member_keys
 from ..errors import OptuiError, PresetError
-from ..study.presets import Study
 from ..search import (CONFIRM_STREAM, TrialPlan, TrialScored, TrialsPlanned, confirm_name, plan_from_row,
                       rank_trials, score_unit, search_space_of, trial_name)
-from ..study.search_space import SAMPLERS, SearchSpace, fair_budget
+from ..search.sampling import ask_round, check_packages
 from ..status import FINISHED, Status
 from ..store import Store
+from ..study.presets import Study
+from ..study.search_space import SAMPLERS, SearchSpace, fair_budget
+from . import fingerprint
+from .events import RunStarted, UnitFinished, UnitStarted
 from .execution import CompiledGroups, EarlyStop, Listener, RunDriver, UnitPlan
 from .pruning import RungPruner, intermediate
 from .remote import check_pruner_on_ray, executor_for, record_devices
-from ..search.sampling import ask_round, check_packages
 from .studies import build_workload, engine_placement, resolve_strategy
 
 
@@ -215,9 +213,7 @@ class SearchRunner:
 
     def _reopen(self, run_id: str) -> str:
         run_id = self.store.resolve(run_id)
-        info = self.store.run_info(run_id)
-        if info["kind"] != "search":
-            raise OptuiError(f"run {run_id} is a {info['kind']} run, not a search")
+        info = search_run_info(self.store, run_id)
         stored = info["meta"].get("space_name")
         if stored != self.space.name:
             raise OptuiError(f"run {run_id} searched space {stored!r}, not {self.space.name!r}; "
@@ -268,7 +264,7 @@ class SearchRunner:
         for r in rows if announce else ():  # finished earlier: shown as done straight away
             if r["status"] in FINISHED:
                 p = plans[r["name"]]
-                self.listener(UnitStarted(run_id, p.name, p.steps, p.replicates, steps_done=p.steps))
+                self.listener(UnitStarted(p.name, p.steps, p.replicates, steps_done=p.steps, run_id=run_id))
                 self.listener(UnitFinished(run_id, p.name, r["status"], int(r["extra"].get("diverged", 0)),
                                            r["wall_time_s"]))
                 self.listener(TrialScored(run_id, p.name, p.params, r["status"], r["extra"].get("objective"),
@@ -291,7 +287,8 @@ class SearchRunner:
                             early_stop=None if confirm_units else early_stop)
 
     def _group(self, todo: list[TrialPlan]) -> list[list[TrialPlan]]:
-        """Units sharing batch size, steps, replicate count and checkpoint chunk train together."""
+        """Units sharing batch size, steps and checkpoint chunk train together (one optimiser per
+        space; a group's units may hold different replicate counts)."""
         groups: dict[tuple, list[TrialPlan]] = {}
         for p in todo:
             ckpt = self.store.checkpoint(self.run_id, p.name)
@@ -299,6 +296,14 @@ class SearchRunner:
         # Resumed groups first, then by batch size: small batches are quick, so results show early.
         order = sorted(groups, key=lambda k: (k[2] is None, k[0], k[1]))
         return [groups[k] for k in order]
+
+
+def search_run_info(store: Store, run_id: str) -> dict[str, Any]:
+    """Search run `run_id`'s record (Store.run_info); any other kind of run is refused."""
+    info = store.run_info(store.resolve(run_id))
+    if info["kind"] != "search":
+        raise OptuiError(f"run {info['id']} is a {info['kind']} run, not a search; resume it with its own command")
+    return info
 
 
 def sampler_overrides(preset: str, space: str | None, sampler: str | None) -> list[str]:

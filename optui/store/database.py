@@ -26,7 +26,7 @@ from ..errors import RunTakenOverError, StoreError, StoreGoneError, UnknownRunEr
 from ..results import RunResult, UnitResult
 from .lease import (HOLDER_GONE, HOLDER_LIVE, LEASE_EXPIRED, LEASE_SECONDS, NO_HOLDER, NO_LEASE,
                     Heartbeat, file_identity, holder_state)
-from .schema import (ACTIVE, DB_NAME, MIGRATIONS, OLDEST_MIGRATABLE, SCHEMA_STATEMENTS, SCHEMA_VERSION)
+from .schema import ACTIVE, DAMAGED, DB_NAME, MIGRATIONS, OLDEST_MIGRATABLE, SCHEMA_STATEMENTS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)  # unconfigured, warnings print their message on stderr
 

@@ -24,7 +24,6 @@ from ..schema import Field, check_name, check_section, check_strings, check_valu
 MAX_PRESET_BYTES = 1_000_000
 PIPE_WAIT_SECONDS = 10.0  # how long a preset given as a pipe may keep optui waiting for data
 # The data sources that read data.path, per workload: anywhere else a path would be ignored.
-PATH_SOURCES = {"twnet": ("json",), "mnist": ("idx",)}
 # What a [[compare]] entry may draw besides the workload's declared metrics.
 COMPARE_EXTRA = ("minibatch_loss", "train_test")
 
@@ -132,13 +131,8 @@ class Study:
 
 def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs") -> Config:
     key = f"{prefix}.{name}"
-    if not isinstance(raw, dict):
-        raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
-    opt = raw.get("optimizer")
-    if opt is None:
-        raise PresetError(f"{where(file, key + '.optimizer')} is required: a name from `optui optimizers` "
-                          f"(e.g. \"adam\"), an installed plug-in or \"module:factory\"")
-    spec = optimizers.resolve(opt, file, key + ".optimizer")
+    spec = optimizers.resolve_table(raw, file, key)
+    opt = raw["optimizer"]
     settings = optimizers.config_fields(spec)
     fields = {"optimizer": Field("str"), "batch_size": Field("int", low=1, high=10**9), **settings}
     unknown = sorted(set(raw) - set(fields))
@@ -241,7 +235,7 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
     description = check_value(raw.get("description", ""), Field("str"), file, "description")
     reps = check_section(raw.get("replicates"), REPLICATE_FIELDS, file, "replicates")
     settings = workloads.validate_settings(resolved.spec, raw, file, reps["seed"])
-    _refuse_unused_path(workload, raw, settings.data, file)
+    _refuse_unread_settings(resolved.spec, raw, settings, file)
     budget = parse_budget(raw.get("budget"), file)
     raw_engine = raw.get("engine")
     devices = "all"
@@ -288,15 +282,21 @@ def _refuse_colliding_names(names: list[str], file: str | None, section: str, fi
         seen[key] = name
 
 
-def _refuse_unused_path(workload: str, raw: dict[str, Any], data_settings: Any, file: str | None) -> None:
-    """A data.path that the chosen data source would not read is a mistake, not a no-op."""
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    readers = PATH_SOURCES.get(workload)
-    source = data_settings.get("source")
-    if readers is not None and data.get("path") and source not in readers:
-        raise PresetError(f"{where(file, 'data.path')} is read only when data.source is "
-                          f"{' or '.join(repr(r) for r in readers)}; data.source is {source!r}, which would "
-                          f"ignore it (remove data.path, or set data.source)")
+def _refuse_unread_settings(spec: Any, raw: dict[str, Any], settings: Any, file: str | None) -> None:
+    """A setting the workload would not read with the others given (its Setting.read_when: a
+    data.path with a data.source that reads no file) is a mistake, not a no-op."""
+    for section, declared in spec.settings.items():
+        given = raw.get(section) if isinstance(raw.get(section), dict) else {}
+        values = getattr(settings, section)
+        for name, setting in declared.items():
+            if setting.read_when is None or not given.get(name):
+                continue
+            other, readers = setting.read_when
+            if values.get(other) not in readers:
+                raise PresetError(f"{where(file, f'{section}.{name}')} is read only when {section}.{other} is "
+                                  f"{' or '.join(repr(r) for r in readers)}; {section}.{other} is "
+                                  f"{values.get(other)!r}, which would ignore it (remove {section}.{name}, or "
+                                  f"set {section}.{other})")
 
 
 def parse_toml(text: str, file: str | None) -> dict[str, Any]:

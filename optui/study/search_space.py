@@ -187,18 +187,18 @@ class SearchSpace:
         names = ["batch_size", *optimizers.hyperparam_names(self.optimizer)]
         return [n for n in names if n in self.intervals or n in self.fixed or n in self.defaults]
 
-    def sample(self, index: int) -> dict[str, float]:
-        """Trial `index`'s hyperparameters (0-based): a function of (seed, index, name) only."""
-        out: dict[str, float] = {}
-        for name in self.params:
-            if name in self.intervals:
-                out[name] = self.intervals[name].value(_uniform(self.seed, index, name))
-            elif name in self.fixed:
-                out[name] = self.fixed[name]
-            else:
-                out[name] = self.defaults[name]
+    def trial_params(self, drawn: dict[str, float]) -> dict[str, float]:
+        """A trial's hyperparameters from the values drawn for the space's intervals; the fixed
+        and default values fill in the rest (batch_size an int)."""
+        out = {name: drawn[name] if name in self.intervals else self.fixed[name] if name in self.fixed
+               else self.defaults[name] for name in self.params}
         out["batch_size"] = int(out["batch_size"])
         return out
+
+    def sample(self, index: int) -> dict[str, float]:
+        """Trial `index`'s hyperparameters (0-based): a function of (seed, index, name) only."""
+        return self.trial_params({name: iv.value(_uniform(self.seed, index, name))
+                                  for name, iv in self.intervals.items()})
 
     def sample_many(self, count: int, start: int = 0) -> list[dict[str, float]]:
         return [self.sample(i) for i in range(start, start + count)]
@@ -318,13 +318,8 @@ def parse_search_section(raw: Any, file: str | None, spec: Any = None) -> dict[s
 def parse_space(name: str, raw: Any, file: str | None, workload: Any = None) -> SearchSpace:
     """One [search.NAME] table; workload (a WorkloadSpec) declares the metrics it may optimise."""
     key = f"search.{name}"
-    if not isinstance(raw, dict):
-        raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
-    opt = raw.get("optimizer")
-    if opt is None:
-        raise PresetError(f"{where(file, key + '.optimizer')} is required: a name from `optui optimizers`, "
-                          f"an installed plug-in or \"module:factory\"")
-    spec = optimizers.resolve(opt, file, key + ".optimizer")
+    spec = optimizers.resolve_table(raw, file, key)
+    opt = raw["optimizer"]
     hyper_fields = optimizers.config_fields(spec)
     for k in raw:
         if k not in SPACE_KEYS and k != "batch_size" and k not in hyper_fields:

@@ -22,7 +22,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, ListView, TabbedContent, TabPane
 
-from ..engine.events import RunFinished
+from ..service.events import RunFinished
+from ..system.signals import INTERRUPTED, STOP_SIGNALS
 from ..system.terminal import detach_if_hung_up
 from . import notices
 from .editor import PresetEditor
@@ -43,8 +44,6 @@ PANELS = (("presets", "Presets"), ("replicates", "Replicates"), ("search", "Sear
           ("compare", "Compare"), ("runs", "Runs"), ("export", "Export"))
 NARROW = 66  # columns: the six tab labels with their usual padding
 SHORT = 24  # rows: at this height or less the charts get the space (t shows the tables)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-INTERRUPTED = 130  # the exit code after a stop signal, as for a headless run
 SESSION_KEYS = [("f1 or ?", "this help (? types into a text field; f1 works everywhere)"),
                 ("escape, then 1-6", "go to a panel; alt+1-6 goes there from a field"),
                 ("ctrl+z", "in a field: put back the value the file holds"),

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 from ..study import presets
 from ..errors import OptuiError
 from ..results import RunResult
+from ..search.plans import NOT_HYPERPARAMETERS
 from .messages import EngineEvent, JobFailed, RunDone
 from .presetdoc import workload_fields
 
@@ -126,16 +127,14 @@ def describe_best(root: Path, run_id: str, study: presets.Study | None) -> str:
         best = service.best_config(store, run_id, space)
         if best is None:
             return "best: no trial finished without diverging yet"
-        score = best.note.split(": ", 1)[-1].split(", ", 1)[-1].split(";")[0]  # "final_test_loss 0.58"
-        return f"{best.source}: {_params(best.params)} · {score}"
+        return f"{best.source}: {_params(best.params)} · {best.score}"
     finally:
         store.close()
 
 
 def _params(params: dict[str, Any]) -> str:
-    skip = ("optimizer", "trial", "space", "steps", "confirm_of")
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in params.items() if k not in skip)
+                    for k, v in params.items() if k not in NOT_HYPERPARAMETERS)
 
 
 def write_best_in_thread(root: Path, run_id: str, study: presets.Study, preset: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitStarted
+from ..service.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitStarted
 from ..status import Status
 
 

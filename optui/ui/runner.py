@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widget import Widget
 
 from ..study import presets
-from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted
+from ..service.events import ChunkDone, RunFailed, RunFinished, RunStarted
 from ..service.progress import RunProgress, reduce
 from ..status import Status
 from . import jobs

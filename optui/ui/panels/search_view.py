@@ -11,10 +11,11 @@ import numpy as np
 
 from ...results import metrics as metric_decls
 from ...export import search_progress
+from ...search.plans import NOT_HYPERPARAMETERS
 from ...service.progress import RunProgress
 from ..plots import log_ticks
 
-PARAM_SKIP = ("optimizer", "trial", "space", "steps", "confirm_of", "round")
+PARAM_SKIP = NOT_HYPERPARAMETERS  # a trial's bookkeeping, not what the search varied
 # The x-axis choice that plots the best objective so far against examples trained.
 HISTORY_AXIS = "examples trained"
 
