@@ -250,12 +250,9 @@ class SearchPanel(Vertical):
     def goal(self) -> str:
         return objective_goal(self.objective_name, self._goals)
 
-    def ranked(self) -> list[dict[str, Any]]:
-        return rank(list(self.trials.values()), self.goal)
-
     def refresh_table(self) -> None:
         trials = list(self.trials.values())
-        self._table_params = fill_table(self.query_one("#search-trials", DataTable), self.ranked(),
+        self._table_params = fill_table(self.query_one("#search-trials", DataTable), rank(list(self.trials.values()), self.goal),
                                         varied_params(trials), self._table_params)
         names = numeric_params(trials)
         if names != self._param_names:
