@@ -178,8 +178,10 @@ def _plain_log_ticks(ax: Any) -> None:
     plain = FuncFormatter(lambda v, _: f"{v:.3g}")
     lo, hi = ax.get_ylim()
     ax.yaxis.set_major_formatter(plain)
-    if lo > 0 and hi / lo < 20:  # too few decades for major ticks alone
-        ax.yaxis.set_minor_locator(LogLocator(subs=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)))
+    majors = [t for t in ax.get_yticks() if lo <= t <= hi]
+    if lo > 0 and (hi / lo < 20 or len(majors) < 4):  # too few major ticks to read values by
+        subs = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0) if hi / lo < 20 else (1.0, 2.0, 5.0)
+        ax.yaxis.set_minor_locator(LogLocator(subs=subs))
         ax.yaxis.set_minor_formatter(plain)
         ax.tick_params(axis="y", which="minor", labelsize=8)
 
