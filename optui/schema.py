@@ -26,6 +26,9 @@ class Field:
     high_open: bool = False  # True: value must be < high
     choices: tuple[str, ...] | None = None
     help: str = ""
+    # (sibling setting, its values): the setting is read only when the sibling has one of them
+    # (data.path only with data.source = "json"); given otherwise, the preset is refused.
+    read_when: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def required(self) -> bool:

@@ -65,3 +65,14 @@ def test_importing_the_engine_loads_nothing_above_it():
     loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert "optui.engine.executor" in loaded
     assert offenders(loaded) == []
+
+
+def test_the_service_reaches_the_engine_only_through_its_public_api():
+    """optui.engine's __init__ is its API: the service imports `optui.engine`, never a module inside."""
+    service_dir = ROOT / "optui" / "service"
+    deep = {p.name: sorted(n for n in imported_names(p, "optui.service." + p.stem)
+                           if n.startswith("optui.engine.") and n.removeprefix("optui.engine.") not in
+                           optui.engine.__all__)
+            for p in service_dir.glob("*.py")}
+    assert len(deep) >= 5
+    assert {k: v for k, v in deep.items() if v} == {}

@@ -1,6 +1,8 @@
-"""Events the engine emits for its consumers (the store writer, the headless printer, the UI).
+"""Events the engine emits while it trains a group: a unit started, a chunk done.
 
-Plain dataclasses of numpy arrays and Python numbers: safe to hand to another thread.
+Plain dataclasses of numpy arrays and Python numbers: safe to hand to another thread. The engine
+knows no run: `run_id` is stamped by the service that records the run (optui.service.events
+holds the run-level events and the whole event type the views receive).
 """
 
 from __future__ import annotations
@@ -11,28 +13,16 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class RunStarted:
-    run_id: str
-    study: str
-    kind: str  # "study" | "search" | "confirm"
-    units: dict[str, tuple[int, int]]  # unit name -> (total steps, replicates)
-    device: str
-    strategy: str
-    resumed: bool = False
-
-
-@dataclass(frozen=True)
 class UnitStarted:
-    run_id: str
     unit: str
     total_steps: int
     replicates: int
     steps_done: int = 0
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
 class ChunkDone:
-    run_id: str
     unit: str
     chunk_index: int
     chunks_total: int
@@ -43,28 +33,7 @@ class ChunkDone:
     eval: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> (members,)
     diverged_at: np.ndarray | None = None  # (members,), -1 = healthy
     elapsed_s: float = 0.0
+    run_id: str = ""
 
 
-@dataclass(frozen=True)
-class UnitFinished:
-    run_id: str
-    unit: str
-    status: str  # done | cancelled | failed
-    diverged: int
-    wall_time_s: float
-
-
-@dataclass(frozen=True)
-class RunFinished:
-    run_id: str
-    status: str  # done | interrupted
-    wall_time_s: float
-
-
-@dataclass(frozen=True)
-class RunFailed:
-    run_id: str
-    error: str
-
-
-Event = RunStarted | UnitStarted | ChunkDone | UnitFinished | RunFinished | RunFailed
+EngineEvent = UnitStarted | ChunkDone

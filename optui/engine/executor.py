@@ -20,7 +20,7 @@ import numpy as np
 from .checkpoints import state_from_bytes, state_to_bytes
 from . import core
 from .core import ChunkOutput, GroupRunner, chunk_bounds
-from .events import ChunkDone, Event, UnitStarted
+from .events import ChunkDone, EngineEvent, UnitStarted
 from .sink import Sink
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def _resume_point(units: list[Unit], sink: Sink) -> tuple[int | None, list[bytes
 
 def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points: int, sink: Sink, *,
                 cancel: threading.Event | None = None, checkpoint_seconds: float = 10.0,
-                emit: Callable[[Event], None] | None = None, run_id: str = "",
+                emit: Callable[[EngineEvent], None] | None = None,
                 until_chunk: int | None = None, bucket_members: bool = False) -> GroupOutcome:
     """Train `units` for `steps` steps with `eval_points` evals, from their last checkpoint if any.
 
@@ -136,7 +136,7 @@ def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points:
         sink.restart(u.name, resume_chunk if resume_chunk is not None else -2)
     done_steps = chunk_bounds(steps, eval_points)[resume_chunk + 1] if resume is not None else 0
     for u in units:
-        emit(UnitStarted(run_id, u.name, steps, u.replicates, steps_done=done_steps))
+        emit(UnitStarted(u.name, steps, u.replicates, steps_done=done_steps))
 
     t0 = time.perf_counter()
     clock = CheckpointClock(checkpoint_seconds)
@@ -162,7 +162,7 @@ def train_group(runner: GroupRunner, units: list[Unit], steps: int, eval_points:
             record(sink, u.name, mine, blob)
             diverged[u.name] = mine[-1].diverged_at
             for m in mine:
-                emit(ChunkDone(run_id, u.name, m.chunk_index, m.chunks_total, m.step_end, steps,
+                emit(ChunkDone(u.name, m.chunk_index, m.chunks_total, m.step_end, steps,
                                m.minibatch_loss, m.step_end, m.eval, m.diverged_at, elapsed))
         if pause:
             return GroupOutcome(False, time.perf_counter() - t0, diverged, paused=True)

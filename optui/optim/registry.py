@@ -8,7 +8,7 @@ chain elements shared by every optimiser: a learning-rate schedule sized from th
 gradient clipping and decoupled weight decay.
 
     spec = resolve("adam", file, "configs.a.optimizer")   # built-in, entry point or module:factory
-    hp = settle(spec.name, values, file, "configs.a")      # validated numbers, schedule encoded
+    hp = settle(spec, values, file, "configs.a")           # validated numbers, schedule encoded
     tx = build(spec.name, hp_arrays)                       # inside the traced step
 """
 
@@ -51,6 +51,16 @@ def known() -> str:
 
 # -- finding an optimiser -------------------------------------------------------------------------
 
+def resolve_table(raw: Any, file: str | None, key: str) -> OptimizerSpec:
+    """The optimiser that the preset table at `key` names in its (required) `optimizer` key."""
+    if not isinstance(raw, dict):
+        raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
+    if raw.get("optimizer") is None:
+        raise PresetError(f"{where(file, key + '.optimizer')} is required: a name from `optui optimizers` "
+                          f"(e.g. \"adam\"), an installed plug-in or \"module:factory\"")
+    return resolve(raw["optimizer"], file, key + ".optimizer")
+
+
 def resolve(name: Any, file: str | None, key: str) -> OptimizerSpec:
     """The optimiser a preset names at `key`: built-in, entry point, module:attr or file.py:attr.
 
@@ -71,11 +81,14 @@ def resolve(name: Any, file: str | None, key: str) -> OptimizerSpec:
     try:
         obj, canonical, origin = plugins.locate(name, base_dir)
         spec = _PLUGINS.get(canonical) or plugins.to_spec(obj, canonical, origin, RESERVED)
+    except PresetError as exc:  # the plug-in changed global state when it ran (plugin_guard)
+        raise PresetError(f"{loc}: {exc}") from None
     except plugins.NotFound as exc:
         if plugins.is_reference(name):
             raise PresetError(f"{loc}: cannot load optimizer {name!r}: {exc}") from None
         raise PresetError(f"{loc}: cannot use optimizer {name!r}"
-                          f"{plugins.suggestions(name, list(OPTIMIZERS))}: {exc}; the built-in ones: "
+                          f"{plugins.suggestions(name, [*OPTIMIZERS, *plugins.entry_point_names()])}: {exc}; "
+                          f"the built-in ones: "
                           f"{known()} (`optui optimizers` describes them)") from None
     _PLUGINS[canonical] = spec
     _REFS[(name, str(base_dir))] = canonical

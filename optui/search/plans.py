@@ -19,6 +19,8 @@ from ..study.presets import Study
 from ..study.search_space import SearchSpace
 
 SEARCH_STREAM, CONFIRM_STREAM = 0, 1
+# The keys of a stored trial's spec that are not its hyperparameters.
+NOT_HYPERPARAMETERS = ("optimizer", "trial", "space", "steps", "confirm_of", "round")
 
 
 @dataclass
@@ -56,8 +58,7 @@ def confirm_name(trial: str, replicates: int) -> str:
 
 def plan_from_row(row: dict[str, Any]) -> TrialPlan:
     spec = row["spec"]
-    params = {k: v for k, v in spec.items()
-              if k not in ("optimizer", "trial", "space", "steps", "confirm_of", "round")}
+    params = {k: v for k, v in spec.items() if k not in NOT_HYPERPARAMETERS}
     params["batch_size"] = int(params["batch_size"])
     return TrialPlan(row["name"], int(spec["trial"]) - 1, params, int(row["total_steps"]),
                      int(row["replicates"]), CONFIRM_STREAM if spec.get("confirm_of") else SEARCH_STREAM,

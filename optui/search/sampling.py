@@ -68,17 +68,8 @@ def to_optuna(space: SearchSpace, params: dict[str, float]) -> dict[str, Any]:
 
 def from_optuna(space: SearchSpace, values: dict[str, Any]) -> dict[str, float]:
     """Optuna's values as a full trial's params: snapped, with the fixed and default values."""
-    out: dict[str, float] = {}
-    for name in space.params:
-        if name in space.intervals:
-            iv = space.intervals[name]
-            out[name] = iv.bucket_value(int(values[name])) if iv.buckets else iv.snap(float(values[name]))
-        elif name in space.fixed:
-            out[name] = space.fixed[name]
-        else:
-            out[name] = space.defaults[name]
-    out["batch_size"] = int(out["batch_size"])
-    return out
+    return space.trial_params({name: iv.bucket_value(int(values[name])) if iv.buckets else iv.snap(float(values[name]))
+                               for name, iv in space.intervals.items()})
 
 
 def round_seed(seed: int, round_index: int) -> int:

@@ -1,8 +1,9 @@
 """optui's use cases, one function each, for the CLI, the session and notebooks.
 
-Every front end goes through here: it parses its input, calls one of these, and renders the
-events and results. Training runs on the calling thread; `listener` receives the engine's and
-the search's events as they happen, and `cancel` (a threading.Event) stops a run after its
+The CLI, the session and notebooks start, resume, search and confirm runs through here: each
+parses its input, calls one of these, and renders the events and results. Training runs on the
+calling thread (or on Ray workers it drives); `listener` receives the run's events
+(optui.service.events, optui.search.events) as they happen, and `cancel` (a threading.Event) stops a run after its
 current chunk, keeping everything finished.
 
     study = service.load_study("presets/twnet.toml", ["replicates.count=2"])
@@ -18,19 +19,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..study import presets
-from ..errors import OptuiError, PresetError
+from ..errors import PresetError
 from ..study.presets import Study
 from ..search import rank_confirmations, rank_trials, search_space_of
 from ..study.search_space import SearchSpace
 from ..status import Status
 from ..store import Store
 from .execution import CompiledGroups
-from .searches import SearchRunner
+from .searches import SearchRunner, search_run_info
 from .studies import StudyRunner, build_workload, plan_units, resolve_strategy
 
 __all__ = ["BestConfig", "CompiledGroups", "SearchRunner", "StudyRunner", "best_config", "build_workload",
            "check_write_target", "confirm_search", "load_study", "plan_units", "resolve_strategy",
-           "run_search", "run_study", "search_spaces", "study_of_run", "write_best"]
+           "run_search", "run_study", "search_run_info", "search_spaces", "study_of_run", "write_best"]
 
 Listener = Callable[[Any], None]
 
@@ -79,9 +80,7 @@ def run_search(study: Study, store: Store, space: str, *, trials: int | None = N
     replicates when confirm=(K, R); returns the run id."""
     runner = runner or SearchRunner(study, space, store, listener, cancel)
     if resume:
-        info = store.run_info(store.resolve(resume))
-        if info["kind"] != "search":
-            raise OptuiError(f"run {resume} is a {info['kind']} run, not a search; resume it with its own command")
+        info = search_run_info(store, resume)
         if confirm and info["status"] == Status.DONE and not trials:
             return runner.confirm(resume, *confirm, workload=workload)
     return runner.run(trials=trials, resume=resume, confirm=confirm, workload=workload)
@@ -98,12 +97,14 @@ def confirm_search(study: Study, store: Store, run_id: str, top: int, replicates
 @dataclass(frozen=True)
 class BestConfig:
     """The config a search recommends: the confirmed best if there was a confirmation, else the
-    best trial. `note` says where it came from (written as a comment with it)."""
+    best trial. `score` is its objective as shown ("final_test_loss 0.58"); `note` says where it
+    came from (written as a comment with it)."""
 
     space: str
     optimizer: str
     params: dict[str, Any]
     source: str
+    score: str
     note: str
 
 
@@ -116,15 +117,16 @@ def best_config(store: Store, run_id: str, space: SearchSpace) -> BestConfig | N
     budget = meta.get("budget")
     if confirmed:
         top = confirmed[0]
-        return BestConfig(space.name, space.optimizer, top["params"], f"confirmed best: {top['confirm_of']}",
+        score = f"{space.objective} mean {top['objective']:.4g} over {top['replicates']} replicates"
+        return BestConfig(space.name, space.optimizer, top["params"], f"confirmed best: {top['confirm_of']}", score,
                           f"best of {len(ranked)} trials of search run {run_id} after confirmation: "
-                          f"{top['confirm_of']}, {space.objective} mean {top['objective']:.4g} over "
-                          f"{top['replicates']} replicates; budget {budget}")
+                          f"{top['confirm_of']}, {score}; budget {budget}")
     if ranked and ranked[0]["objective"] is not None:
         best = ranked[0]
-        return BestConfig(space.name, space.optimizer, best["params"], f"best trial: {best['name']}",
-                          f"best of {len(ranked)} trials of search run {run_id}: {best['name']}, "
-                          f"{space.objective} {best['objective']:.4g}; budget {budget}")
+        score = f"{space.objective} {best['objective']:.4g}"
+        return BestConfig(space.name, space.optimizer, best["params"], f"best trial: {best['name']}", score,
+                          f"best of {len(ranked)} trials of search run {run_id}: {best['name']}, {score}; "
+                          f"budget {budget}")
     return None
 
 

@@ -1,7 +1,7 @@
 """One progress model for every view of a run: a pure reducer from events to a progress state.
 
 The headless printers and the session all fold the same events through `reduce` and render the
-state they get; none keeps counts of its own. A unit's live histories are its chunks, assembled
+state they get; what they keep themselves is only how they draw it (bars, logged lines). A unit's live histories are its chunks, assembled
 by `UnitResult.from_chunks` like a stored unit's.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ..results import UnitResult
 from ..search import TrialScored, TrialsPlanned
 from ..status import FINISHED, Status
+from .events import ChunkDone, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 
 WAITING, COMPILING, NOT_RUN = "waiting", "compiling", "not run"  # shown states of no stored status
 
@@ -44,11 +44,6 @@ class UnitProgress:
     params: dict[str, float] = field(default_factory=dict)  # a trial's hyperparameters
     trial: int = 0
     objective: float | None = None
-
-    @property
-    def last_test(self) -> float | None:
-        """The mean test loss over healthy replicates at the last eval."""
-        return self.last_eval.get("test_loss")
 
     def last_value(self, metric: str) -> float | None:
         return self.last_eval.get(metric)
@@ -113,8 +108,11 @@ def reduce(state: RunProgress, event: Any, specs: dict[str, dict[str, Any]] | No
                           status=t["status"] if t["status"] in FINISHED else WAITING)
         return state
     if isinstance(event, UnitStarted):
+        # A resumed unit keeps the chunks already told (its stored history) up to where it resumes.
+        unit = state.units.get(event.unit)
+        kept = tuple(c for c in (unit.chunks if unit else ()) if c.step_end <= event.steps_done)
         return _unit(state, event.unit, total_steps=event.total_steps, replicates=event.replicates,
-                     steps_done=event.steps_done, status=COMPILING, chunks=())
+                     steps_done=event.steps_done, status=COMPILING, chunks=kept)
     if isinstance(event, ChunkDone):
         unit = state.units.get(event.unit)
         chunks = (unit.chunks if unit else ()) + (event,)

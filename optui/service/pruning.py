@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.core import chunk_bounds
+from ..engine import chunk_bounds
 from ..search import plan_from_row, score_unit
-from ..study.search_space import SearchSpace
 from ..status import Status
 from ..store import Store
+from ..study.search_space import SearchSpace
 from .execution import EarlyStop, UnitPlan
 
 

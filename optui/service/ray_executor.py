@@ -31,12 +31,10 @@ import ray
 import ray.exceptions
 import ray.util
 
-from ..engine.core import ChunkOutput
-from ..engine.events import ChunkDone
-from ..engine.executor import GroupOutcome, Unit, train_group
-from ..engine.failures import describe
+from ..engine import ChunkDone, ChunkOutput, GroupOutcome, Placement, Unit, describe, train_group
 from ..errors import OptuiError, StoreError, UsageError
 from ..status import Status
+from .execution import Recorder, RunContext
 
 # Times a group is started again after its worker died, before the group (or run) fails.
 RETRIES = 3
@@ -48,7 +46,6 @@ BACKLOG = 16
 class GroupJob:
     """Everything a worker needs to train one group: plain, picklable data."""
 
-    run_id: str
     preset_text: str
     preset_path: str | None
     overrides: tuple[str, ...]
@@ -110,8 +107,6 @@ class StreamSink:
 
 def train_streamed(job: GroupJob):
     """The Ray task: train the group and yield each message as it happens (a generator)."""
-    from ..engine.placement import Placement
-
     yield ("worker", socket.gethostname(), os.getpid())
     workload, compiled = _workload_for(job)
     placement = Placement.of("all")  # the devices Ray gave this worker
@@ -125,7 +120,7 @@ def train_streamed(job: GroupJob):
         try:
             outcome = train_group(runner, list(job.units), job.steps, job.eval_points, sink,
                                   checkpoint_seconds=job.checkpoint_seconds,
-                                  emit=lambda e: messages.put(("event", e)), run_id=job.run_id)
+                                  emit=lambda e: messages.put(("event", e)))
             messages.put(("outcome", outcome, runner.programs - before, placement.label))
         except BaseException as exc:  # handed to the generator, which raises it to the driver
             messages.put(("error", exc))
@@ -236,7 +231,9 @@ class _Attempt:
 
 
 class RayExecutor:
-    """Trains a RunDriver's groups as Ray tasks (RunDriver.executor)."""
+    """Trains a run's groups as Ray tasks (an execution.Executor), reporting to its recorder."""
+
+    pauses = False  # a group trains in one task, to its end: no rungs across workers yet
 
     def __init__(self, study: Any, strategy: Any, address: str | None = None, *, backlog: int | None = None,
                  retries: int | None = None):
@@ -266,20 +263,19 @@ class RayExecutor:
                                        "intra_op_parallelism_threads=1"]))
         return {"num_cpus": 1, "runtime_env": {"env_vars": {"XLA_FLAGS": flags}}}
 
-    def _submit(self, driver: Any, index: int, group: list, attempts: int, earlier: float = 0.0) -> _Attempt:
+    def _submit(self, recorder: Recorder, context: RunContext, index: int, group: list,
+                attempts: int, earlier: float = 0.0) -> _Attempt:
         from . import fingerprint
 
-        meta = driver.store.run_info(driver.run_id)["meta"]
         first = group[0]
         job = GroupJob(
-            run_id=driver.run_id, preset_text=self.study.text, preset_path=self.study.path,
+            preset_text=self.study.text, preset_path=self.study.path,
             overrides=tuple(self.study.overrides), cwd=os.getcwd(),
-            data_hash=((meta.get("fingerprint") or {}).get("data") or {}).get("hash")
-            or fingerprint.data_fingerprint(driver.workload)["hash"],
+            data_hash=context.data_hash or fingerprint.data_fingerprint(context.workload)["hash"],
             strategy=self.strategy, optimizer=first.optimizer, batch_size=first.batch_size, steps=first.steps,
-            eval_points=driver.eval_points, checkpoint_seconds=driver.checkpoint_seconds,
+            eval_points=context.eval_points, checkpoint_seconds=context.checkpoint_seconds,
             units=tuple(p.unit for p in group),
-            checkpoints=tuple(driver.store.checkpoint(driver.run_id, p.name) for p in group))
+            checkpoints=tuple(recorder.sink.checkpoint(p.name) for p in group))
         remote = _remote_train().options(
             num_returns="streaming", max_retries=0, _generator_backpressure_num_objects=self.backlog,
             **self._options())
@@ -293,18 +289,18 @@ class RayExecutor:
                 pass
 
     # -- the run -------------------------------------------------------------------------------
-    def train(self, driver: Any, groups: list[list], score: Callable, *, isolate_failures: bool,
-              on_finished: Callable) -> tuple[Status, str | None]:
-        """Train every group on the cluster; (run status, first error), like RunDriver.train."""
+    def train(self, groups: list[list], recorder: Recorder, context: RunContext, *,
+              isolate_failures: bool = False, early_stop: Any = None) -> tuple[Status, str | None]:
+        """Train every group on the cluster; (run status, first error), as LocalExecutor.train."""
         running: dict[Any, _Attempt] = {}
         for i, group in enumerate(groups):
-            a = self._submit(driver, i, group, 0)
+            a = self._submit(recorder, context, i, group, 0)
             running[a.task] = a
         errors: list[str] = []
         try:
             while running:
-                if driver.cancel.is_set():
-                    self._interrupt(driver, running, score, on_finished)
+                if context.cancel.is_set():
+                    self._interrupt(recorder, running)
                     return Status.INTERRUPTED, None
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
                 for task in ready:
@@ -318,7 +314,7 @@ class RayExecutor:
                         running.pop(task)
                         if _worker_lost(exc) and a.attempts < self.retries:
                             self.retried += 1
-                            b = self._submit(driver, a.index, a.group, a.attempts + 1,
+                            b = self._submit(recorder, context, a.index, a.group, a.attempts + 1,
                                              a.earlier + time.perf_counter() - a.started)
                             running[b.task] = b
                             continue
@@ -332,19 +328,19 @@ class RayExecutor:
                         if not isolate_failures:
                             raise cause from None
                         errors.append(describe(cause))
-                        driver.fail_group(a.group, describe(cause), on_finished)
+                        recorder.failed(a.group, describe(cause))
                         continue
-                    if self._handle(driver, a, message, score, on_finished):
+                    if self._handle(recorder, a, message):
                         running.pop(task)
         finally:
             self.cancel(running)
             if self.worker_devices:
-                driver.store.update_run_meta(driver.run_id, worker_devices=sorted(self.worker_devices))
+                recorder.note(worker_devices=sorted(self.worker_devices))
         if errors:
             return Status.FAILED, f"{len(errors)} group(s) of trials failed: {errors[0]}"
         return Status.DONE, None
 
-    def _handle(self, driver: Any, a: _Attempt, message: tuple, score: Callable, on_finished: Callable) -> bool:
+    def _handle(self, recorder: Recorder, a: _Attempt, message: tuple) -> bool:
         """Apply one streamed message; True when the group is done."""
         kind = message[0]
         if kind == "worker":
@@ -352,38 +348,37 @@ class RayExecutor:
             self.workers.append(a.worker)
             self.worker_of.update({p.name: a.worker for p in a.group})
         elif kind == "restart":
-            driver.sink.restart(message[1], message[2])
+            recorder.sink.restart(message[1], message[2])
         elif kind == "chunk":
             _, unit, out, state = message
             chunk = a.pending.setdefault(out.chunk_index, {})
             chunk[unit] = (out, state)
             if len(chunk) == len(a.group):  # every unit has it: write them, then their events
                 for name, (o, s) in chunk.items():
-                    driver.sink.chunk(name, o, s)
+                    recorder.sink.chunk(name, o, s)
                 del a.pending[out.chunk_index]
                 held, a.held = a.held, []
                 for event in held:
-                    driver.emit(event)
+                    recorder.emit(event)
         elif kind == "event":
             if isinstance(message[1], ChunkDone) and a.pending:
                 a.held.append(message[1])
             else:
-                driver.emit(message[1])
+                recorder.emit(message[1])
         elif kind == "outcome":
             _, outcome, programs, devices = message
             self.worker_devices.add(f"{a.worker[0] if a.worker else '?'}: {devices}")
-            driver.count_programs(a.group[0], Counter(programs))
+            recorder.programs_used(a.group[0], Counter(programs))
             # A unit's wall time counts every attempt: the lost ones too, not only the last.
-            driver.finish_group(a.group, replace(outcome, seconds=outcome.seconds + a.earlier), score, on_finished)
+            recorder.trained(a.group, replace(outcome, seconds=outcome.seconds + a.earlier))
             return True
         return False
 
-    def _interrupt(self, driver: Any, running: dict[Any, _Attempt], score: Callable,
-                   on_finished: Callable) -> None:
+    def _interrupt(self, recorder: Recorder, running: dict[Any, _Attempt]) -> None:
         """Cancel every task; their units end interrupted, keeping what was written."""
         self.cancel(running)
         for a in running.values():
             outcome = GroupOutcome(False, a.earlier + time.perf_counter() - a.started,
                                    {p.name: np.full(p.replicates, -1) for p in a.group})
-            driver.finish_group(a.group, outcome, score, on_finished)
+            recorder.trained(a.group, outcome)
         running.clear()

@@ -11,23 +11,21 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import fingerprint
 from .. import workloads
-from ..engine import device
-from ..engine.core import member_keys
-from ..engine.events import RunStarted, UnitFinished, UnitStarted
-from ..engine.executor import Unit
+from ..engine import Unit, device, member_keys
 from ..errors import OptuiError, PresetError
-from ..study.presets import Study
 from ..search import (CONFIRM_STREAM, TrialPlan, TrialScored, TrialsPlanned, confirm_name, plan_from_row,
                       rank_trials, score_unit, search_space_of, trial_name)
-from ..study.search_space import SAMPLERS, SearchSpace, fair_budget
+from ..search.sampling import ask_round, check_packages
 from ..status import FINISHED, Status
 from ..store import Store
+from ..study.presets import Study
+from ..study.search_space import SAMPLERS, SearchSpace, fair_budget
+from . import fingerprint
+from .events import RunStarted, UnitFinished, UnitStarted
 from .execution import CompiledGroups, EarlyStop, Listener, RunDriver, UnitPlan
 from .pruning import RungPruner, intermediate
 from .remote import check_pruner_on_ray, executor_for, record_devices
-from ..search.sampling import ask_round, check_packages
 from .studies import build_workload, engine_placement, resolve_strategy
 
 
@@ -76,9 +74,11 @@ class SearchRunner:
             count = max(int(info["meta"].get("trials", space.trials)), trials or 0)
             confirm = confirm or (tuple(info["meta"]["confirm"]) if info["meta"].get("confirm") else None)
             prior_wall = info["wall_time_s"]
+            self._plan_memory(budget, count)
             self.store.claim_run(run_id)
         else:
             count = trials or space.trials
+            self._plan_memory(budget, count)  # refused here, before the run exists
             meta = {**device.describe(), "device": self.device_label, "versions": device.versions(),
                     "strategy": self.strategy.label,
                     "space": space.as_dict(), "space_name": space.name, "seed": space.seed,
@@ -150,6 +150,42 @@ class SearchRunner:
         return run_id
 
     # -- internals -----------------------------------------------------------------------------
+    def _plan_memory(self, budget: Any, count: int) -> None:
+        """Plan a search's memory as a study's: trials sharing a batch size train as one group, so
+        a group's members are its trials times their replicates. The widest group, the largest
+        batch and the longest trials are checked (refused with the numbers, or trained in smaller
+        vmapped calls: self.strategy)."""
+        from types import SimpleNamespace
+
+        from ..engine import memory
+        from .studies import metric_count
+
+        space = self.space
+        # A learning sampler trains a round at a time; its draws are not known yet, so a random
+        # draw of the same space stands in for them.
+        drawn = count if not space.learns else min(count, self._round_width())
+        groups: dict[int, list[dict[str, float]]] = {}
+        for i in range(drawn):
+            params = space.sample(i)
+            groups.setdefault(int(params["batch_size"]), []).append(params)
+        if not groups:
+            return
+        n_train = self.workload.n_train
+        widest = max(groups, key=lambda b: len(groups[b]))
+        largest = max(groups)
+        longest = max(groups, key=lambda b: budget.steps(b, n_train))
+        units = []
+        for b in dict.fromkeys((widest, largest, longest)):
+            trials = groups[b]
+            hparams = {n: trials[0][n] for n in space.params if n != "batch_size"}
+            units.append(SimpleNamespace(
+                name=space.name, optimizer=space.optimizer, hyperparams=hparams, batch_size=b,
+                steps=budget.steps(b, n_train), replicates=len(trials) * space.replicates,
+                label=f"search {space.name} ({len(trials):,} trials x {space.replicates:,} replicates "
+                      f"at batch size {b:,}, trained together)"))
+        self.strategy = memory.fit(self.strategy, self.workload, units, self.study.eval_points,
+                                   self.study.path or "preset", metrics=metric_count(self.study))
+
     def _add_trial(self, run_id: str, budget: Any, index: int, params: dict[str, float],
                    round_index: int | None = None) -> None:
         plan = TrialPlan(trial_name(self.space.name, index), index, params,
@@ -215,9 +251,7 @@ class SearchRunner:
 
     def _reopen(self, run_id: str) -> str:
         run_id = self.store.resolve(run_id)
-        info = self.store.run_info(run_id)
-        if info["kind"] != "search":
-            raise OptuiError(f"run {run_id} is a {info['kind']} run, not a search")
+        info = search_run_info(self.store, run_id)
         stored = info["meta"].get("space_name")
         if stored != self.space.name:
             raise OptuiError(f"run {run_id} searched space {stored!r}, not {self.space.name!r}; "
@@ -268,7 +302,7 @@ class SearchRunner:
         for r in rows if announce else ():  # finished earlier: shown as done straight away
             if r["status"] in FINISHED:
                 p = plans[r["name"]]
-                self.listener(UnitStarted(run_id, p.name, p.steps, p.replicates, steps_done=p.steps))
+                self.listener(UnitStarted(p.name, p.steps, p.replicates, steps_done=p.steps, run_id=run_id))
                 self.listener(UnitFinished(run_id, p.name, r["status"], int(r["extra"].get("diverged", 0)),
                                            r["wall_time_s"]))
                 self.listener(TrialScored(run_id, p.name, p.params, r["status"], r["extra"].get("objective"),
@@ -276,7 +310,7 @@ class SearchRunner:
         group_of = {p.name: len(g) for g in groups for p in g}
 
         def score(name: str) -> tuple[Status, dict[str, Any]]:
-            row = next(r for r in self.store.unit_rows(run_id) if r["name"] == name)
+            row = self.store.unit_row(run_id, name)
             status, extra = score_unit(self.store.load_unit(run_id, row), self.space)
             extra["group"] = {"batch_size": plans[name].batch_size, "trials": group_of[name]}
             extra["steps_trained"] = plans[name].steps
@@ -291,7 +325,8 @@ class SearchRunner:
                             early_stop=None if confirm_units else early_stop)
 
     def _group(self, todo: list[TrialPlan]) -> list[list[TrialPlan]]:
-        """Units sharing batch size, steps, replicate count and checkpoint chunk train together."""
+        """Units sharing batch size, steps and checkpoint chunk train together (one optimiser per
+        space; a group's units may hold different replicate counts)."""
         groups: dict[tuple, list[TrialPlan]] = {}
         for p in todo:
             ckpt = self.store.checkpoint(self.run_id, p.name)
@@ -299,6 +334,14 @@ class SearchRunner:
         # Resumed groups first, then by batch size: small batches are quick, so results show early.
         order = sorted(groups, key=lambda k: (k[2] is None, k[0], k[1]))
         return [groups[k] for k in order]
+
+
+def search_run_info(store: Store, run_id: str) -> dict[str, Any]:
+    """Search run `run_id`'s record (Store.run_info); any other kind of run is refused."""
+    info = store.run_info(store.resolve(run_id))
+    if info["kind"] != "search":
+        raise OptuiError(f"run {info['id']} is a {info['kind']} run, not a search; resume it with its own command")
+    return info
 
 
 def sampler_overrides(preset: str, space: str | None, sampler: str | None) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.core import ChunkOutput
+from ..engine import ChunkOutput
 from ..store import Store
 
 

@@ -6,18 +6,15 @@ import dataclasses
 import threading
 from typing import Any
 
-from . import fingerprint
-from ..engine import device, memory
-from ..engine.core import member_keys
-from ..engine.events import RunStarted, UnitFinished, UnitStarted
-from ..engine.executor import Unit
-from ..engine.placement import DeviceSettingError, Placement
+from .. import engine, workloads
+from ..engine import DeviceSettingError, Placement, Unit, device, member_keys
 from ..errors import OptuiError, PresetError
-from ..study.presets import Study
 from ..status import Status
 from ..store import Store
-from .. import workloads
+from ..study.presets import Study
 from ..workloads.base import Strategy, Workload
+from . import fingerprint
+from .events import RunStarted, UnitFinished, UnitStarted
 from .execution import CompiledGroups, Listener, RunDriver, UnitPlan
 from .remote import executor_for, record_devices
 
@@ -50,6 +47,18 @@ def config_plan(study: Study, name: str, steps: int, replicates: int) -> UnitPla
     cfg = study.configs[name]
     unit = Unit(name, member_keys(study.replicates_seed, replicates), dict(cfg.hyperparams))
     return UnitPlan(unit, cfg.optimizer, cfg.batch_size, steps)
+
+
+def metric_count(study: Study) -> int | None:
+    """How many eval metrics the study's workload declares (None: not known)."""
+    return len(study.spec.metrics) if study.spec is not None else None
+
+
+def fit_memory(strategy: Strategy, workload: Workload, units: list[UnitPlan], study: Study) -> Strategy:
+    """The strategy the study's units fit in memory with (engine.fit), or a PresetError
+    (engine.DoesNotFit) that says which config needs how much and how to make it fit."""
+    return engine.fit(strategy, workload, units, study.eval_points, study.path or "preset",
+                      metrics=metric_count(study))
 
 
 def plan_units(study: Study, workload: Workload, configs: list[str] | None = None,
@@ -95,11 +104,11 @@ class StudyRunner:
         dev = {**device.describe(), "device": executor.label if executor else placement.label}
         if resume:
             run_id, units, prior_wall = self._reopen(resume, workload, configs, replicates)
-            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset")
+            strategy = fit_memory(strategy, workload, units, study)
             self.store.claim_run(run_id)
         else:
             units = plan_units(study, workload, configs, replicates)
-            strategy = memory.fit(strategy, workload, units, study.eval_points, study.path or "preset")
+            strategy = fit_memory(strategy, workload, units, study)
             meta = {**dev, "versions": device.versions(), "strategy": strategy.label,
                     "budget": study.budget.describe(), "eval_points": study.eval_points,
                     "seed": study.replicates_seed, "data": workload.info, "overrides": study.overrides,
@@ -124,7 +133,7 @@ class StudyRunner:
             done = {r["name"] for r in self.store.unit_rows(run_id) if r["status"] == Status.DONE}
             for u in units:  # finished before: shown as done straight away
                 if u.name in done:
-                    self.listener(UnitStarted(run_id, u.name, u.steps, u.unit.replicates, steps_done=u.steps))
+                    self.listener(UnitStarted(u.name, u.steps, u.unit.replicates, steps_done=u.steps, run_id=run_id))
                     self.listener(UnitFinished(run_id, u.name, Status.DONE, -1, 0.0))
             return driver.train([[u] for u in units if u.name not in done])
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..errors import OptuiError
 from . import ACTIVE, Store
 
-# Children first: the schema's ON DELETE CASCADE needs a pragma this store does not set.
+# Children first, each table said: the schema's ON DELETE CASCADE also needs PRAGMA foreign_keys on
+# the connection (Store.open sets it), and deleting explicitly does not rely on it.
 _TABLES = ("checkpoints", "chunks", "units")
 
 

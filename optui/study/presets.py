@@ -24,7 +24,6 @@ from ..schema import Field, check_name, check_section, check_strings, check_valu
 MAX_PRESET_BYTES = 1_000_000
 PIPE_WAIT_SECONDS = 10.0  # how long a preset given as a pipe may keep optui waiting for data
 # The data sources that read data.path, per workload: anywhere else a path would be ignored.
-PATH_SOURCES = {"twnet": ("json",), "mnist": ("idx",)}
 # What a [[compare]] entry may draw besides the workload's declared metrics.
 COMPARE_EXTRA = ("minibatch_loss", "train_test")
 
@@ -132,13 +131,8 @@ class Study:
 
 def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs") -> Config:
     key = f"{prefix}.{name}"
-    if not isinstance(raw, dict):
-        raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
-    opt = raw.get("optimizer")
-    if opt is None:
-        raise PresetError(f"{where(file, key + '.optimizer')} is required: a name from `optui optimizers` "
-                          f"(e.g. \"adam\"), an installed plug-in or \"module:factory\"")
-    spec = optimizers.resolve(opt, file, key + ".optimizer")
+    spec = optimizers.resolve_table(raw, file, key)
+    opt = raw["optimizer"]
     settings = optimizers.config_fields(spec)
     fields = {"optimizer": Field("str"), "batch_size": Field("int", low=1, high=10**9), **settings}
     unknown = sorted(set(raw) - set(fields))
@@ -150,18 +144,24 @@ def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs")
     return Config(name, spec.name, int(values["batch_size"]), hyper)
 
 
-def compare_metrics(spec: Any) -> tuple[str, ...]:
-    """What a [[compare]] entry may draw for a workload: the minibatch loss, its declared metrics
-    and train_test (its train and test losses together) when it declares both."""
-    from ..results.metrics import train_test_pair
+def compare_metrics(metrics: Any) -> tuple[str, ...]:
+    """What a [[compare]] entry may draw: the minibatch loss, each metric and train_test (the
+    train/test pair together) when there is one. metrics: a RunMetrics, a WorkloadSpec, or None
+    (a preset read without its workload: train and test losses inferred)."""
+    from ..results.metrics import RunMetrics
 
-    if spec is None:
-        return ("minibatch_loss", "train_loss", "test_loss", "train_test")
-    pair = ("train_test",) if train_test_pair(spec.metrics) else ()
-    return ("minibatch_loss", *spec.metric_names, *pair)
+    if not isinstance(metrics, RunMetrics):
+        metrics = RunMetrics.of_spec(metrics) if metrics is not None else RunMetrics.of_preset(None)
+    return metrics.plottable()
 
 
-def _parse_compare(raw: Any, configs: dict[str, Config], file: str | None, spec: Any = None) -> list[Compare]:
+def parse_compare(raw: Any, configs: dict[str, Any], file: str | None, metrics: Any = None) -> list[Compare]:
+    """[[compare]] entries checked against the configs and what the run's metrics can draw
+    (metrics: a RunMetrics or a WorkloadSpec; see compare_metrics)."""
+    return _parse_compare(raw, configs, file, metrics)
+
+
+def _parse_compare(raw: Any, configs: dict[str, Any], file: str | None, spec: Any = None) -> list[Compare]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -235,7 +235,7 @@ def study_from_dict(raw: dict[str, Any], file: str | None = None, text: str = ""
     description = check_value(raw.get("description", ""), Field("str"), file, "description")
     reps = check_section(raw.get("replicates"), REPLICATE_FIELDS, file, "replicates")
     settings = workloads.validate_settings(resolved.spec, raw, file, reps["seed"])
-    _refuse_unused_path(workload, raw, settings.data, file)
+    _refuse_unread_settings(resolved.spec, raw, settings, file)
     budget = parse_budget(raw.get("budget"), file)
     raw_engine = raw.get("engine")
     devices = "all"
@@ -282,15 +282,21 @@ def _refuse_colliding_names(names: list[str], file: str | None, section: str, fi
         seen[key] = name
 
 
-def _refuse_unused_path(workload: str, raw: dict[str, Any], data_settings: Any, file: str | None) -> None:
-    """A data.path that the chosen data source would not read is a mistake, not a no-op."""
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    readers = PATH_SOURCES.get(workload)
-    source = data_settings.get("source")
-    if readers is not None and data.get("path") and source not in readers:
-        raise PresetError(f"{where(file, 'data.path')} is read only when data.source is "
-                          f"{' or '.join(repr(r) for r in readers)}; data.source is {source!r}, which would "
-                          f"ignore it (remove data.path, or set data.source)")
+def _refuse_unread_settings(spec: Any, raw: dict[str, Any], settings: Any, file: str | None) -> None:
+    """A setting the workload would not read with the others given (its Setting.read_when: a
+    data.path with a data.source that reads no file) is a mistake, not a no-op."""
+    for section, declared in spec.settings.items():
+        given = raw.get(section) if isinstance(raw.get(section), dict) else {}
+        values = getattr(settings, section)
+        for name, setting in declared.items():
+            if setting.read_when is None or not given.get(name):
+                continue
+            other, readers = setting.read_when
+            if values.get(other) not in readers:
+                raise PresetError(f"{where(file, f'{section}.{name}')} is read only when {section}.{other} is "
+                                  f"{' or '.join(repr(r) for r in readers)}; {section}.{other} is "
+                                  f"{values.get(other)!r}, which would ignore it (remove {section}.{name}, or "
+                                  f"set {section}.{other})")
 
 
 def parse_toml(text: str, file: str | None) -> dict[str, Any]:
@@ -355,15 +361,27 @@ def _read_stream(p: Path, limit: int) -> bytes:
         os.close(fd)
 
 
+# A --set key longer than this is no preset's key: refused without echoing it whole.
+MAX_KEY_CHARS = 200
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """text, or its start and its length when longer than limit: a message never echoes a huge input."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """KEY=VALUE -> (dotted key parts, value). VALUE is read as TOML, else as a bare string."""
     if "=" not in item:
-        raise PresetError(f"--set {item!r}: expected KEY=VALUE, for example replicates.count=5")
+        raise PresetError(f"--set {clip(item)!r}: expected KEY=VALUE, for example replicates.count=5")
     key, value_text = item.split("=", 1)
     key = key.strip()
+    if len(key) > MAX_KEY_CHARS:
+        raise PresetError(f"--set {clip(key)!r}: the key is {len(key):,} characters long; a key is the dotted "
+                          f"name of a preset setting (at most {MAX_KEY_CHARS} characters), for example data.path")
     parts = key.split(".")
     if not key or any(not p for p in parts):
-        raise PresetError(f"--set {item!r}: the key must be dotted names, for example data.path")
+        raise PresetError(f"--set {clip(item)!r}: the key must be dotted names, for example data.path")
     try:
         value = tomllib.loads(f"v = {value_text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -380,7 +398,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         for p in parts[:-1]:
             nxt = node.setdefault(p, {})
             if not isinstance(nxt, dict):
-                raise PresetError(f"--set {item!r}: {p} is not a table")
+                raise PresetError(f"--set {clip(item)!r}: {p} is not a table")
             node = nxt
         node[parts[-1]] = value
     return raw
@@ -409,7 +427,7 @@ def _blame_overrides(exc: PresetError, raw: dict[str, Any], file: str | None, te
         return  # the file has an error of its own; the message names the file already
     msg = str(exc)
     named = [o for o in overrides if o.split("=", 1)[0].strip() in msg] or overrides
-    raise PresetError(f"{msg} (from --set {', --set '.join(named)})") from None
+    raise PresetError(f"{msg} (from --set {', --set '.join(clip(o) for o in named)})") from None
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Study:

@@ -157,7 +157,7 @@ class SearchSpace:
     fixed: dict[str, float]  # fixed values given in the space (batch_size included when fixed)
     defaults: dict[str, float] = field(default_factory=dict)  # optimiser defaults for the rest
     file: str | None = None
-    metric: str = "test_loss"  # the eval metric the objective reads
+    metric: str = ""  # the eval metric the objective reads
     goal: str = "min"  # "min" or "max": the metric's declared direction
     sampler: str = "random"  # random | qmc | tpe | cmaes (see optui.search.sampling)
     pruner: str = "none"  # none | asha | median (see optui.service.pruning)
@@ -187,18 +187,18 @@ class SearchSpace:
         names = ["batch_size", *optimizers.hyperparam_names(self.optimizer)]
         return [n for n in names if n in self.intervals or n in self.fixed or n in self.defaults]
 
-    def sample(self, index: int) -> dict[str, float]:
-        """Trial `index`'s hyperparameters (0-based): a function of (seed, index, name) only."""
-        out: dict[str, float] = {}
-        for name in self.params:
-            if name in self.intervals:
-                out[name] = self.intervals[name].value(_uniform(self.seed, index, name))
-            elif name in self.fixed:
-                out[name] = self.fixed[name]
-            else:
-                out[name] = self.defaults[name]
+    def trial_params(self, drawn: dict[str, float]) -> dict[str, float]:
+        """A trial's hyperparameters from the values drawn for the space's intervals; the fixed
+        and default values fill in the rest (batch_size an int)."""
+        out = {name: drawn[name] if name in self.intervals else self.fixed[name] if name in self.fixed
+               else self.defaults[name] for name in self.params}
         out["batch_size"] = int(out["batch_size"])
         return out
+
+    def sample(self, index: int) -> dict[str, float]:
+        """Trial `index`'s hyperparameters (0-based): a function of (seed, index, name) only."""
+        return self.trial_params({name: iv.value(_uniform(self.seed, index, name))
+                                  for name, iv in self.intervals.items()})
 
     def sample_many(self, count: int, start: int = 0) -> list[dict[str, float]]:
         return [self.sample(i) for i in range(start, start + count)]
@@ -288,12 +288,11 @@ def fair_budget(space: SearchSpace, study_budget: Budget) -> tuple[Budget, str]:
 def objectives(spec: Any) -> dict[str, tuple[str, str]]:
     """The objectives a workload allows: name -> (metric, goal). final_<m> and mean_last_<m> for
     each declared metric m, and mean_last for the workload's default objective."""
-    if spec is None:
-        metrics = [("train_loss", "min"), ("test_loss", "min")]
-        default = "test_loss"
-    else:
-        metrics = [(m.name, m.goal) for m in spec.metrics]
-        default = spec.objective
+    from ..results.metrics import RunMetrics
+
+    declared = RunMetrics.of_spec(spec) if spec is not None else RunMetrics.of_preset(None)
+    metrics = [(m.name, m.goal) for m in declared]
+    default = declared.objective_name
     out = {f"final_{name}": (name, goal) for name, goal in metrics}
     goals = dict(metrics)
     out["mean_last"] = (default, goals[default])
@@ -319,13 +318,8 @@ def parse_search_section(raw: Any, file: str | None, spec: Any = None) -> dict[s
 def parse_space(name: str, raw: Any, file: str | None, workload: Any = None) -> SearchSpace:
     """One [search.NAME] table; workload (a WorkloadSpec) declares the metrics it may optimise."""
     key = f"search.{name}"
-    if not isinstance(raw, dict):
-        raise PresetError(f"{where(file, key)} must be a table, got {raw!r}")
-    opt = raw.get("optimizer")
-    if opt is None:
-        raise PresetError(f"{where(file, key + '.optimizer')} is required: a name from `optui optimizers`, "
-                          f"an installed plug-in or \"module:factory\"")
-    spec = optimizers.resolve(opt, file, key + ".optimizer")
+    spec = optimizers.resolve_table(raw, file, key)
+    opt = raw["optimizer"]
     hyper_fields = optimizers.config_fields(spec)
     for k in raw:
         if k not in SPACE_KEYS and k != "batch_size" and k not in hyper_fields:
@@ -333,7 +327,7 @@ def parse_space(name: str, raw: Any, file: str | None, workload: Any = None) -> 
                 f"{where(file, f'{key}.{k}')}: unknown key; {opt} has the hyperparameters "
                 f"batch_size, {', '.join(hyper_fields)}; a space also takes {', '.join(SPACE_KEYS)}")
     allowed = objectives(workload)
-    default_objective = f"final_{workload.objective}" if workload is not None else "final_test_loss"
+    default_objective = next(k for k, v in allowed.items() if k.startswith("final_") and v == allowed["mean_last"])
     fields = {**SPACE_FIELDS, "objective": Field("str", default_objective, choices=tuple(allowed))}
     settings = {}
     for k, f in fields.items():

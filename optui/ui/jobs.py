@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 from ..study import presets
 from ..errors import OptuiError
 from ..results import RunResult
+from ..search.plans import NOT_HYPERPARAMETERS
 from .messages import EngineEvent, JobFailed, RunDone
 from .presetdoc import workload_fields
 
@@ -126,16 +127,14 @@ def describe_best(root: Path, run_id: str, study: presets.Study | None) -> str:
         best = service.best_config(store, run_id, space)
         if best is None:
             return "best: no trial finished without diverging yet"
-        score = best.note.split(": ", 1)[-1].split(", ", 1)[-1].split(";")[0]  # "final_test_loss 0.58"
-        return f"{best.source}: {_params(best.params)} · {score}"
+        return f"{best.source}: {_params(best.params)} · {best.score}"
     finally:
         store.close()
 
 
 def _params(params: dict[str, Any]) -> str:
-    skip = ("optimizer", "trial", "space", "steps", "confirm_of")
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in params.items() if k not in skip)
+                    for k, v in params.items() if k not in NOT_HYPERPARAMETERS)
 
 
 def write_best_in_thread(root: Path, run_id: str, study: presets.Study, preset: Path) -> str:
@@ -174,8 +173,9 @@ def export_folder(root: Path, study: str, run_ids: list[str]) -> Path:
 
 
 def export_shown(run: RunResult, names: list[str], metric: str, metric_label: str, band: str,
-                 formats: list[str], out_dir: Path) -> list[Path]:
-    """The PNG of exactly what Compare shows, plus export_run's pickle/CSV of those units."""
+                 formats: list[str], out_dir: Path, title: str = "") -> list[Path]:
+    """The PNG of exactly what Compare shows, plus export_run's pickle/CSV of those units.
+    title: the preset's [[compare]] view's title when Compare shows that view."""
     from ..export import FigureStyle, export_run, slug
     from ..export.atomic import ensure_writable_dir
     from ..export.figures import compare_figure, save_figure
@@ -184,7 +184,7 @@ def export_shown(run: RunResult, names: list[str], metric: str, metric_label: st
     style = FigureStyle(band=band)
     out = ensure_writable_dir(out_dir)
     if "png" in formats:
-        compare = presets.Compare(f"{run.study}: {metric_label}", tuple(names), metric)
+        compare = presets.Compare(title or f"{run.study}: {metric_label}", tuple(names), metric)
         fig = compare_figure(run, compare, style)
         written.append(save_figure(fig, out / f"compare-{slug('-'.join(names))}-{metric}-{band}.png"))
     rest = [f for f in formats if f != "png"]

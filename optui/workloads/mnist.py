@@ -20,7 +20,7 @@ DATA_SETTINGS = {
     "name": Setting("str", "mnist", choices=("mnist",), help="TFDS dataset name"),
     "data_dir": Setting("path", "", help="TFDS data folder; empty = TFDS_DATA_DIR or ~/tensorflow_datasets"),
     "download": Setting("bool", True, help="tfds: download and prepare when not prepared"),
-    "path": Setting("path", "", help="idx: folder of MNIST IDX files (.gz or not)"),
+    "path": Setting("path", "", help="idx: folder of MNIST IDX files (.gz or not)", read_when=("source", ("idx",))),
     "train_split": Setting("int", 0, low=0, high=10_000_000,
                            help="idx, t10k pair only: train on its first N images"),
     "test_split": Setting("int", 0, low=0, high=10_000_000,

@@ -23,7 +23,8 @@ SETTINGS = {
     "data": {
         "source": Setting("str", "synthetic", choices=("synthetic", "json"),
                           help="synthetic: a generated follower network; json: the report's file"),
-        "path": Setting("path", "", help="json: the report's {\"dataset\": [...]} file"),
+        "path": Setting("path", "", help="json: the report's {\"dataset\": [...]} file",
+                        read_when=("source", ("json",))),
         "seed": Setting("int", 0, low=0, high=2**31 - 1, help="data seed (network and train/test split)"),
         "train_fraction": Setting("float", 0.75, low=0.0, high=1.0, low_open=True, high_open=True,
                                   help="share of user pairs used for training"),

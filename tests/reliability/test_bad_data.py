@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from optui.cli import app
 from optui.store import Store
 
-from checks import dump, one_error
-from conftest import ROOT, Cli, cli_env, tiny_preset_text
+from support.checks import dump, one_error
+from support.common import ROOT, Cli, cli_env, tiny_preset_text
 
 N_USERS = 12
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049

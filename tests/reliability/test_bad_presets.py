@@ -19,8 +19,8 @@ from optui.study import presets
 from optui.cli import app
 from optui.store import Store
 
-from checks import one_error
-from conftest import tiny_preset_text
+from support.checks import one_error
+from support.common import tiny_preset_text
 
 BASE = tiny_preset_text()  # sgd and adam configs, [[compare]] sgd vs adam
 ALL_OPTIMIZERS = list(optimizers.OPTIMIZERS)

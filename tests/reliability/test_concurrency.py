@@ -17,7 +17,7 @@ import pytest
 
 from optui.store import DB_NAME, Store
 
-from conftest import SLOW_CHUNKS, Cli, wait_for_chunks
+from support.common import SLOW_CHUNKS, Cli, wait_for_chunks
 
 PRESET = dict(iterations=40, points=10, replicates=2)  # 10 chunks of 4 steps per config
 CHUNKS = list(range(-1, 10))

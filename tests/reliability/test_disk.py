@@ -7,44 +7,22 @@ reason, the store stays sound, and --resume finishes it.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import signal
 import sqlite3
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from optui.store import Store
-from tests.conftest import optui_command
+from support.disk import read_only
+from support.common import optui_command
 
 def run_cli(args, cwd: Path, env: dict, preexec=None, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(optui_command() + [str(a) for a in args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout, preexec_fn=preexec)
-
-
-@contextmanager
-def read_only(folder: Path):
-    """folder, read-only. Root ignores permission bits, so as root it is bind-mounted read-only."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"as root, a read-only folder needs a read-only bind mount: {mounted.stderr.decode().strip()}")
-    try:
-        with pytest.raises(OSError):  # the mount really is read-only
-            (folder / "probe").write_text("x")
-        yield
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def training_started(result: subprocess.CompletedProcess) -> bool:

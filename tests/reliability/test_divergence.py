@@ -20,7 +20,7 @@ from optui.service import StudyRunner, build_workload
 from optui.export import export_run
 from optui.export.tables import summary
 from optui.store import Store
-from tests.conftest import tiny_preset_text
+from support.common import tiny_preset_text
 
 REPLICATES = 6
 

@@ -22,7 +22,7 @@ import pytest
 
 from optui.store import DB_NAME, Store
 
-from conftest import SLOW_CHUNKS, Cli, chunk_counts, cli_env, tiny_preset_text, wait_for_chunks
+from support.common import SLOW_CHUNKS, Cli, chunk_counts, cli_env, tiny_preset_text, wait_for_chunks
 
 SEARCH = """
 [search.adam]

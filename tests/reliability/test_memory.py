@@ -16,7 +16,7 @@ import numpy as np
 from optui.study import presets
 from optui.service import StudyRunner
 from optui.store import Store
-from tests.conftest import tiny_preset_text
+from support.common import tiny_preset_text
 
 # Runs `optui ...` with the device "running out of memory" on the first chunk of the adam config,
 # the way XLA reports it; everything before that trains for real.

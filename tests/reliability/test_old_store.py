@@ -21,8 +21,8 @@ from optui.errors import StoreError
 from optui.results import RunResult
 from optui.store import DB_NAME, SCHEMA_VERSION, Store
 
-from checks import dump
-from conftest import cli_env
+from support.checks import dump
+from support.common import cli_env
 
 
 def _write_unit(s: Store, run_id: str, unit: str, chunks: int, reps: int = 2, steps: int = 3) -> None:

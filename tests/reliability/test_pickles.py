@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from optui.cli import app
 from optui.store import Store
 
-from checks import dump
+from support.checks import dump
 
 
 class Shell:

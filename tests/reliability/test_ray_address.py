@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from optui.cli import app
 from optui.store import Store
 
-from checks import one_error
+from support.checks import one_error
 from tests.conftest import tiny_preset_text
 
 ray = pytest.importorskip("ray")

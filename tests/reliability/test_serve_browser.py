@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from test_serve import served  # noqa: F401  (the fixture)
-
 aiohttp = pytest.importorskip("aiohttp")
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -26,7 +26,7 @@ import pytest
 
 from optui.store import DB_NAME, Store
 
-from conftest import Cli, chunk_counts, wait_for_chunks
+from support.common import Cli, chunk_counts, wait_for_chunks
 
 PRESET = dict(iterations=40, points=8, replicates=2)  # 8 chunks of 5 steps per config
 CHUNKS = list(range(-1, 8))

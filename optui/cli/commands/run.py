@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             return
         from rich.console import Console
 
-        from ..headless import run_study
+        from ..headless.study import run_study
 
         with user_errors():
             code = run_study(str(preset), set_, resume, store, exports, config or None, replicates,
