@@ -40,10 +40,17 @@ __all__ = ["FRAME_COLUMNS", "Run", "RunStore", "open_store", "run_study"]
 
 
 def open_store(path: str | Path = "runs") -> "RunStore":
-    """The run store in folder path (the CLI's --store; created if missing)."""
-    from .store import Store
+    """The run store in folder path (the CLI's --store; created if missing). A store this
+    process cannot write (a read-only folder or file) is opened for reading, as `optui runs` does."""
+    import os
 
-    return RunStore(Store.open(path))
+    from .store import DB_NAME, Store
+
+    root = Path(path)
+    db = root / DB_NAME
+    if db.is_file() and not (os.access(root, os.W_OK) and os.access(db, os.W_OK)):
+        return RunStore(Store.open(root, create=False))
+    return RunStore(Store.open(root))
 
 
 class RunStore:
@@ -117,6 +124,9 @@ class Run:
 
     def unit(self, config: str) -> UnitResult:
         units = self.result.units
+        if config not in units and self.status == "running":  # added since it was read: read again
+            self._result = None
+            units = self.result.units
         if config not in units:
             raise KeyError(f"run {self.id} has no config {config!r}; it has: {', '.join(units)}")
         return units[config]
@@ -150,10 +160,16 @@ class Run:
         unit = self.unit(config)
         metric = metric or self.objective
         values = unit.minibatch_loss if metric == "minibatch_loss" else unit.eval.get(metric)
+        if not unit.eval and unit.minibatch_loss.shape[-1] == 0 and metric in self._declared():
+            return np.empty((unit.replicates, 0))  # not started yet (a run still going): no points
         if values is None or (metric == "minibatch_loss" and values.shape[-1] == 0):
             raise KeyError(f"run {self.id} config {config!r} recorded no {metric}; "
                            f"recorded: {', '.join(self.metrics(config)) or 'nothing yet'}")
         return np.array(values, dtype=np.float64)
+
+    def _declared(self) -> set[str]:
+        """The metrics the run declares (its recorded metrics object), the minibatch loss too."""
+        return {"minibatch_loss", *self.run_metrics.names}
 
     def steps(self, config: str, metric: str | None = None) -> np.ndarray:
         """The training step of each point of histories(config, metric)."""

@@ -166,7 +166,9 @@ def rank(run: RunResult, targets: dict[str, float] | None = None) -> Ranking:
 
     def key(r: RankedConfig) -> tuple:
         mean = r.objective.dist["mean"]
-        return (mean is None, r.diverged > 0, np.inf if mean is None else objective.rank_value(mean), r.name)
+        if mean is not None and objective.higher_is_better:
+            mean = -mean  # best first: smaller sorts first
+        return (mean is None, r.diverged > 0, np.inf if mean is None else mean, r.name)
 
     rows.sort(key=key)
     for i, r in enumerate(rows, start=1):

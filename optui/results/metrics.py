@@ -141,7 +141,7 @@ class RunMetrics:
     """A run's metrics: the declarations, the objective and the train/test pair.
 
     metrics: every eval metric, in display order (the minibatch loss is not one of them, though
-      `get`, `label` and `goal` answer for it).
+      `get`, `label`, `higher_is_better` and `direction` answer for it).
     objective: the metric a run is judged by (rankings, final-value tables, search defaults,
       time-to-target); None only when the run records no eval metric at all.
     train_test: (train metric, test metric) that "train vs test" views draw, or None.

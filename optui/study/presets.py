@@ -361,15 +361,27 @@ def _read_stream(p: Path, limit: int) -> bytes:
         os.close(fd)
 
 
+# A --set key longer than this is no preset's key: refused without echoing it whole.
+MAX_KEY_CHARS = 200
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """text, or its start and its length when longer than limit: a message never echoes a huge input."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """KEY=VALUE -> (dotted key parts, value). VALUE is read as TOML, else as a bare string."""
     if "=" not in item:
-        raise PresetError(f"--set {item!r}: expected KEY=VALUE, for example replicates.count=5")
+        raise PresetError(f"--set {clip(item)!r}: expected KEY=VALUE, for example replicates.count=5")
     key, value_text = item.split("=", 1)
     key = key.strip()
+    if len(key) > MAX_KEY_CHARS:
+        raise PresetError(f"--set {clip(key)!r}: the key is {len(key):,} characters long; a key is the dotted "
+                          f"name of a preset setting (at most {MAX_KEY_CHARS} characters), for example data.path")
     parts = key.split(".")
     if not key or any(not p for p in parts):
-        raise PresetError(f"--set {item!r}: the key must be dotted names, for example data.path")
+        raise PresetError(f"--set {clip(item)!r}: the key must be dotted names, for example data.path")
     try:
         value = tomllib.loads(f"v = {value_text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -386,7 +398,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         for p in parts[:-1]:
             nxt = node.setdefault(p, {})
             if not isinstance(nxt, dict):
-                raise PresetError(f"--set {item!r}: {p} is not a table")
+                raise PresetError(f"--set {clip(item)!r}: {p} is not a table")
             node = nxt
         node[parts[-1]] = value
     return raw
@@ -415,7 +427,7 @@ def _blame_overrides(exc: PresetError, raw: dict[str, Any], file: str | None, te
         return  # the file has an error of its own; the message names the file already
     msg = str(exc)
     named = [o for o in overrides if o.split("=", 1)[0].strip() in msg] or overrides
-    raise PresetError(f"{msg} (from --set {', --set '.join(named)})") from None
+    raise PresetError(f"{msg} (from --set {', --set '.join(clip(o) for o in named)})") from None
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Study:

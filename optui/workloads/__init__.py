@@ -84,13 +84,15 @@ def build(study: Any) -> Workload:
     Raises DataError for unusable data (the workload's own message) and PresetError, naming the
     preset, its `workload` key and what was loaded, for anything else that goes wrong.
     """
+    from ..system.plugin_guard import guarded
     from .checks import check_built
     from .registry import _short, quoted
 
     resolved = study.resolved or resolve(study.workload, study.path)
     loc = f"{where(study.path, 'workload')} = {quoted(study.workload)} ({resolved.origin})"
     try:
-        workload = resolved.spec.build(settings_of(study))
+        with guarded(f"workload {resolved.origin}"):
+            workload = resolved.spec.build(settings_of(study))
     except OptuiError:
         raise
     except Exception as exc:

@@ -21,7 +21,7 @@ from support.session import PRESET, checked, run_async, wait_for
 from support.session import write as write_search_preset
 from support.stable_app import StableApp
 
-import regression_workload
+from support import regression_workload
 
 
 def write_tiny(folder: Path, iterations: int = 40) -> Path:

@@ -94,7 +94,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from rich.markup import escape
 
     from ... import service
-    from ...errors import PresetError
+    from ...errors import OptuiError, PresetError
     from ...export.layout import run_dir
     from ...service.searches import sampler_overrides
     from ...status import Status
@@ -132,6 +132,10 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
             try:
                 run_id = service.run_search(study, store, name, trials=trials, resume=resume, confirm=confirm,
                                             workload=workload, runner=runner)
+            except OptuiError:
+                if runner.run_id is None:  # refused before the run began: leave nothing behind
+                    store.discard_if_unused()
+                raise
             except KeyboardInterrupt:
                 if printer.progress is not None:
                     printer.progress.stop()

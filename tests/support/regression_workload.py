@@ -6,7 +6,7 @@ called `test_loss`, so every view that reads results has to follow the declarati
 
 A test uses it through a preset that names this file:
 
-    from regression_workload import write_preset
+    from support.regression_workload import write_preset
     preset = write_preset(tmp_path)            # 3 configs, [[compare]] views, a search space
     optui run <preset> --headless ...
 

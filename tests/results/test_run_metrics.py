@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import regression_workload as reg
 from optui.results.metrics import MINIBATCH, TRAIN_TEST, RunMetrics, UnknownMetric
-from optui.study.presets import load as load_preset
 from optui.store import Store
+from optui.study.presets import load as load_preset
+
+from support import regression_workload as reg
 
 
 def fake_run(store: Store, meta: dict, workload: str = "regression", names=("test_mse", "test_r2", "train_mse")):

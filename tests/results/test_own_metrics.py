@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import regression_workload as reg
-from conftest import ROOT, Cli, cli_env
+from support import regression_workload as reg
+from support.common import ROOT, Cli, cli_env
 
 
 @pytest.fixture(scope="module")
