@@ -113,16 +113,10 @@ def _load_module_ref(module_name: str, attr: str) -> tuple[Any, str]:
 
 
 def _file_candidates(path_text: str, base_dir: Path | None) -> list[Path]:
-    p = Path(path_text).expanduser()
-    if p.is_absolute():
-        return [p]
-    dirs = [d for d in (base_dir, Path.cwd()) if d is not None]
-    out: list[Path] = []
-    for d in dirs:
-        c = (d / p).resolve()
-        if c not in out:
-            out.append(c)
-    return out
+    """The preset's folder first, then the current one (optui.file_refs, as for workloads)."""
+    from ..file_refs import candidates
+
+    return candidates(path_text, base_dir)
 
 
 def _load_file_ref(path_text: str, attr: str, base_dir: Path | None) -> tuple[Any, Path]:

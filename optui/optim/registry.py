@@ -87,7 +87,8 @@ def resolve(name: Any, file: str | None, key: str) -> OptimizerSpec:
         if plugins.is_reference(name):
             raise PresetError(f"{loc}: cannot load optimizer {name!r}: {exc}") from None
         raise PresetError(f"{loc}: cannot use optimizer {name!r}"
-                          f"{plugins.suggestions(name, list(OPTIMIZERS))}: {exc}; the built-in ones: "
+                          f"{plugins.suggestions(name, [*OPTIMIZERS, *plugins.entry_point_names()])}: {exc}; "
+                          f"the built-in ones: "
                           f"{known()} (`optui optimizers` describes them)") from None
     _PLUGINS[canonical] = spec
     _REFS[(name, str(base_dir))] = canonical

@@ -108,8 +108,11 @@ def reduce(state: RunProgress, event: Any, specs: dict[str, dict[str, Any]] | No
                           status=t["status"] if t["status"] in FINISHED else WAITING)
         return state
     if isinstance(event, UnitStarted):
+        # A resumed unit keeps the chunks already told (its stored history) up to where it resumes.
+        unit = state.units.get(event.unit)
+        kept = tuple(c for c in (unit.chunks if unit else ()) if c.step_end <= event.steps_done)
         return _unit(state, event.unit, total_steps=event.total_steps, replicates=event.replicates,
-                     steps_done=event.steps_done, status=COMPILING, chunks=())
+                     steps_done=event.steps_done, status=COMPILING, chunks=kept)
     if isinstance(event, ChunkDone):
         unit = state.units.get(event.unit)
         chunks = (unit.chunks if unit else ()) + (event,)

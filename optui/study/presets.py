@@ -144,18 +144,24 @@ def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs")
     return Config(name, spec.name, int(values["batch_size"]), hyper)
 
 
-def compare_metrics(spec: Any) -> tuple[str, ...]:
-    """What a [[compare]] entry may draw for a workload: the minibatch loss, its declared metrics
-    and train_test (its train and test losses together) when it declares both."""
-    from ..results.metrics import train_test_pair
+def compare_metrics(metrics: Any) -> tuple[str, ...]:
+    """What a [[compare]] entry may draw: the minibatch loss, each metric and train_test (the
+    train/test pair together) when there is one. metrics: a RunMetrics, a WorkloadSpec, or None
+    (a preset read without its workload: train and test losses inferred)."""
+    from ..results.metrics import RunMetrics
 
-    if spec is None:
-        return ("minibatch_loss", "train_loss", "test_loss", "train_test")
-    pair = ("train_test",) if train_test_pair(spec.metrics) else ()
-    return ("minibatch_loss", *spec.metric_names, *pair)
+    if not isinstance(metrics, RunMetrics):
+        metrics = RunMetrics.of_spec(metrics) if metrics is not None else RunMetrics.of_preset(None)
+    return metrics.plottable()
 
 
-def _parse_compare(raw: Any, configs: dict[str, Config], file: str | None, spec: Any = None) -> list[Compare]:
+def parse_compare(raw: Any, configs: dict[str, Any], file: str | None, metrics: Any = None) -> list[Compare]:
+    """[[compare]] entries checked against the configs and what the run's metrics can draw
+    (metrics: a RunMetrics or a WorkloadSpec; see compare_metrics)."""
+    return _parse_compare(raw, configs, file, metrics)
+
+
+def _parse_compare(raw: Any, configs: dict[str, Any], file: str | None, spec: Any = None) -> list[Compare]:
     if raw is None:
         return []
     if not isinstance(raw, list):

@@ -173,8 +173,9 @@ def export_folder(root: Path, study: str, run_ids: list[str]) -> Path:
 
 
 def export_shown(run: RunResult, names: list[str], metric: str, metric_label: str, band: str,
-                 formats: list[str], out_dir: Path) -> list[Path]:
-    """The PNG of exactly what Compare shows, plus export_run's pickle/CSV of those units."""
+                 formats: list[str], out_dir: Path, title: str = "") -> list[Path]:
+    """The PNG of exactly what Compare shows, plus export_run's pickle/CSV of those units.
+    title: the preset's [[compare]] view's title when Compare shows that view."""
     from ..export import FigureStyle, export_run, slug
     from ..export.atomic import ensure_writable_dir
     from ..export.figures import compare_figure, save_figure
@@ -183,7 +184,7 @@ def export_shown(run: RunResult, names: list[str], metric: str, metric_label: st
     style = FigureStyle(band=band)
     out = ensure_writable_dir(out_dir)
     if "png" in formats:
-        compare = presets.Compare(f"{run.study}: {metric_label}", tuple(names), metric)
+        compare = presets.Compare(title or f"{run.study}: {metric_label}", tuple(names), metric)
         fig = compare_figure(run, compare, style)
         written.append(save_figure(fig, out / f"compare-{slug('-'.join(names))}-{metric}-{band}.png"))
     rest = [f for f in formats if f != "png"]

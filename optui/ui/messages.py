@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from textual.message import Message
@@ -45,27 +44,3 @@ class PresetChecked(Message):
 
 class RunDone(Message):
     """The run worker has returned (whatever happened): a new run may start."""
-
-
-class ExportDone(Message):
-    def __init__(self, paths: list[Path]) -> None:
-        super().__init__()
-        self.paths = paths
-
-
-class SearchBest(Message):
-    """What a search recommends (service.best_config), as a line for the Search panel."""
-
-    def __init__(self, run_id: str, text: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.text = text
-
-
-class BestWritten(Message):
-    """The best config was written into the preset file: the form re-reads it."""
-
-    def __init__(self, text: str, path: Path) -> None:
-        super().__init__()
-        self.text = text
-        self.path = path

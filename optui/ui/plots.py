@@ -7,6 +7,11 @@ lowest lo and highest hi, so binning never narrows the band). plotext has no fil
 is one zigzag series (lo, hi, hi, lo, ...) across adjacent columns, which fills every cell between
 its edges. No legend is drawn inside the plot, where it would hide data: `legend` gives the
 line of coloured names shown under it.
+
+Without colour (NO_COLOR, a monochrome terminal) the configs still read apart: each mean line
+has its own marker (•, +, x, o, ...), a test curve is dotted, and a band narrower than a cell
+(which would only speckle the line) is left out. The y axis has at least four labels, the
+lowest and highest values drawn among them.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from ..results.stats import band, metric_curve
 
 # (line, band) as xterm-256 colour numbers: plotext and Rich show the same colour from them.
 PALETTE = ((39, 24), (214, 130), (46, 28), (203, 88), (207, 90), (51, 30), (226, 100), (250, 239))
-METRIC_NAMES = {"minibatch_loss": "minibatch", "train_loss": "train", "test_loss": "test"}
 BAND_MARKER = "█"
+LINE_MARKERS = ("•", "+", "x", "o", "*", "#", "%", "@")  # one per config: lines read apart without colour
 
 
 @dataclass
@@ -54,28 +59,37 @@ def series_for(unit, metric: str, label: str, band_kind: str = "minmax", points:
     return Series(label, x, *logs, dashed=dashed)
 
 
-def is_log(metric: str, declared=()) -> bool:
-    """Losses (the minibatch loss, train_test, declared losses) are drawn on a log axis."""
-    return metric in metric_decls.RESERVED or metric_decls.find(declared, metric).log_scale
+NO_METRICS = metric_decls.RunMetrics((), None)  # before a preset or a run says which metrics exist
 
 
-def y_label(metric: str, declared=()) -> str:
-    return "loss (log)" if is_log(metric, declared) else metric_decls.label(declared, metric)
+def is_log(metric: str, metrics: metric_decls.RunMetrics = NO_METRICS) -> bool:
+    """Losses (the minibatch loss, train vs test, declared losses) are drawn on a log axis."""
+    if metric == metric_decls.TRAIN_TEST:
+        return metrics.train_test is None or metrics.train_test[1].log_scale
+    return metric == metric_decls.MINIBATCH or metrics.get(metric).log_scale
 
 
-def unit_series(unit, metric: str, label: str, band_kind: str, points: int, declared=()) -> list[Series]:
-    """A unit's series for a metric; train_test gives two (train, then test) for one unit.
+def y_label(metric: str, metrics: metric_decls.RunMetrics = NO_METRICS) -> str:
+    return "loss (log)" if is_log(metric, metrics) else metrics.label(metric)
 
-    declared: the workload's metric declarations (optui.results.metrics.Metric), for the train and test
-    losses of train_test and for which metrics are drawn on a log axis; names are inferred without.
+
+def unit_series(unit, metric: str, label: str, band_kind: str, points: int,
+                metrics: metric_decls.RunMetrics = NO_METRICS) -> list[Series]:
+    """A unit's series for a metric; train vs test gives two (train, then test) for one unit.
+
+    metrics: the run's metrics (optui.results.metrics.RunMetrics): its train/test pair, and which
+    metrics are drawn on a log axis.
     """
     if metric == metric_decls.TRAIN_TEST:
-        pair = metric_decls.train_test_pair(declared) or (metric_decls.infer("train_loss"),
-                                                           metric_decls.infer("test_loss"))
-        out = [series_for(unit, pair[0].name, f"{label} train", band_kind, points),
-               series_for(unit, pair[1].name, f"{label} test", band_kind, points, dashed=True)]
+        if metrics.train_test is None:
+            return []
+        train, test = metrics.train_test
+        out = [series_for(unit, train.name, f"{label} {train.split or train.label}", band_kind, points,
+                          log=train.log_scale),
+               series_for(unit, test.name, f"{label} {test.split or test.label}", band_kind, points, dashed=True,
+                          log=test.log_scale)]
         return [s for s in out if s is not None]
-    s = series_for(unit, metric, label, band_kind, points, log=is_log(metric, declared))
+    s = series_for(unit, metric, label, band_kind, points, log=is_log(metric, metrics))
     return [s] if s is not None else []
 
 
@@ -115,10 +129,45 @@ def log_ticks(bottom: float, top: float, most: int = 5) -> tuple[list[float], li
     return ticks, [f"{10 ** t:.3g}" for t in ticks]
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in mask, end exclusive."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def y_ticks(bottom: float, top: float, rows: int = 0, log: bool = True) -> tuple[list[float], list[str]]:
+    """At least four ticks (rows allowing) with the lowest and highest values drawn among them,
+    labelled as values (a log axis in loss values, not log10 units); no two on the same row."""
+    if not (math.isfinite(bottom) and math.isfinite(top)):
+        return [], []
+    if top - bottom < 1e-12:
+        top, bottom = top + 0.05, bottom - 0.05
+    if log:  # round values first (decades, then 2 and 5, then 3, ...), as many as fit
+        low, high = math.floor(bottom) - 1, math.ceil(top) + 1
+        inner = [math.log10(m) + e for ms in ((1,), (2, 5), (3,), (1.5, 7), (4, 6, 8))
+                 for e in range(low, high) for m in ms]
+    else:
+        inner = []
+    inner += np.linspace(bottom, top, 7)[1:-1].tolist()  # evenly spaced, when too few round ones fit
+    inner = [t for t in inner if bottom < t < top]
+    gap = (top - bottom) / max(rows - 1, 1) if rows else (top - bottom) / 12
+    want = max(4, min(6, rows // 2)) if rows else 5
+    chosen = [bottom, top]
+    for t in inner:
+        if len(chosen) >= want:
+            break
+        if all(abs(t - c) > gap * 1.5 for c in chosen):
+            chosen.append(t)
+    chosen.sort()
+    fmt = (lambda t: f"{10 ** t:.3g}") if log else (lambda t: f"{t:.3g}")
+    return chosen, [fmt(t) for t in chosen]
+
+
 def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data yet", columns: int = 0,
-         ylabel: str = "loss (log)") -> None:
-    """Replot everything: series grouped per config (one colour per group), bands first and
-    every mean line over them. columns: the plot's width in characters (bands fill it whole)."""
+         ylabel: str = "loss (log)", rows: int = 0) -> None:
+    """Replot everything: series grouped per config (one colour and marker per group), bands first
+    and every mean line over them. columns, rows: the plot's size in characters (bands fill it
+    whole; a band under a row high is left out)."""
     plt.clear_data()
     plt.clear_figure()
     plt.title(title)
@@ -130,33 +179,44 @@ def draw(plt, series: list[list[Series]], title: str, empty_note: str = "no data
         for s in group:
             ok = np.isfinite(s.centre) & np.isfinite(s.lo) & np.isfinite(s.hi)
             if ok.any():
-                shown.append((s, ok, line, fill))
+                shown.append((s, ok, line, fill, LINE_MARKERS[i % len(LINE_MARKERS)]))
     if not shown:
         plt.title(f"{title}: {empty_note}")
         return
-    for s, ok, _, fill in shown:
-        if np.any(s.hi[ok] > s.lo[ok]):
-            plt.plot(*zigzag(s.x[ok], s.lo[ok], s.hi[ok], columns), color=fill, marker=BAND_MARKER)
-    for s, ok, line, _ in shown:
-        plt.plot(s.x[ok].tolist(), s.centre[ok].tolist(), color=line, marker="hd" if s.dashed else "braille")
-    top = max(float(max(s.hi[ok].max(), s.centre[ok].max())) for s, ok, _, _ in shown)
-    bottom = min(float(min(s.lo[ok].min(), s.centre[ok].min())) for s, ok, _, _ in shown)
-    if all(s.log for s, *_ in shown):  # ticks in loss values, not log10 units
-        ticks, labels = log_ticks(bottom, top)
-        if ticks:
-            plt.yticks(ticks, labels)
+    top = max(float(max(s.hi[ok].max(), s.centre[ok].max())) for s, ok, *_ in shown)
+    bottom = min(float(min(s.lo[ok].min(), s.centre[ok].min())) for s, ok, *_ in shown)
+    cell = (top - bottom) / rows if rows and top > bottom else 0.0
+    for s, ok, _, fill, _ in shown:
+        lo, hi = s.lo[ok], s.hi[ok]
+        wide = (hi - lo) >= cell if cell else (hi > lo)
+        x = s.x[ok]
+        # Where the band is under a cell it would only speckle the line: drawn only where it is wider.
+        for start, end in _runs(wide):
+            part = slice(max(start - 1, 0), min(end + 1, len(x)))  # to the neighbours: no gap at its ends
+            plt.plot(*zigzag(x[part], lo[part], hi[part], columns), color=fill, marker=BAND_MARKER)
+    for s, ok, line, _, marker in shown:
+        x, y = s.x[ok].tolist(), s.centre[ok].tolist()
+        if s.dashed:  # a test curve: dotted, every other point
+            plt.scatter(x[::2], y[::2], color=line, marker=marker)
+        else:
+            plt.plot(x, y, color=line, marker=marker)
+    ticks, labels = y_ticks(bottom, top, rows, log=all(s.log for s, *_ in shown))
+    if ticks:
+        plt.yticks(ticks, labels)
     plt.ylabel(ylabel)
 
 
 def legend(series: list[list[Series]]) -> Text:
-    """The configs' names in their plot colours: ━ a mean line, ╌ a test curve, █ its band."""
+    """The configs' names in their plot colours and markers: a dotted marker is a test curve,
+    █ the band."""
     out = Text(no_wrap=False)
     for i, group in enumerate(series):
         line, fill = PALETTE[i % len(PALETTE)]
+        marker = LINE_MARKERS[i % len(LINE_MARKERS)]
         for s in group:
             if out:
                 out.append("  ")
-            out.append("╌╌" if s.dashed else "━━", style=f"color({line})")
+            out.append(f"{marker} {marker}" if s.dashed else marker * 3, style=f"color({line})")
             out.append("█", style=f"color({fill})")
             out.append(f" {s.label}")
     return out

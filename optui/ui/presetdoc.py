@@ -63,7 +63,8 @@ class PresetDocument:
     def __init__(self, path: Path, text: str, display: str | None = None):
         self.path = path
         self.display = display or str(path)  # how messages name the file (presets/x.toml)
-        self.saved_text = text
+        self.saved_text = text  # the file's text as last read or written
+        self.edits: dict[Key, tuple[str, bool, bool]] = {}  # key -> (text, is_str, required), in order
         self.doc = self._parse(text, self.display)
         # Cleared fields stay in self.doc (position and comment kept while the user retypes) and
         # are left out of the effective text.
@@ -187,6 +188,7 @@ class PresetDocument:
 
         An empty field leaves the key out of the effective text (its default applies); for a
         required field that is an error on the field itself."""
+        self.edits[key] = (text, is_str, required)
         text = text.strip() if not is_str else text
         remove = text.strip() == ""
         value: Any = None
@@ -219,6 +221,9 @@ class PresetDocument:
     def save(self) -> presets.Study:
         """Validate, then write the file (comments and layout kept). Invalid text is never written."""
         study = self.validate()
+        if self.changed_on_disk() is not None:
+            raise ChangedOnDisk(f"{self.display}: changed on disk since it was read; not overwritten "
+                                f"(reload it, or merge your edits onto it)")
         text = self.text()
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
@@ -229,7 +234,41 @@ class PresetDocument:
         self.saved_text = text
         self.doc = self._parse(text, self.display)
         self.cleared = set()
+        self.edits = {}
         return study
+
+    def changed_on_disk(self) -> str | None:
+        """The file's text when it differs from the text last read or written, else None."""
+        try:
+            now = self.path.read_text(encoding="utf-8")
+        except OSError:
+            return None  # gone or unreadable for a moment (an editor's atomic save): not a change
+        return now if now != self.saved_text else None
+
+    def saved_value(self, key: Key) -> str:
+        """A field's text as the file holds it ("" when the file lacks the key)."""
+        node: Any = tomlkit.parse(self.saved_text)
+        for part in key:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return ""
+        return _literal(_unwrap(node))
+
+    def merged_onto(self, text: str) -> tuple["PresetDocument", list[str]]:
+        """This document's edits applied onto `text` (the file as changed on disk): a new document
+        read from that text, and the edits that could not be applied, with why."""
+        other = PresetDocument(self.path, text, self.display)
+        problems = []
+        for key, (value, is_str, required) in self.edits.items():
+            error = other.set_field(key, value, is_str, required)
+            if error:
+                problems.append(error)
+        return other, problems
+
+
+class ChangedOnDisk(OptuiError):
+    """The preset file changed since the editor read it: saving would lose that change."""
 
 
 def not_a_value(label: str, text: str) -> str:

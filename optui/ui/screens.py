@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
-from textual.containers import Grid, VerticalScroll
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
@@ -36,6 +36,43 @@ class QuitScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """A question with a few answers, each with its own key; escape is always "back" (None unless
+    escape is itself one of the answers)."""
+
+    BINDINGS = [Binding("escape", "answer('escape')", "Back")]
+
+    def __init__(self, question: str, choices: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.question = question
+        self.choices = choices  # (key, button label)
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="choice-dialog"):
+            yield Label(self.question, id="choice-question", markup=False)
+            with Horizontal(id="choice-buttons"):
+                for i, (key, label) in enumerate(self.choices):
+                    yield Button(label, id=f"choice-{i}", variant="primary" if i == 0 else "default", compact=True)
+
+    def on_mount(self) -> None:
+        # enter on arrival must not act: the focus starts on "back" when there is one
+        keys = [k for k, _ in self.choices]
+        self.query_one(f"#choice-{keys.index('escape') if 'escape' in keys else 0}", Button).focus()
+
+    def on_key(self, event) -> None:
+        keys = [k for k, _ in self.choices]
+        if event.key in keys and event.key != "escape":
+            event.stop()
+            self.dismiss(event.key)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(self.choices[int(event.button.id.split("-")[1])][0])
+
+    def action_answer(self, key: str) -> None:
+        self.dismiss(key if key in [k for k, _ in self.choices] else None)
 
 
 class HelpScreen(ModalScreen[None]):

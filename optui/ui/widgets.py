@@ -61,7 +61,9 @@ class FieldForm(VerticalScroll):
                 Binding("up", "field(-1)", "Previous field", show=False, priority=True),
                 # A page of fields, also while one has focus (a long error can push rows off-screen).
                 Binding("pagedown", "page(1)", "Page down", show=False, priority=True),
-                Binding("pageup", "page(-1)", "Page up", show=False, priority=True)]
+                Binding("pageup", "page(-1)", "Page up", show=False, priority=True),
+                Binding("ctrl+z", "revert", "Revert field", show=False)]
+
 
     class FieldFocused(Message):
         """A field got the focus: its row (key, help, default) for the hint line."""
@@ -140,8 +142,9 @@ class FieldForm(VerticalScroll):
         return plan
 
     def _row_widget(self, row: FieldRow) -> Widget:
+        # No select-on-focus: a key typed on arrival must not replace the whole value.
         inp = FieldInput(row.text, placeholder=row.placeholder, id=_dom_id(self._id_prefix + "in-", row.label),
-                    compact=True, tooltip=row.help or None)
+                         compact=True, tooltip=row.help or None, select_on_focus=False)
         inp.cursor_blink = getattr(self.app, "cursor_blink", True)
         return Horizontal(
             Label(str(row.key[-1]), classes="field-key", markup=False),
@@ -184,6 +187,12 @@ class FieldForm(VerticalScroll):
         elif labels:
             self.focus_label(labels[0])
 
+    def action_revert(self) -> None:
+        """ctrl+z: the focused field goes back to the value the file holds (an edit like any other)."""
+        row = self.focused_row()
+        if row is not None and self.doc is not None:
+            self.input_for(row.label).value = self.doc.saved_value(row.key)
+
     def action_page(self, step: int) -> None:
         """Move the focus by about a screen of fields; the form scrolls with it."""
         rows = max(self.size.height // 2, 1)  # a row is a key and its (usually hidden) error
@@ -193,6 +202,16 @@ class FieldForm(VerticalScroll):
         row = self._by_input.get(event.widget.id or "")
         if row is not None:
             self.post_message(self.FieldFocused(self, row))
+
+    def focused_help(self) -> str:
+        """The focused field's help and its error now, for the help screen ("" without focus)."""
+        row = self.focused_row()
+        if row is None:
+            return ""
+        parts = [row.label] + ([row.help] if row.help else []) + (
+            [row.placeholder] if row.placeholder else ["required"] if row.required else [])
+        error = self.error_text(row.label)
+        return " · ".join(parts) + (f"\nNow: {error}" if error else "")
 
     def focused_row(self) -> FieldRow | None:
         label = self.focused_label()

@@ -67,13 +67,15 @@ def settings_of(study: Any) -> Settings:
 
 
 def run_meta(study: Any) -> dict[str, Any]:
-    """What a run records about its workload: its declared metrics and default objective (so the
-    run stays readable without the workload installed) and where the workload came from."""
+    """What a run records about its workload: its metrics (RunMetrics.as_meta: declarations,
+    objective, train/test pair, so the run stays readable without the workload installed) and
+    where the workload came from."""
     spec = study.spec
     if spec is None:
         return {}
-    return {"metrics": [m.as_dict() for m in spec.metrics], "objective": spec.objective,
-            "workload_origin": study.resolved.origin}
+    from ..results.metrics import RunMetrics
+
+    return {**RunMetrics.of_spec(spec).as_meta(), "workload_origin": study.resolved.origin}
 
 
 def build(study: Any) -> Workload:

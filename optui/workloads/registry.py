@@ -4,8 +4,8 @@ A preset's `workload` is one of:
   "digits"                     the name of an entry point in the group `optui.workloads` (how
                                installed packages, optui's own TwNet and MNIST included, register)
   "package.module:factory"     an importable module and a factory in it
-  "./my_workload.py:make"      a Python file (relative to the working folder, else to the preset's
-                               folder) and a factory in it
+  "./my_workload.py:make"      a Python file (relative to the preset's folder, else to the
+                               current folder: optui.file_refs) and a factory in it
 The target is a WorkloadSpec, or a callable taking no arguments that returns one.
 
 Every failure is a PresetError (exit 2) that names the preset, the key and what was tried, raised
@@ -164,8 +164,12 @@ def _is_path(target: str) -> bool:
 def _from_entry_point(name: str, loc: str) -> Resolved:
     found = providers()
     if name not in found:
+        import difflib
+
         known = ", ".join(found) or "none"
-        raise PresetError(f"{loc}: no installed workload has that name (entry point group {GROUP}: "
+        close = difflib.get_close_matches(name, list(found), n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        raise PresetError(f"{loc}: no installed workload has that name{hint} (entry point group {GROUP}: "
                           f"{known}); a preset may also name \"package.module:factory\" or "
                           f"\"./file.py:factory\"")
     provider, _ = chosen(name, found[name])
@@ -198,10 +202,9 @@ def _from_module(reference: str, target: str, attr: str, loc: str) -> Resolved:
 
 
 def _from_file(reference: str, target: str, attr: str, preset: str | None, loc: str) -> Resolved:
-    path = Path(target).expanduser()
-    candidates = [path] if path.is_absolute() else [Path.cwd() / path]
-    if not path.is_absolute() and preset:
-        candidates.append(Path(preset).resolve().parent / path)
+    from ..file_refs import candidates as lookup_order, preset_folder
+
+    candidates = lookup_order(target, preset_folder(preset))
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         other = next((c for c in candidates if c.exists()), None)

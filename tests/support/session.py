@@ -74,7 +74,7 @@ async def wait_for(pilot, condition, timeout: float = 90.0, what: str = "conditi
 
 
 def checked(app: OptuiApp) -> bool:
-    return app.doc is not None and app.checked_generation == app.edit_generation
+    return app.editor.doc is not None and app.editor.checked_generation == app.editor.edit_generation
 
 
 SEARCH = """

@@ -52,7 +52,7 @@ async def test_edit_run_compare_export(folder: Path):
         # Open the preset from the list with the keyboard.
         await wait_for(pilot, lambda: app.query_one("#preset-list").index == 0, 10, "preset list")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         form = app.query_one("#preset-form")
         assert form.input_for("configs.adam.learning_rate").value == "0.01"
 
@@ -60,7 +60,7 @@ async def test_edit_run_compare_export(folder: Path):
         await type_into(pilot, app, "configs.adam.learning_rate", "-0.5")
         error = form.error_text("configs.adam.learning_rate")
         assert "configs.adam.learning_rate" in error and "(0, inf)" in error and "-0.5" in error
-        assert app.study is None
+        assert app.editor.study is None
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
         assert path.read_text() == original
@@ -72,7 +72,7 @@ async def test_edit_run_compare_export(folder: Path):
         # A valid edit clears the error; saving keeps the comments.
         await type_into(pilot, app, "configs.adam.learning_rate", "0.05")
         assert form.error_text("configs.adam.learning_rate") == ""
-        assert app.study.configs["adam"].hyperparams["learning_rate"] == 0.05
+        assert app.editor.study.configs["adam"].hyperparams["learning_rate"] == 0.05
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
         saved = path.read_text()
@@ -93,9 +93,9 @@ async def test_edit_run_compare_export(folder: Path):
         # Run them and watch the bands fill in.
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: replicates.series_count() == 2, 120, "bands of both configs")
-        await wait_for(pilot, lambda: app.running is None, 120, "the run to finish")
-        assert app.last_run_status == "done"
-        for unit in app.progress.units.values():
+        await wait_for(pilot, lambda: app.runner.running is None, 120, "the run to finish")
+        assert app.runner.last_status == "done"
+        for unit in app.runner.progress.units.values():
             assert unit.steps_done == 40 and unit.as_unit().minibatch_loss.shape == (5, 40)
 
         store = Store.open(folder / "runs")
@@ -116,8 +116,8 @@ async def test_edit_run_compare_export(folder: Path):
         # Export what is shown: a real PNG in exports/tiny/<run id>/, and the paths on screen.
         await pilot.press("escape", "6")
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: bool(app.last_export), 60, "the export")
-        pngs = [p for p in app.last_export if p.suffix == ".png"]
+        await wait_for(pilot, lambda: bool(app.query_one("ExportPanel").written), 60, "the export")
+        pngs = [p for p in app.query_one("ExportPanel").written if p.suffix == ".png"]
         assert len(pngs) == 1 and pngs[0].parent == folder / "exports" / "tiny" / info["id"]
         assert "test_loss" in pngs[0].name and "iqr" in pngs[0].name
         assert pngs[0].read_bytes()[:8] == PNG_SIGNATURE and pngs[0].stat().st_size > 5000
@@ -125,7 +125,7 @@ async def test_edit_run_compare_export(folder: Path):
         with Image.open(pngs[0]) as image:  # a whole image of the figure's size
             image.load()
             assert image.size == (round(style.width * style.dpi), round(style.height * style.dpi))
-        assert {p.name for p in app.last_export} >= {"mlruns.p", "histories.csv"}
+        assert {p.name for p in app.query_one("ExportPanel").written} >= {"mlruns.p", "histories.csv"}
         written = str(app.query_one("#exp-written").content)
         assert f"exports/tiny/{info['id']}/" + pngs[0].name in written
 
@@ -135,14 +135,14 @@ async def test_cancel_keeps_what_is_done_and_marks_interrupted(folder: Path):
     write_preset(folder, iterations=400_000, points=200)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.progress.units.get("sgd") is not None and app.progress.units["sgd"].steps_done > 0,
+        await wait_for(pilot, lambda: app.runner.progress.units.get("sgd") is not None and app.runner.progress.units["sgd"].steps_done > 0,
                        120, "the first chunk")
         await pilot.press("ctrl+t")
-        await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
-        assert app.last_run_status == "interrupted"
-        done = app.progress.units["sgd"].steps_done
+        await wait_for(pilot, lambda: app.runner.running is None, 120, "the run to stop")
+        assert app.runner.last_status == "interrupted"
+        done = app.runner.progress.units["sgd"].steps_done
         assert 0 < done < 400_000
     store = Store.open(folder / "runs")
     (info,) = store.list_runs()
@@ -158,20 +158,20 @@ async def test_quit_during_run_asks_then_cancels_and_waits(folder: Path):
     write_preset(folder, iterations=400_000, points=200)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.progress.units.get("sgd") is not None and app.progress.units["sgd"].steps_done > 0,
+        await wait_for(pilot, lambda: app.runner.progress.units.get("sgd") is not None and app.runner.progress.units["sgd"].steps_done > 0,
                        120, "the first chunk")
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("n")  # back: the run goes on
         await pilot.pause(0.1)
-        assert not isinstance(app.screen, QuitScreen) and app.running == "replicates"
+        assert not isinstance(app.screen, QuitScreen) and app.runner.running == "replicates"
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
+        await wait_for(pilot, lambda: app.runner.running is None, 120, "the run to stop")
     assert app.return_code == 0
     (info,) = Store.open(folder / "runs").list_runs()
     assert info["status"] == "interrupted"
@@ -190,7 +190,7 @@ async def test_actions_without_a_preset_or_selection_notify(folder: Path):
         assert any("open a preset first" in m for m in messages)
         assert any("nothing to export" in m for m in messages)
         assert any("nothing is running" in m for m in messages)
-        assert app.running is None
+        assert app.runner.running is None
 
 
 @run_async
@@ -201,7 +201,7 @@ async def test_broken_preset_file_is_reported_not_raised(folder: Path):
         await pilot.pause(0.2)
         errors = [n.message for n in app._notifications if n.severity == "error"]
         assert errors and "presets/broken.toml" in errors[0] and "TOML" in errors[0]
-        assert app.doc is None
+        assert app.editor.doc is None
 
 
 @run_async
@@ -209,13 +209,15 @@ async def test_unknown_key_error_sits_beside_the_section(folder: Path):
     path = write_preset(folder)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await type_into(pilot, app, "replicates.count", "0")
         form = app.query_one("#preset-form")
         assert "replicates.count must be an integer in [1, 100000], got 0" in form.error_text("replicates.count")
-        await pilot.press("ctrl+r")  # refused, with the same message
-        await pilot.pause(0.05)
-        assert app.running is None
+        await pilot.press("ctrl+r")  # unsaved edits: it asks; saving them to run is refused, saying why
+        await pilot.pause(0.1)
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        assert app.runner.running is None
         assert any("replicates.count" in n.message for n in app._notifications if n.severity == "error")
         assert "count = 2" in path.read_text()
 
@@ -298,7 +300,7 @@ async def test_palette_finds_a_field_and_typing_edits_it(folder: Path):
     write_preset(folder)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await pilot.press("escape", "3")  # start from another panel
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
@@ -319,12 +321,12 @@ async def test_palette_finds_a_field_and_typing_edits_it(folder: Path):
         await pilot.press("end", "ctrl+u", *"400")
         await wait_for(pilot, lambda: checked(app), 30, "validation")
         assert app.query_one("#panels").active == "presets"
-        assert app.study is not None and app.study.budget.value == 400
+        assert app.editor.study is not None and app.editor.study.budget.value == 400
 
 
 def adam(app: OptuiApp) -> tuple[str, float] | None:
     """The validated study's adam config: (optimizer, learning rate)."""
-    config = app.study.configs["adam"] if app.study is not None else None
+    config = app.editor.study.configs["adam"] if app.editor.study is not None else None
     return (config.optimizer, config.hyperparams["learning_rate"]) if config else None
 
 
@@ -335,14 +337,14 @@ async def test_keys_typed_together_land_in_their_fields(folder: Path):
     write_preset(folder)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         form = app.query_one("#preset-form")
         app.edit_field("configs.adam.optimizer")
         await wait_for(pilot, lambda: app.focused is form.input_for("configs.adam.optimizer"), 10, "the field")
-        burst(app, list("sgd"))  # the text was selected on focus: typing replaces it
+        burst(app, ["end", "ctrl+u"] + list("sgd"))  # nothing is selected on focus: clear, then type
         await wait_for(pilot, lambda: checked(app) and adam(app) == ("sgd", 0.01), 30, "validation")
         assert "configs.adam.b1" not in [r.label for r in form.rows]  # sgd has no b1
-        burst(app, ["backspace"] * 3 + list("adam") + ["down", "down"] + list("0.05") + ["backspace", "2"])
+        burst(app, ["backspace"] * 3 + list("adam") + ["down", "down", "ctrl+u"] + list("0.05") + ["backspace", "2"])
         await wait_for(pilot, lambda: checked(app) and adam(app) == ("adam", 0.02), 30, "validation")
         assert form.input_for("configs.adam.optimizer").value == "adam"
         assert form.input_for("configs.adam.learning_rate").value == "0.02"
@@ -354,7 +356,7 @@ async def test_quit_with_unsaved_edits_asks_first(folder: Path):
     path = write_preset(folder)
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await type_into(pilot, app, "replicates.count", "3")
         await pilot.press("ctrl+q")
         await pilot.pause(0.1)

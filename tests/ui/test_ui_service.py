@@ -18,10 +18,10 @@ async def test_the_session_resumes_an_interrupted_run(folder: Path):
     assert store.run_info(run_id)["status"] == "interrupted"
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         app.action_resume_run()
-        await wait_for(pilot, lambda: app.running is None and app.last_run_status is not None, 120, "the resume")
-        assert app.last_run_status == "done"
+        await wait_for(pilot, lambda: app.runner.running is None and app.runner.last_status is not None, 120, "the resume")
+        assert app.runner.last_status == "done"
     run = store.load_run(run_id)
     assert run.status == "done" and run.units["sgd"].minibatch_loss.shape == (2, 60)
 
@@ -34,12 +34,12 @@ async def test_the_session_writes_a_searchs_best_config_into_the_preset(folder: 
     best = service.best_config(store, run_id, service.load_study(path).search["sgd"])
     app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await wait_for(pilot, lambda: app.query_one("SearchPanel").chosen_run() == run_id, 30, "the stored search")
-        app.action_write_best()  # off the UI thread: wait for the file and the form re-reading it
+        app.query_one("SearchPanel").action_write_best()  # off the UI thread: wait for the file and the form re-reading it
         await wait_for(pilot, lambda: "[configs.sgd-searched]" in path.read_text(encoding="utf-8"), 60, "the write")
-        await wait_for(pilot, lambda: checked(app) and app.study is not None
-                       and "sgd-searched" in app.study.configs, 60, "the preset re-read")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None
+                       and "sgd-searched" in app.editor.study.configs, 60, "the preset re-read")
     text = path.read_text(encoding="utf-8")
     assert "[configs.sgd-searched]" in text and "# A tiny TwNet study" in text  # comments kept
     written = service.load_study(path).configs["sgd-searched"]

@@ -1,4 +1,4 @@
-"""Snapshots of every panel at 80x24 and 160x48, from a fixed folder: one preset, a finished study
+"""Snapshots of every panel at 80x24 and 60x20, from a fixed folder: one preset, a finished study
 run and a finished search run written through the store (no training, so the content is exact).
 Volatile values (run ids, dates, timings, the cursor blink) are held still by tests/stable_app.py. Every snapshot test runs by default: a deselected one would leave its SVG
 "unused", which syrupy reports as a failure.
@@ -21,7 +21,7 @@ from support.stable_app import StableApp
 from optui.ui.app import OptuiApp
 
 
-SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
+SIZES = {"80x24": (80, 24), "60x20": (60, 20)}
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def make_app() -> OptuiApp:
 async def _settle(pilot, app: OptuiApp) -> None:
     """Wait for the preset's validation (a worker thread) and the 4 Hz plot timers."""
     deadline = time.monotonic() + 30
-    while not (app.doc is not None and app.checked_generation == app.edit_generation):
+    while not (app.editor.doc is not None and app.editor.checked_generation == app.editor.edit_generation):
         assert time.monotonic() < deadline, "preset validation did not finish"
         await pilot.pause(0.05)
     await pilot.pause(0.4)

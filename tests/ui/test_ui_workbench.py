@@ -36,7 +36,7 @@ def help_plain(app: OptuiApp) -> str:
 
 
 async def open_tiny(pilot, app: OptuiApp) -> None:
-    await wait_for(pilot, lambda: checked(app) and app.study is not None, 60, "preset opened")
+    await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 60, "preset opened")
 
 
 @run_async
@@ -54,10 +54,10 @@ async def test_an_emptied_field_keeps_its_key_and_is_an_error_on_it(folder: Path
         assert "budget.examples" in labels and "budget.iterations" not in labels
         assert form.focused_label() == "budget.examples"
         assert "empty" in form.error_text("budget.examples")
-        assert app.study is None or app.parse_errors
+        assert app.editor.study is None or app.editor.parse_errors
         await pilot.press("3", "2", "0")
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "valid again")
-        assert app.doc.plain()["budget"] == {"examples": 320}
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "valid again")
+        assert app.editor.doc.plain()["budget"] == {"examples": 320}
 
 
 def test_number_errors_name_what_is_wrong(tmp_path: Path):
@@ -85,14 +85,14 @@ async def test_a_blank_replicate_count_blocks_the_run_with_the_reason(folder: Pa
         assert count.value == ""
         await pilot.press("ctrl+r")
         await pilot.pause(0.2)
-        assert app.running is None
+        assert app.runner.running is None
         said = [n.message for n in app._notifications]
         assert any("replicates: empty" in m for m in said), said
         assert count.has_class("-invalid")
         await pilot.press("0")
         await pilot.press("ctrl+r")
         await pilot.pause(0.1)
-        assert app.running is None
+        assert app.runner.running is None
         assert any("replicates: 0 is out of range" in n.message for n in app._notifications)
 
 
@@ -108,28 +108,10 @@ async def test_escape_digit_arriving_as_alt_digit_switches_panels_and_types_noth
         app.post_message(events.Key("trade_mark_sign", "™"))  # what tmux delivers for Escape 2
         await pilot.pause(0.3)
         assert app.query_one("TabbedContent").active == "replicates"
-        assert form.input_for("study").value == "tiny" and not app.doc.dirty
+        assert form.input_for("study").value == "tiny" and not app.editor.doc.dirty
         await pilot.press("alt+4")
         await pilot.pause(0.2)
         assert app.query_one("TabbedContent").active == "compare"
-
-
-@run_async
-async def test_a_run_from_unsaved_edits_says_so(folder: Path):
-    write_examples_preset(folder)
-    app = OptuiApp(preset="presets/tiny.toml", probe_device=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_tiny(pilot, app)
-        form = app.query_one("#preset-form")
-        form.focus_label("study")
-        await pilot.press("end", "2")
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 30, "validation")
-        assert app.doc.dirty
-        app.action_start_replicates()
-        await pilot.pause(0.1)
-        assert any("unsaved edits of presets/tiny.toml" in n.message for n in app._notifications)
-        app.action_stop()
-        await wait_for(pilot, lambda: app.running is None, 120, "the run to stop")
 
 
 @run_async
@@ -145,11 +127,13 @@ async def test_a_run_stopped_at_zero_steps_keeps_compares_selection(tmp_path: Pa
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         compare = app.query_one("ComparePanel")
-        done = next(r["id"] for r in app.runs if r["status"] == "done" and r["kind"] == "study")
+        done = next(r["id"] for r in app.runs_model.runs if r["status"] == "done" and r["kind"] == "study")
         compare.select_run(done)
         before = compare.selection()
         assert len(before) == 2
-        app._after_run(stopped)  # what the end of a run does
+        from optui.ui.runner import RunController, RunRequest
+
+        app.runner.post_message(RunController.Ended(RunRequest("replicates"), stopped, "interrupted"))  # a run's end
         await pilot.pause(0.1)
         assert compare.selection() == before
 
@@ -212,8 +196,8 @@ async def test_runs_panel_resumes_the_highlighted_interrupted_run(folder: Path):
         await pilot.pause(0.3)
         assert app.query_one("RunsPanel").highlighted() == run_id
         await pilot.press("r")
-        await wait_for(pilot, lambda: app.running is None and app.last_run_status is not None, 120, "the resume")
-        assert app.last_run_status == "done"
+        await wait_for(pilot, lambda: app.runner.running is None and app.runner.last_status is not None, 120, "the resume")
+        assert app.runner.last_status == "done"
     assert Store.open(folder / "runs").run_info(run_id)["status"] == "done"
 
 
@@ -236,12 +220,12 @@ async def test_runs_panel_deletes_a_run_after_asking_and_shows_its_export_folder
         await pilot.pause(0.2)
         await pilot.press("n")  # changed its mind: nothing happens
         await pilot.pause(0.2)
-        assert newest in [r["id"] for r in app.runs]
+        assert newest in [r["id"] for r in app.runs_model.runs]
         await pilot.press("d")
         await pilot.pause(0.2)
         await pilot.press("y")
         await pilot.pause(0.3)
-        assert newest not in [r["id"] for r in app.runs] and len(app.runs) == 1
+        assert newest not in [r["id"] for r in app.runs_model.runs] and len(app.runs_model.runs) == 1
         assert "deleted" in str(app.query_one("#runs-said").content)
     store = Store.open(root / "runs")
     assert [r["id"] for r in store.list_runs()] != [] and newest not in [r["id"] for r in store.list_runs()]
@@ -254,7 +238,7 @@ async def test_compare_shows_a_final_values_table_and_the_presets_views(tmp_path
     monkeypatch.chdir(root)
     app = StableApp(preset="presets/snap.toml", probe_device=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: checked(app) and app.study is not None, 60, "preset opened")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 60, "preset opened")
         await pilot.press("escape", "4")
         compare = app.query_one("ComparePanel")
         await pilot.pause(0.3)
@@ -348,15 +332,15 @@ async def test_search_shows_the_best_config_writes_it_and_confirms_with_keys(fol
         app.query_one("#search-trials").focus()
         await pilot.press("w")
         await wait_for(pilot, lambda: "[configs.sgd-searched]" in path.read_text(), 60, "the written config")
-        await wait_for(pilot, lambda: checked(app) and app.study is not None
-                       and "sgd-searched" in app.study.configs, 60, "the preset re-read")
+        await wait_for(pilot, lambda: checked(app) and app.editor.study is not None
+                       and "sgd-searched" in app.editor.study.configs, 60, "the preset re-read")
         assert "# A tiny TwNet study" in path.read_text()  # comments kept
         assert app.query_one("TabbedContent").active == "search"  # re-reading the form stays here
         app.query_one("#search-top-k").value = "1"
         app.query_one("#search-reps").value = "2"
         app.query_one("#search-trials").focus()
         await pilot.press("c")
-        await wait_for(pilot, lambda: app.running is None and app.last_run_status is not None, 120, "the confirm")
+        await wait_for(pilot, lambda: app.runner.running is None and app.runner.last_status is not None, 120, "the confirm")
         await wait_for(pilot, lambda: "confirmed best" in str(best.content), 60, "the confirmed best")
     from optui.search import rank_confirmations
 
@@ -364,16 +348,14 @@ async def test_search_shows_the_best_config_writes_it_and_confirms_with_keys(fol
 
 
 def test_search_scatter_draws_batch_size_on_a_log_axis():
-    from optui.ui.panels.search import SearchPanel
+    from optui.ui.panels.search_view import draw_scatter
 
-    panel = SearchPanel()
-    panel.trials = {f"t{i}": {"name": f"t{i}", "params": {"batch_size": b}, "objective": 1.0 / b}
-                    for i, b in enumerate((16, 32, 64, 128))}
-    panel.scales = {"batch_size": "log"}
+    trials = [{"name": f"t{i}", "params": {"batch_size": b}, "objective": 1.0 / b}
+              for i, b in enumerate((16, 32, 64, 128))]
     import plotext as plt
 
     plt.clear_figure()
-    panel._draw_scatter(plt, "batch_size")
+    draw_scatter(plt, trials, "batch_size", {"batch_size": "log"}, "objective", "min", "random")
     plt.plotsize(70, 14)
     text = plt.uncolorize(plt.build())
     plt.clear_figure()
@@ -426,12 +408,12 @@ async def test_a_live_search_fills_the_table_then_shows_its_best_config(folder: 
         await wait_for(pilot, lambda: panel.chosen_space() == "sgd", 10, "the space")
         await pilot.press("ctrl+r")
         # A small search with its programs compiled may be over before the first poll.
-        await wait_for(pilot, lambda: app.running == "search" or app.last_run_status is not None, 30,
+        await wait_for(pilot, lambda: app.runner.running == "search" or app.runner.last_status is not None, 30,
                        "the search to start")
-        await wait_for(pilot, lambda: app.running is None, 180, "the search")
-        assert app.last_run_status == "done"
+        await wait_for(pilot, lambda: app.runner.running is None, 180, "the search")
+        assert app.runner.last_status == "done"
         assert sorted(t["status"] for t in panel.trials.values()) == ["done", "done"]
         assert all(t["objective"] is not None for t in panel.trials.values())
         best = app.query_one("#search-best")
         await wait_for(pilot, lambda: "best trial: sgd-t" in str(best.content), 60, "the best config")
-        assert panel.chosen_run() == app.current_run_id
+        assert panel.chosen_run() == app.runner.run_id

@@ -4,10 +4,13 @@ config paired against the first selected one (optui.export.comparison, as `optui
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Select, SelectionList, Static
 from textual_plotext import PlotextPlot
 
@@ -18,40 +21,90 @@ from .. import plots
 from ..widgets import PanelSafeInput, ToggleList
 
 # Runs that declare no metrics (older runs, imports) record TwNet's and MNIST's names.
-DEFAULT_METRICS = (metric_decls.infer("train_loss"), metric_decls.infer("test_loss"))
-METRIC_OPTIONS = tuple(metric_decls.plot_choices(DEFAULT_METRICS))
 
 
 def metric_label(metric: str) -> str:
     """A metric's label for file titles: "test loss", "minibatch loss", "train vs test"."""
-    return metric_decls.label((), metric)
+    return plots.NO_METRICS.label(metric)
 _BAND_NAMES = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI"}
 BAND_OPTIONS = tuple((_BAND_NAMES[k], k) for k in BAND_KINDS)
 COMPARE_STATUSES = ("done", "interrupted")
 DEFAULT_TARGET_MARGIN = 1.05
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What Compare shows, for the Export panel: (run id, unit, label) pairs, the metric and band,
+    how they read, and the title of the preset's view when one is shown unchanged."""
+
+    selection: tuple[tuple[str, str, str], ...]
+    metric: str
+    band: str
+    description: str
+    metric_label: str
+    title: str = ""
+
+
 def _g(value) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def table_rows(table: DataTable, c) -> None:
+    """A comparison (optui.export.comparison) as the final-values table: its columns say which
+    way the metric improves (% to<target for a loss, % to>target for an R^2 or an accuracy)."""
+    band = _BAND_NAMES.get(c.band, c.band)
+    columns = ["config", "n", "mean", "median", band]
+    better = ">" if c.higher_is_better else "<"
+    if c.target is not None:
+        columns.append(f"% to{better}{c.target:.3g}")
+    if len(c.entries) > 1:
+        columns += [f"P({better}{c.baseline.label.split('/')[-1][:12]})", "wilcoxon p"]
+    table.add_columns(*columns)
+    for e in c.entries:
+        lo_hi = "-" if e.band is None else f"{e.band[0]:.3g}-{e.band[1]:.3g}"
+        row = [e.label if len(c.run_ids) > 1 else e.unit.name, str(e.stats["n"]), _g(e.stats["mean"]),
+               _g(e.stats["median"]), lo_hi]
+        if c.target is not None:
+            row.append("-" if e.time_to_target is None else f"{e.time_to_target:.0f}%")
+        if len(c.entries) > 1:
+            p = e.paired
+            if e is c.baseline:
+                row += ["base", ""]
+            elif p is None:
+                row += ["unpaired", ""]
+            else:
+                row += [f"{p['p_a_below_b']:.2f}", _g(p["wilcoxon_p"])]
+        table.add_row(*row)
+
+
 class ComparePanel(Vertical):
-    BINDINGS = [Binding("v", "next_view", "Next view", show=False)]
+    BINDINGS = [Binding("v", "next_view", "Next view", show=False),
+                Binding("t", "toggle_table", "Chart/table", show=False)]
     KEYS = [("space", "tick or untick a config (the first ticked one is the baseline of the table)"),
             ("v", "next of the preset's [[compare]] views (or choose one in 'view')"),
             ("metric / band", "what the plot and the table show"),
             ("target", "loss for time-to-target (empty: 5% above where the worst config ends)"),
             ("table", "final value per replicate: n, mean, median, band, % of run to the target, "
                       "P(below the first) with Wilcoxon p, paired by replicate"),
+            ("t", "at 24 rows or fewer: the table instead of the chart, and back"),
             ("ctrl+o", "export what is shown (Export panel)")]
 
-    def __init__(self, **kwargs) -> None:
+    class Shown(Message):
+        """The selection, metric or band changed: what an export would write."""
+
+        def __init__(self, shown: Shown) -> None:
+            super().__init__()
+            self.shown = shown
+
+    def __init__(self, runs, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.runs = runs  # the runs model: the store's runs, loaded on demand
         self.dirty = False
         self.entries: dict[str, tuple[str, str, str]] = {}  # value -> (run id, unit, label)
-        self.loader = None  # callable run_id -> RunResult (the app's cache)
+        self.view_shown: int | None = None  # the preset's view shown as it is (its title names exports)
+        self._user_metric = False  # the user chose a metric: a new run keeps it
         self.drawn = 0  # series on the plot (the tests poll this)
-        self.declared: tuple = DEFAULT_METRICS  # the metrics of the runs listed, for the choices
+        self.run_metrics = plots.NO_METRICS  # the listed runs' metrics (the newest's objective)
         self.views: list = []  # the preset's [[compare]] entries
         self.comparison = None  # what the table shows (optui.export.comparison.Comparison)
         self.table_note = ""
@@ -60,17 +113,25 @@ class ComparePanel(Vertical):
         with Horizontal(id="cmp-top"):
             yield ToggleList(id="cmp-units", compact=True)
             with Vertical(id="cmp-options"):
-                yield Select(METRIC_OPTIONS, value="minibatch_loss", allow_blank=False, id="cmp-metric",
+                yield Select(plots.NO_METRICS.plot_choices(), value="minibatch_loss", allow_blank=False, id="cmp-metric",
                              compact=True)
                 yield Select(BAND_OPTIONS, value="minmax", allow_blank=False, id="cmp-band", compact=True)
                 yield Select([], prompt="view", id="cmp-view", compact=True)
-                yield PanelSafeInput("", placeholder="target loss", id="cmp-target", compact=True)
+                yield PanelSafeInput("", placeholder="target", id="cmp-target", compact=True)
         yield PlotextPlot(id="cmp-plot")
         yield Static("", id="cmp-legend", markup=False)
         yield DataTable(id="cmp-table", cursor_type="none", zebra_stripes=False)
 
     def on_mount(self) -> None:
         self.set_interval(0.25, self._replot)
+        self.dirty = True
+        self.set_entries()
+
+    def on_show(self) -> None:
+        self.dirty = True
+
+    def action_toggle_table(self) -> None:
+        self.toggle_class("-table")
         self.dirty = True
 
     @property
@@ -83,26 +144,38 @@ class ComparePanel(Vertical):
 
     def describe(self) -> str:
         """The metric and band as the user chose them: 'test loss, mean and min-max'."""
-        name = metric_decls.label(self.declared, self.metric)
+        name = self.run_metrics.label(self.metric)
         band = dict((v, k) for k, v in BAND_OPTIONS)[self.band_kind]
         return f"{name}, mean and {band}"
 
     def _set_metrics(self, runs: list[dict]) -> None:
-        """Offer the minibatch loss and every metric the listed runs' workloads declare."""
+        """Offer the minibatch loss and every metric the listed runs' workloads declare; until the
+        user picks one, show the objective of the newest run's workload."""
         declared: dict[str, metric_decls.Metric] = {}
-        for info in runs:
-            for m in metric_decls.from_meta(info.get("meta") or {}) or DEFAULT_METRICS:
+        newest = None
+        for info in reversed(runs):  # newest first
+            rm = metric_decls.RunMetrics.of_meta(info.get("meta") or {}, (), info.get("workload"))
+            newest = newest or (rm if rm.objective is not None else None)
+            for m in rm:
                 declared.setdefault(m.name, m)
-        self.declared = tuple(declared.values()) or DEFAULT_METRICS
+        self.run_metrics = metric_decls.RunMetrics.build(
+            declared.values(), newest.objective_name if newest else None,
+            [m.name for m in newest.train_test] if newest and newest.train_test else None)
+        objective = self.run_metrics.objective
         select = self.query_one("#cmp-metric", Select)
         current = select.value
-        options = metric_decls.plot_choices(self.declared)
+        options = self.run_metrics.plot_choices()
+        values = [v for _, v in options]
         with self.prevent(Select.Changed):
             select.set_options(options)
-            select.value = current if current in [v for _, v in options] else "minibatch_loss"
+            if self._user_metric and current in values:
+                select.value = current
+            else:
+                select.value = objective.name if objective is not None and objective.name in values else values[0]
 
-    def set_entries(self, runs: list[dict], run_label) -> None:
+    def set_entries(self) -> None:
         """Every config with data in the store (newest runs first), keeping the selection."""
+        runs, run_label = self.runs.runs, self.runs.label
         self._set_metrics([info for info in runs if info["kind"] in ("study", "import")])
         sel = self.query_one("#cmp-units", SelectionList)
         selected = set(sel.selected)
@@ -131,11 +204,24 @@ class ComparePanel(Vertical):
         if not values:
             return False
         sel = self.query_one("#cmp-units", SelectionList)
-        sel.deselect_all()
-        for value in values:
-            sel.select(value)
-        self.dirty = True
+        with self.prevent(SelectionList.SelectedChanged):
+            sel.deselect_all()
+            for value in values:
+                sel.select(value)
+        self.view_shown = None
+        self._changed()
         return True
+
+    def _changed(self) -> None:
+        self.dirty = True
+        selection = tuple(self.selection())
+        title = ""
+        if self.view_shown is not None and self.view_shown < len(self.views):
+            view = self.views[self.view_shown]
+            if [u for _, u, _ in selection] == list(view.configs) and self.metric == view.metric:
+                title = view.title
+        self.post_message(self.Shown(Shown(selection, self.metric, self.band_kind, self.describe(),
+                                           self.run_metrics.label(self.metric), title)))
 
     def selection(self) -> list[tuple[str, str, str]]:
         sel = self.query_one("#cmp-units", SelectionList)
@@ -164,10 +250,16 @@ class ComparePanel(Vertical):
         values = max(by_run.values(), key=len)  # max keeps the first (newest) of equals
         order = {name: i for i, name in enumerate(view.configs)}
         values.sort(key=lambda v: order[self.entries[v][1]])
-        if view.metric in dict((v, k) for k, v in METRIC_OPTIONS):
-            self.query_one("#cmp-metric", Select).value = view.metric
+        select = self.query_one("#cmp-metric", Select)
+        choices = list(self.run_metrics.plottable())
+        if view.metric in choices:  # any metric the runs' workload declares
+            with self.prevent(Select.Changed):
+                select.value = view.metric
         self.table_note = ""
-        return self._select(values)
+        changed = self._select(values)
+        self.view_shown = index
+        self._changed()
+        return changed
 
     def action_next_view(self) -> None:
         if not self.views:
@@ -178,12 +270,16 @@ class ComparePanel(Vertical):
         select.value = (current + 1) % len(self.views)
 
     def on_selection_list_selected_changed(self, event) -> None:
-        self.dirty = True
+        self._changed()
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
         if event.select.id == "cmp-view" and isinstance(event.value, int):
             self.show_view(event.value)
-        self.dirty = True
+            return
+        if event.select.id == "cmp-metric":
+            self._user_metric = True
+        self._changed()
 
     def on_input_changed(self, event) -> None:
         if event.input.id == "cmp-target":
@@ -195,21 +291,21 @@ class ComparePanel(Vertical):
         plot = self.query_one("#cmp-plot", PlotextPlot)
         if plot.size != getattr(self, "_drawn_size", None):
             self.dirty = True  # resized: the curves are binned to the width
-        if not self.dirty or not self.display or self.loader is None:
+        if not self.dirty or not self.display:
             return
         self.dirty = False
         self._drawn_size = plot.size
         width = max(plot.size.width - 10, 10)
         groups, targets = [], []
         for run_id, unit, label in self.selection():
-            run = self.loader(run_id)
+            run = self.runs.load(run_id)
             if run is not None and unit in run.units:
                 short = label.split(" · ")[0]
                 groups.append(plots.unit_series(run.units[unit], self.metric, short, self.band_kind, width,
-                                                metric_decls.of_run(run)))
+                                                metric_decls.RunMetrics.of_run(run)))
                 targets.append((run, unit))
         plots.draw(plot.plt, groups, self.describe(), self._empty_note(groups), width,
-                   plots.y_label(self.metric, self.declared))
+                   plots.y_label(self.metric, self.run_metrics), rows=max(plot.size.height - 5, 2))
         plot.refresh()
         self.query_one("#cmp-legend", Static).update(plots.legend(groups))
         self.drawn = sum(len(g) for g in groups)
@@ -223,54 +319,40 @@ class ComparePanel(Vertical):
             value = float(text)
         except ValueError:
             return None, f"target {text!r} is not a number: time-to-target left out"
-        return (value, "") if value > 0 else (None, "target must be above 0: time-to-target left out")
+        if value <= 0 and plots.is_log(self.metric, self.run_metrics):  # a loss on a log axis
+            return None, "target must be above 0: time-to-target left out"
+        return value, ""
 
     def _fill_table(self, targets: list) -> None:
-        """The final-values table of what the plot shows (the test loss for train vs test)."""
+        """The final-values table of what the plot shows (the test metric for train vs test)."""
         from ...export.comparison import compare
 
         table = self.query_one("#cmp-table", DataTable)
         table.clear(columns=True)
         self.comparison = None
         if not targets:
-            table.display = False
+            self.set_class(True, "-no-table")
             return
-        metric = "test_loss" if self.metric == "train_test" else self.metric
+        metric = self.metric
+        if metric == metric_decls.TRAIN_TEST:  # the pair's test metric, as the workload declares it
+            pair = metric_decls.RunMetrics.of_run(targets[0][0]).train_test or self.run_metrics.train_test
+            metric = pair[1].name if pair else metric
         target, note = self._target()
         try:
-            if target is None and not note:  # a level every config reaches: 5% above where the worst ends
+            if target is None and not note:  # a level every config reaches: 5% short of where the worst ends
                 first = compare(targets, metric, self.band_kind)
                 means = [e.stats["mean"] for e in first.entries if e.stats["mean"] is not None]
-                target = float(f"{max(means) * DEFAULT_TARGET_MARGIN:.3g}") if means else None
+                if means:
+                    worst = min(means) / DEFAULT_TARGET_MARGIN if first.higher_is_better else \
+                        max(means) * DEFAULT_TARGET_MARGIN
+                    target = float(f"{worst:.3g}")
             self.comparison = compare(targets, metric, self.band_kind, target)
         except OptuiError as exc:
-            table.display = True
+            self.set_class(False, "-no-table")
             table.add_column(str(exc))
             return
-        c = self.comparison
-        band = _BAND_NAMES.get(c.band, c.band)
-        columns = ["config", "n", "mean", "median", band]
-        if c.target is not None:
-            columns.append(f"% to<{c.target:.3g}")
-        if len(c.entries) > 1:
-            columns += [f"P(<{c.baseline.label.split('/')[-1][:12]})", "wilcoxon p"]
-        table.add_columns(*columns)
-        for e in c.entries:
-            lo_hi = "-" if e.band is None else f"{e.band[0]:.3g}-{e.band[1]:.3g}"
-            row = [e.label if len(c.run_ids) > 1 else e.unit.name, str(e.stats["n"]), _g(e.stats["mean"]),
-                   _g(e.stats["median"]), lo_hi]
-            if c.target is not None:
-                row.append("-" if e.time_to_target is None else f"{e.time_to_target:.0f}%")
-            if len(c.entries) > 1:
-                p = e.paired
-                if e is c.baseline:
-                    row += ["base", ""]
-                elif p is None:
-                    row += ["unpaired", ""]
-                else:
-                    row += [f"{p['p_a_below_b']:.2f}", _g(p["wilcoxon_p"])]
-            table.add_row(*row)
-        table.display = True
+        table_rows(table, self.comparison)
+        self.set_class(False, "-no-table")
 
     def _empty_note(self, groups: list) -> str:
         if self.table_note:

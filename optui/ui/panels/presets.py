@@ -33,7 +33,9 @@ class PresetsPanel(Vertical):
     KEYS = [("enter", "open the preset under the cursor (list on the left)"),
             ("up / down", "previous / next field"),
             ("pageup / pagedown", "a page of fields, also while a field has focus"),
-            ("ctrl+s", "save the preset (comments kept; invalid text is never written)"),
+            ("ctrl+s", "save the preset (comments kept; invalid text is never written; a file changed "
+                       "on disk meanwhile is never overwritten: reload or merge)"),
+            ("ctrl+z", "in a field: put back the value the file holds"),
             ("ctrl+p", "palette: type part of a field's name to jump to it"),
             ("an empty field", "its default; a required field shows an error on itself")]
 
@@ -46,6 +48,7 @@ class PresetsPanel(Vertical):
         super().__init__(**kwargs)
         self.root = root
         self.files: list[Path] = []
+        self._pointed: Path | None = None  # the file opened at start: the list's cursor goes there
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -70,7 +73,15 @@ class PresetsPanel(Vertical):
         for p in self.files:
             lst.append(ListItem(Label(p.name, markup=False)))
         if self.files:
-            self.call_after_refresh(setattr, lst, "index", 0)  # enter opens at once
+            full = [p.resolve() for p in self.files]
+            at = full.index(self._pointed) if self._pointed in full else 0
+            self.call_after_refresh(setattr, lst, "index", at)  # enter opens at once
+
+    def point_at(self, path: Path) -> None:
+        """Put the list's cursor on this file (the one opened from the command line)."""
+        self._pointed = (path if path.is_absolute() else self.root / path).resolve()
+        if self.is_mounted:
+            self.refresh_files()
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
         event.stop()

@@ -15,8 +15,6 @@ from .. import plots
 from ...service.progress import RunProgress, UnitProgress
 from ..widgets import PanelSafeInput, ToggleList
 
-# Until a preset is read: what TwNet and MNIST record (the workload's declarations replace it).
-DEFAULT_METRICS = (metric_decls.infer("train_loss"), metric_decls.infer("test_loss"))
 MAX_COUNT = 100_000
 
 
@@ -34,21 +32,22 @@ def count_problem(name: str, text: str) -> str | None:
 
 
 class ReplicatesPanel(Vertical):
-    BINDINGS = [Binding("m", "cycle_metric", "Metric")]
+    BINDINGS = [Binding("m", "cycle_metric", "Metric"), Binding("t", "toggle_table", "Chart/table")]
     KEYS = [("space", "tick or untick the config under the cursor"),
             ("replicates field", "how many seed replicates per config (1-100000)"),
             ("ctrl+r", "run the ticked configs"), ("ctrl+t", "stop after the current chunk"),
-            ("m", "live plot: minibatch, test or train loss (outside a field)")]
+            ("m", "live plot: the objective, the minibatch loss, the other metrics (outside a field)"),
+            ("t", "at 24 rows or fewer: the progress table instead of the chart, and back")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.declared: tuple = DEFAULT_METRICS
-        self.watch = DEFAULT_METRICS[1]  # the eval the progress table shows: the default objective
+        self.run_metrics = plots.NO_METRICS  # the open preset's workload's (optui.results.metrics.RunMetrics)
         self.metrics = self._cycle()
-        self.metric = self.metrics[0]
+        self.metric = self.metrics[0]  # the objective
         self.units: dict[str, UnitProgress] = {}
         self.title = ""
         self.dirty = False
+        self._progress: RunProgress | None = None
         self._preset_count = ""  # the count last taken from the preset
 
     def compose(self) -> ComposeResult:
@@ -68,27 +67,26 @@ class ReplicatesPanel(Vertical):
         self.dirty = True
 
     def _cycle(self) -> list[str]:
-        """What `m` cycles through: the minibatch loss, the objective, then the other metrics."""
-        return ["minibatch_loss", self.watch.name,
-                *(m.name for m in self.declared if m.name != self.watch.name)]
+        """What `m` cycles through: the objective, the minibatch loss, then the other metrics."""
+        rm = self.run_metrics
+        first = [rm.objective_name] if rm.objective_name else []
+        return first + [n for n in rm.plottable() if n not in first]
 
     def _columns(self) -> None:
         table = self.query_one("#rep-progress", DataTable)
         table.clear(columns=True)
         # No % column: steps say it, and at 80 columns the status ("interrupted") needs the room.
-        short = self.watch.label.split(" ")[0] if self.watch.kind == "loss" else self.watch.label
+        watch = self.run_metrics.objective
+        short = "-" if watch is None else watch.label.split(" ")[0] if watch.kind == "loss" else watch.label
         table.add_columns("config", "steps", short, "div", "status")
 
-    def set_metrics(self, declared, objective: str) -> None:
-        """The workload's declared metrics and default objective (the progress column)."""
-        declared = tuple(declared) or DEFAULT_METRICS
-        watch = next((m for m in declared if m.name == objective), declared[0])
-        if declared == self.declared and watch == self.watch:
+    def set_metrics(self, run_metrics: metric_decls.RunMetrics) -> None:
+        """The workload's metrics: its objective is the progress column and the plot's default."""
+        if run_metrics == self.run_metrics:
             return
-        self.declared, self.watch = declared, watch
+        self.run_metrics = run_metrics
         self.metrics = self._cycle()
-        if self.metric not in self.metrics:
-            self.metric = self.metrics[0]
+        self.metric = self.metrics[0]  # a new workload: its objective
         self._columns()
         self.refresh_table()
         self.dirty = True
@@ -96,8 +94,8 @@ class ReplicatesPanel(Vertical):
     # -- study and selection ------------------------------------------------------------------
     def set_study(self, study) -> None:
         """Offer the study's configs; keeps the user's choice where the names still exist."""
-        if study is not None and study.spec is not None:
-            self.set_metrics(study.spec.metrics, study.spec.objective)
+        if study is not None:
+            self.set_metrics(metric_decls.RunMetrics.of_preset(study))
         sel = self.query_one("#rep-configs", SelectionList)
         previous = set(sel.selected)
         had_options = sel.option_count > 0
@@ -126,25 +124,46 @@ class ReplicatesPanel(Vertical):
         self.query_one("#rep-count", Input).set_class(problem is not None, "-invalid")
         return (0, problem) if problem else (int(text), None)
 
-    # -- live run -------------------------------------------------------------------------------
-    def start(self, title: str, units: dict[str, UnitProgress]) -> None:
-        self.title = title
-        self.units = units
-        self.dirty = True
-        self.refresh_table()
+    def request(self, study):
+        """The run the panel asks for (the ticked configs, the count), or None with a notice."""
+        from ..runner import RunRequest
 
+        configs = [c for c in self.chosen() if c in study.configs]
+        if not configs:
+            self.app.notify("choose at least one config (space in the list)", severity="error")
+            return None
+        replicates, problem = self.replicates_requested()
+        if problem:
+            self.app.notify(problem, title="not started", severity="error")
+            self.app.query_one("TabbedContent").active = "replicates"
+            self.call_after_refresh(self.query_one("#rep-count").focus)  # where it is fixed
+            return None
+        return RunRequest("replicates", study=study, configs=tuple(configs), count=replicates)
+
+    # -- live run -------------------------------------------------------------------------------
     def show_progress(self, progress: RunProgress) -> None:
-        """The run's latest progress: the table now, the plot at its next redraw."""
+        """The run's latest progress (folded by optui.service.progress.reduce): the table now, the plot
+        at its next redraw."""
+        self._progress = progress
+        self.title = progress.study or self.title
         if progress.units is not self.units:
             self.units = progress.units
             self.dirty = True
             self.refresh_table()
 
+    def on_show(self) -> None:
+        self.dirty = True
+
+    def action_toggle_table(self) -> None:
+        self.toggle_class("-table")
+        self.dirty = True
+
     def refresh_table(self) -> None:
         table = self.query_one("#rep-progress", DataTable)
         table.clear()
         for u in self.units.values():
-            value = self.watch.format(u.last_value(self.watch.name))
+            watch = self.run_metrics.objective
+            value = watch.format(u.last_value(watch.name)) if watch is not None else "-"
             table.add_row(u.name, f"{u.steps_done}/{u.total_steps}", value, str(u.diverged), u.status)
 
     def action_cycle_metric(self) -> None:
@@ -160,12 +179,12 @@ class ReplicatesPanel(Vertical):
         self.dirty = False
         self._drawn_size = plot.size
         width = max(plot.size.width - 10, 10)
-        groups = [plots.unit_series(u.as_unit(), self.metric, u.name, "minmax", width, self.declared)
+        groups = [plots.unit_series(u.as_unit(), self.metric, u.name, "minmax", width, self.run_metrics)
                   for u in self.units.values() if u.has_data]
-        name = metric_decls.label(self.declared, self.metric)
+        name = self.run_metrics.label(self.metric)
         title = f"{self.title}: {name}, mean and min-max" if self.title else name
         plots.draw(plot.plt, groups, title, "start a run (ctrl+r)" if not self.units else "waiting for the first chunk",
-                   width, plots.y_label(self.metric, self.declared))
+                   width, plots.y_label(self.metric, self.run_metrics), rows=max(plot.size.height - 5, 2))
         plot.refresh()
         self.query_one("#rep-legend", Static).update(plots.legend(groups))
 

@@ -29,26 +29,22 @@ class RunsPanel(Vertical):
             ("e", "show the run's export folder (and copy its path)"),
             ("up / down", "move between runs, newest first")]
 
-    class RunDeleted(Message):
-        """A run left the store: the session forgets what it had loaded of it."""
-
-        def __init__(self, run_id: str) -> None:
-            super().__init__()
-            self.run_id = run_id
-
     class RunAction(Message):
-        """enter (open) or r (resume) on a run: the session does it."""
+        """enter (open), r (resume) on a run, or it was deleted: the session does what follows."""
 
         def __init__(self, action: str, run_id: str) -> None:
             super().__init__()
             self.action = action
             self.run_id = run_id
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, runs, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.runs = runs  # the runs model
         self.run_ids: list[str] = []
         self.infos: dict[str, dict] = {}
-        self.run_label = str
+
+    def run_label(self, run_id: str) -> str:
+        return self.runs.label(run_id)
 
     def compose(self) -> ComposeResult:
         yield Static(NOTE, id="runs-note", classes="note", markup=False)
@@ -60,19 +56,19 @@ class RunsPanel(Vertical):
         self.query_one("#runs-table", DataTable).add_columns(
             "run", "study", "kind", "status", "reps", "configs", "wall s", "created")
 
-    def show_runs(self, runs: list[dict], run_label, run_times) -> None:
-        """The store's runs, newest first; run_label and run_times say how ids and times read."""
+    def show_runs(self) -> None:
+        """The store's runs, newest first (the runs model's formats say how ids and times read)."""
         table = self.query_one("#runs-table", DataTable)
         row = table.cursor_row
         table.clear()
         self.run_ids = []
+        runs = self.runs.runs
         self.infos = {info["id"]: info for info in runs}
-        self.run_label = run_label
         for info in reversed(runs):  # newest first
-            wall, created = run_times(info)
+            wall, created = self.runs.formats.run_times(info)
             units = (f"{len(info['units'])} trials" if info["kind"] == "search"
                      else ",".join(info["units"]))
-            table.add_row(run_label(info["id"]), info["study"], info["kind"], info["status"],
+            table.add_row(self.run_label(info["id"]), info["study"], info["kind"], info["status"],
                           f"{info['replicates_done']}/{info['replicates_total']}", units, wall, created)
             self.run_ids.append(info["id"])
         if self.run_ids:
@@ -104,7 +100,7 @@ class RunsPanel(Vertical):
     def ask_delete(self, run_id: str) -> None:
         """Delete a run from the store after asking; never the run this session is running."""
         app = self.app
-        if app.running and run_id == app.current_run_id:
+        if app.runner.running and run_id == app.runner.run_id:
             app.notify("this run is in progress: stop it first (ctrl+t)", severity="error")
             return
         what = self._describe(run_id)
@@ -120,12 +116,12 @@ class RunsPanel(Vertical):
         from ...store.removal import delete_run
 
         try:
-            delete_run(self.app.store, run_id)
+            delete_run(self.runs.store, run_id)
         except OptuiError as exc:
             self.app.notify(str(exc), title="not deleted", severity="error")
             return
         self.say(f"deleted {what}")
-        self.post_message(self.RunDeleted(run_id))
+        self.post_message(self.RunAction("deleted", run_id))
 
     def say_export_folder(self, run_id: str) -> None:
         """Where the run's exports go, whether they exist yet; the path goes to the clipboard too."""

@@ -1,13 +1,15 @@
-"""Search: the preset's search spaces (editable), start and stop a search, the trials ranked
-live, and a scatter of the objective against a chosen hyperparameter, or the best objective so
-far against examples trained (with the search's sampler, pruner and examples in its title)."""
+"""Search: the preset's search spaces (editable), the sampler and pruner to run with, start and
+stop a search, the trials ranked live, and a scatter of the objective against a hyperparameter,
+or the best objective so far against examples trained. The panel owns its actions on the shown
+search: its best config, writing it into the preset, confirming the best trials."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
+from pathlib import Path
 from typing import Any
 
-import numpy as np
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -15,81 +17,85 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from ...results import metrics as metric_decls
-from ...service.events import ChunkDone, UnitStarted
+from ...errors import OptuiError
 from ...export import search_progress
-from ...search.plans import NOT_HYPERPARAMETERS
-from ...search import TrialScored, TrialsPlanned, rank
-from ..plots import log_ticks
+from ...search import rank
+from .. import jobs
 from ..widgets import FieldForm, PanelSafeInput
 from .replicates import count_problem
+from .search_controls import NONE, SearchControls
+from .search_view import (HISTORY_AXIS, PARAM_SKIP, draw_scatter, fill_table, fmt, most_varied, numeric_params,  # noqa: F401
+                          objective_goal, trials_of, varied_params)
 
-# The x-axis choice that plots the best objective so far against examples trained.
-HISTORY_AXIS = "examples trained"
-
-
-
-def objective_goal(objective: str, known: dict[str, str] | None = None) -> str:
-    """'min' or 'max' for an objective name: as the preset's spaces declare it, else from the
-    metric's name (final_test_accuracy: an accuracy, higher is better)."""
-    if known and objective in known:
-        return known[objective]
-    metric = objective.removeprefix("final_").removeprefix("mean_last_")
-    return metric_decls.infer(metric).goal
-
-
-def fmt(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 class SearchPanel(Vertical):
-    BINDINGS = [Binding("w", "app.write_best", "Write best", show=False),
-                Binding("c", "confirm", "Confirm", show=False)]
-    KEYS = [("ctrl+r", "run the chosen space with the trial count (edit its ranges on the left)"),
+    BINDINGS = [Binding("w", "write_best", "Write best", show=False),
+                Binding("c", "confirm", "Confirm", show=False),
+                Binding("t", "toggle_table", "Chart/table", show=False)]
+    KEYS = [("ctrl+r", "run the chosen space with the sampler, pruner and trial count shown"),
             ("ctrl+t", "stop after the current chunk"),
             ("w", "write the best config into the open preset as [configs.<space>-searched]"),
             ("c", "confirm: re-run the top K trials with R fresh replicates (fields 'top', '×')"),
-            ("stored search", "show an earlier search run; 'x axis' picks the scatter's parameter"),
-            ("table", "trials ranked by the objective, a column per parameter the search varied")]
+            ("space / stored", "the space to run; the table shows that space's newest search of this study "
+                               "(or the one chosen in 'stored')"),
+            ("x axis", "the scatter's parameter, or examples trained"),
+            ("table", "trials ranked by the objective, a column per parameter the search varied"),
+            ("t", "at 24 rows or fewer: the whole table instead of the chart, and back")]
 
     class Confirm(Message):
-        def __init__(self, top: int, replicates: int) -> None:
+        def __init__(self, run_id: str, top: int, replicates: int) -> None:
             super().__init__()
+            self.run_id = run_id
             self.top = top
             self.replicates = replicates
 
-    def __init__(self, **kwargs) -> None:
+    class BestWritten(Message):
+        """The best config was written into the preset file: the editor re-reads it."""
+
+        def __init__(self, text: str, path: Path) -> None:
+            super().__init__()
+            self.text = text
+            self.path = path
+
+    class _Best(Message):
+        def __init__(self, run_id: str, text: str) -> None:
+            super().__init__()
+            self.run_id = run_id
+            self.text = text
+
+    def __init__(self, root: Path | None = None, runs=None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.root = root or Path.cwd()
+        self.runs = runs  # the runs model
+        self.study = None
+        self.preset_path: Path | None = None
         self.trials: dict[str, dict[str, Any]] = {}  # name -> name, trial, params, status, objective
         self.objective_name = "objective"
         self.dirty = False
-        self.source = ""  # what the table shows: a stored run, or the live search
-        self._param_names: list[str] = []
-        self._preset_trials = ""  # the trial count last taken from the preset
-        self._goals: dict[str, str] = {}  # objective -> "min" | "max", from the preset's spaces
+        self.source = ""  # what the table shows: a stored run id, or "live"
         self.strategy = "random"  # the shown search's sampler (+ pruner)
+        self._param_names: list[str] = []
         self._table_params: list[str] = []
-        self.scales: dict[str, str] = {}  # parameter -> how the space draws it (log, uniform)
+        self._goals: dict[str, str] = {}  # objective -> "min" | "max", from the preset's spaces
+        self._stored: list[str] = []  # the stored searches offered
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="search-note", classes="note", markup=False)
         with Horizontal(id="search-top"):
-            yield FieldForm(prefix="search", id="search-form",
-                            empty_note="this preset has no [search.*] space")
+            yield FieldForm(prefix="search", id="search-form", empty_note="this preset has no [search.*] space")
             yield DataTable(id="search-trials", cursor_type="row")
-        with Horizontal(id="search-controls"):
-            yield Select([], prompt="space", id="search-space", compact=True)
-            yield Label(" trials ")
-            yield PanelSafeInput("", id="search-count", type="integer", compact=True)
-            yield Select([], prompt="stored search", id="search-run", compact=True)
-            yield Select([], prompt="x axis", id="search-param", compact=True)
+        yield SearchControls(id="search-controls")
+        with Horizontal(id="search-controls2"):
+            yield Select([("(no stored search)", NONE)], value=NONE, allow_blank=False, id="search-run",
+                         compact=True)
+            yield Select([("(x axis)", NONE)], value=NONE, allow_blank=False, id="search-param", compact=True)
         yield Static("", id="search-best", markup=False)
         with Horizontal(id="search-decide"):
             yield Label("c: confirm top ")
             yield PanelSafeInput("3", id="search-top-k", type="integer", compact=True)
-            yield Label(" with ")
+            yield Label(" × ")
             yield PanelSafeInput("5", id="search-reps", type="integer", compact=True)
-            yield Label(" replicates · w: write best to preset")
+            yield Label(" replicates · w: write best")
         yield PlotextPlot(id="search-plot")
 
     def on_mount(self) -> None:
@@ -99,57 +105,126 @@ class SearchPanel(Vertical):
         self.set_interval(0.25, self._replot)
         self.dirty = True
 
-    def set_note(self, text: str) -> None:
-        self.query_one("#search-note", Static).update(text)
+    def on_show(self) -> None:
+        self.dirty = True
+
+    def action_toggle_table(self) -> None:
+        self.toggle_class("-table")
+        self.dirty = True
+
+    def _value(self, select_id: str) -> str | None:
+        value = self.query_one(select_id, Select).value
+        return value if isinstance(value, str) and value != NONE else None
 
     # -- the space to run ---------------------------------------------------------------------
-    def set_spaces(self, study) -> None:
-        spaces = list(study.search) if study is not None and study.search else []
-        self._goals.update({s.objective: s.goal for s in (study.search.values() if spaces else ())})
-        select = self.query_one("#search-space", Select)
-        current = select.value
-        select.set_options([(s, s) for s in spaces])
-        if spaces:
-            select.value = current if current in spaces else spaces[0]
-            count = self.query_one("#search-count", Input)
-            if count.value in ("", self._preset_trials):  # the user's own count stays
-                self._preset_trials = count.value = str(study.search[select.value].trials)
+    def set_study(self, study, path: Path | None = None, live: bool = False) -> None:
+        """The open preset's study: its spaces, sampler and pruner in the controls."""
+        changed_study = self.study is None or study is None or self.study.name != study.name
+        self.study, self.preset_path = study, path
+        self._goals.update({s.objective: s.goal for s in (study.search or {}).values()} if study else {})
+        self.controls.set_study(study)
+        self.runs_changed(live, force=changed_study)  # its best config now reads against this preset
+
+    @property
+    def controls(self) -> SearchControls:
+        return self.query_one(SearchControls)
+
+    def scales(self) -> dict[str, str]:
+        """Parameter -> how the chosen space draws it (log, uniform): the scatter's axis."""
+        space = self.chosen_space()
+        sp = self.study.search.get(space) if self.study is not None and self.study.search and space else None
+        return {k: iv.scale for k, iv in sp.intervals.items()} if sp is not None else {}
 
     def chosen_space(self) -> str | None:
-        value = self.query_one("#search-space", Select).value
-        return value if isinstance(value, str) else None
+        return self.controls.space
 
-    def trial_count(self) -> str:
-        return self.query_one("#search-count", Input).value.strip()
+    def strategy_chosen(self) -> tuple[str, str]:
+        return self.controls.strategy
 
-    def trials_requested(self) -> tuple[int, str | None]:
-        """(the trial count, None) or (0, why it cannot run)."""
-        text = self.trial_count()
-        problem = count_problem("trials", text)
-        self.query_one("#search-count", Input).set_class(problem is not None, "-invalid")
-        return (0, problem) if problem else (int(text), None)
+    def describe_run(self) -> str:
+        return self.controls.describe()
 
-    # -- stored runs --------------------------------------------------------------------------
-    def set_stored_runs(self, options: list[tuple[str, str]]) -> None:
+    def on_search_controls_space_chosen(self, message: SearchControls.SpaceChosen) -> None:
+        message.stop()
+        self.runs_changed(self.source == "live")
+        self.dirty = True
+
+    def request(self, study):
+        """The search to run (the study with the chosen sampler and pruner), or None with a notice."""
+        from ..runner import RunRequest
+
+        space = self.chosen_space()
+        if not study.search or space not in study.search:
+            self.app.notify("the preset has no [search.*] space to run; add one in Presets", severity="error")
+            return None
+        trials, problem = self.controls.trials_requested()
+        if problem:
+            self.app.notify(problem, title="not started", severity="error")
+            return None
+        sampler, pruner = self.strategy_chosen()
+        chosen = dataclasses.replace(study.search[space], sampler=sampler, pruner=pruner)
+        study = dataclasses.replace(study, search={**study.search, space: chosen})
+        return RunRequest("search", study=study, space=space, count=trials)
+
+    # -- stored searches ----------------------------------------------------------------------
+    def runs_changed(self, live: bool = False, force: bool = False) -> None:
+        """The store changed: offer this study's searches of the chosen space; show the chosen
+        one, else the newest (a live search keeps the table)."""
+        if self.runs is None:
+            return
+        study = self.study.name if self.study is not None else None
+        searches = self.runs.searches(study, self.chosen_space())
         select = self.query_one("#search-run", Select)
-        current = select.value
+        current = self._value("#search-run")
+        options = [(f"{self.runs.label(r['id'])} {r['status']}", r["id"]) for r in searches]
+        self._stored = [v for _, v in options]
         with self.prevent(Select.Changed):
-            select.set_options(options)
-            values = [v for _, v in options]
-            if current in values:
-                select.value = current
+            select.set_options(options or [("(no stored search)", NONE)])
+            ids = [v for _, v in options]
+            select.value = current if current in ids else (ids[0] if ids else NONE)
+        if live:
+            return
+        chosen = self._value("#search-run")
+        if chosen is None:
+            self.show_trials([], "", "objective")
+            self.show_best(f"no search of space {self.chosen_space()!r} in {study} yet: ctrl+r runs one"
+                           if self.chosen_space() else "")
+        elif force or chosen != self.source or (self.runs.info(chosen) or {}).get("status") != "done":
+            self.show_run(chosen)
 
-    def show_choice(self, run_id: str) -> None:
-        select = self.query_one("#search-run", Select)
-        with self.prevent(Select.Changed):
-            try:
-                select.value = run_id
-            except Exception:  # not among the options (yet)
-                pass
+    def show_run(self, run_id: str) -> None:
+        """A stored search in the table, the scatter and the best line."""
+        from ...search import rank_trials
+
+        store = self.runs.store if self.runs is not None else None
+        if store is None:
+            return
+        try:
+            rows = rank_trials(store, run_id)
+            info = store.run_info(run_id)
+        except OptuiError as exc:
+            self.app.notify(str(exc), title="run store", severity="error")
+            return
+        self.controls.show_space(info["meta"].get("space_name", ""))
+        self.show_trials(rows, run_id, (info["meta"].get("space") or {}).get("objective", "objective"), info["meta"])
+        if run_id in self._stored:
+            with self.prevent(Select.Changed):
+                self.query_one("#search-run", Select).value = run_id
+        self.show_best("best: …")
+        self._find_best(run_id, self.study)
+
+    @work(thread=True, exclusive=True, group="best", exit_on_error=False)
+    def _find_best(self, run_id: str, study) -> None:
+        with jobs.reported(self.post_message, "best config"):
+            self.post_message(self._Best(run_id, jobs.describe_best(self.root, run_id, study)))
+
+    def on_search_panel__best(self, message: _Best) -> None:
+        message.stop()
+        if self.source == message.run_id:
+            self.show_best(message.text)
 
     def chosen_run(self) -> str | None:
-        value = self.query_one("#search-run", Select).value
-        return value if isinstance(value, str) else None
+        return self._value("#search-run")
 
     # -- trials -------------------------------------------------------------------------------
     def show_trials(self, rows: list[dict[str, Any]], source: str, objective_name: str = "objective",
@@ -163,75 +238,47 @@ class SearchPanel(Vertical):
         self.objective_name = objective_name
         self.refresh_table()
 
-    def apply_event(self, e: Any) -> None:
-        """A live search's engine event: plan, progress and scores of its trials."""
-        if isinstance(e, TrialsPlanned):
-            self.show_trials([{"name": t["name"], "trial": t.get("trial", 0), "params": t.get("params", {}),
-                               "status": t.get("status", "pending"), "objective": t.get("objective"),
-                               "steps": t.get("steps"), "replicates": t.get("replicates")}
-                              for t in e.trials], "live", e.objective)
-        elif isinstance(e, UnitStarted):
-            self.update_trial(e.unit, status="running")
-            self.refresh_table()
-        elif isinstance(e, ChunkDone):
-            self.update_trial(e.unit, status=f"{100 * e.step_end // max(e.total_steps, 1)}%")
-            self.refresh_table()
-        elif isinstance(e, TrialScored):
-            self.update_trial(e.unit, status=e.status, objective=e.objective, params=e.params, extra=e.extra)
-            self.refresh_table()
-
-    def update_trial(self, name: str, **changes: Any) -> None:
-        self.trials.setdefault(name, {"name": name, "params": {}, "trial": len(self.trials) + 1})
-        self.trials[name].update(changes)
+    def show_progress(self, progress, live: bool = True) -> None:
+        """A live search's progress (folded by optui.service.progress.reduce)."""
+        sampler, pruner = self.strategy_chosen()
+        if self.source != "live":
+            self.show_best("searching: trials ranked as they finish; the best config shows at the end")
+        self.show_trials(trials_of(progress), "live", progress.objective or self.objective_name,
+                         {"space": {"sampler": sampler, "pruner": pruner}})
 
     @property
     def goal(self) -> str:
         return objective_goal(self.objective_name, self._goals)
 
-    def ranked(self) -> list[dict[str, Any]]:
-        return rank(list(self.trials.values()), self.goal)
-
     def refresh_table(self) -> None:
-        table = self.query_one("#search-trials", DataTable)
-        table.clear()
-        n = 0
-        varied = self.varied_params()
-        if varied != self._table_params:  # a column per varied parameter, named by it
-            self._table_params = varied
-            table.clear(columns=True)
-            table.add_columns("#", "objective", *varied, "status", "trial")
-        for t in self.ranked():
-            obj = t.get("objective")
-            if obj is not None:
-                n += 1
-            given = t.get("params") or {}
-            table.add_row(str(n) if obj is not None else "-", f"{obj:.4g}" if obj is not None else "-",
-                          *[fmt(given[k]) if k in given else "-" for k in varied], t.get("status", ""), t["name"])
-        names = sorted({k for t in self.trials.values() for k, v in (t.get("params") or {}).items()
-                        if k not in NOT_HYPERPARAMETERS and isinstance(v, (int, float)) and not isinstance(v, bool)})
-        select = self.query_one("#search-param", Select)
-        current = select.value
-        if names:
-            names.append(HISTORY_AXIS)
+        trials = list(self.trials.values())
+        self._table_params = fill_table(self.query_one("#search-trials", DataTable), rank(list(self.trials.values()), self.goal),
+                                        varied_params(trials), self._table_params)
+        names = numeric_params(trials)
         if names != self._param_names:
             self._param_names = names
-            select.set_options([(k, k) for k in names])
-            if names:
-                select.value = current if current in names else self._most_varied(names)
+            select = self.query_one("#search-param", Select)
+            current = select.value
+            with self.prevent(Select.Changed):
+                select.set_options([(k, k) for k in names] or [("(x axis)", NONE)])
+                select.value = (current if current in names else most_varied(trials, names)) if names else NONE
         self.dirty = True
-
-    def varied_params(self) -> list[str]:
-        """The hyperparameters that differ between trials (fixed ones say nothing in a table)."""
-        names = sorted({k for t in self.trials.values() for k in (t.get("params") or {}) if k not in NOT_HYPERPARAMETERS},
-                       key=lambda k: (k == "batch_size", k))
-        varied = [k for k in names if len({repr((t.get("params") or {}).get(k)) for t in self.trials.values()}) > 1]
-        return varied or names
 
     def show_best(self, text: str) -> None:
         self.query_one("#search-best", Static).update(text)
 
+    # -- actions on the shown search ------------------------------------------------------------
+    def _shown_run(self) -> str | None:
+        run_id = self.chosen_run()
+        if not run_id:
+            self.app.notify("choose a stored search run in the Search panel first", severity="warning")
+        return run_id
+
     def action_confirm(self) -> None:
         """c: re-run the top K trials of the shown search with R replicates (the fields' values)."""
+        run_id = self._shown_run()
+        if run_id is None:
+            return
         values = []
         for field_id, name in (("#search-top-k", "top"), ("#search-reps", "replicates")):
             text = self.query_one(field_id, Input).value.strip()
@@ -240,74 +287,43 @@ class SearchPanel(Vertical):
                 self.app.notify(problem, title="not started", severity="error")
                 return
             values.append(int(text))
-        self.post_message(self.Confirm(*values))
+        self.post_message(self.Confirm(run_id, *values))
 
-    def _most_varied(self, names: list[str]) -> str:
-        """The hyperparameter with the most distinct values: the one the search explored."""
-        def distinct(name):
-            return len({t["params"].get(name) for t in self.trials.values() if t.get("params")})
-        return max([n for n in names if n != HISTORY_AXIS] or names, key=distinct)
+    def action_write_best(self) -> None:
+        """w: write the shown search's best config into the open preset file (comments kept)."""
+        run_id = self._shown_run()
+        if run_id is None:
+            return
+        editor = self.app.query_one("PresetEditor")
+        if editor.dirty:
+            self.app.notify(f"{editor.doc.file} has unsaved edits: save them (ctrl+s) first; writing the best "
+                            f"config rewrites the file", title="write best", severity="error")
+            return
+        study = editor.current_study()
+        if study is not None:
+            self._write_best(run_id, study, editor.doc.path)
+
+    @work(thread=True, exclusive=True, group="write", exit_on_error=False)
+    def _write_best(self, run_id: str, study, path: Path) -> None:
+        with jobs.reported(self.post_message, "write best"):
+            self.post_message(self.BestWritten(jobs.write_best_in_thread(self.root, run_id, study, path), path))
+
+    def on_search_panel_best_written(self, message: BestWritten) -> None:
+        self.app.notify(message.text, title="write best")
+        self.show_best(message.text)  # the message goes on to the app: the editor re-reads the file
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "search-param":
-            event.stop()
-            self.dirty = True
+        event.stop()
+        if event.select.id == "search-run" and self.chosen_run() and self.source != "live":
+            self.show_run(self.chosen_run())
+        self.dirty = True
 
-    def scored_points(self, param: str) -> list[tuple[float, float]]:
-        return [(float(t["params"][param]), float(t["objective"])) for t in self.trials.values()
-                if t.get("objective") is not None and isinstance((t.get("params") or {}).get(param), (int, float))]
 
     def _replot(self) -> None:
         if not self.dirty or not self.display:
             return
         self.dirty = False
         plot = self.query_one("#search-plot", PlotextPlot)
-        param = self.query_one("#search-param", Select).value
-        self._draw_scatter(plot.plt, param if isinstance(param, str) else None)
+        draw_scatter(plot.plt, list(self.trials.values()), self._value("#search-param"), self.scales(),
+                     self.objective_name, self.goal, self.strategy)
         plot.refresh()
-
-    def _draw_scatter(self, plt, param: str | None) -> None:
-        """The objective against one hyperparameter; a log axis (ticks in its values) for a
-        parameter the space draws on a log scale, or one spanning decades."""
-        plt.clear_data()
-        plt.clear_figure()
-        if param == HISTORY_AXIS:
-            self._plot_history(plt)
-            return
-        points = self.scored_points(param) if param else []
-        if not points:
-            plt.title("no scored trials yet")
-            return
-        xs, ys = zip(*points)
-        log_x = all(x > 0 for x in xs) and (self.scales.get(param) == "log"
-                                             or (param not in self.scales and max(xs) / min(xs) > 20))
-        xs = [math.log10(x) for x in xs] if log_x else list(xs)
-        plt.scatter(xs, list(ys), marker="dot", color="orange+")
-        plt.xlabel(f"{param} (log)" if log_x else param)
-        if log_x:
-            ticks, labels = log_ticks(min(xs), max(xs))
-            if ticks:
-                plt.xticks(ticks, labels)
-        plt.ylabel(self.objective_name)
-        best = int(np.argmax(ys) if self.goal == "max" else np.argmin(ys))
-        plt.scatter([xs[best]], [ys[best]], marker="x", color="green+")  # the best: no legend in the plot
-        plt.title(f"{self.objective_name} vs {param} ({len(points)} scored; x: best)")
-
-    def _plot_history(self, plt: Any) -> None:
-        """Best objective so far against examples trained (log10), in the order trials were drawn."""
-        trials = list(self.trials.values())
-        points = [(x, y) for x, y in search_progress.history(trials, self.goal) if y is not None and x > 0]
-        if not points:
-            plt.title("no scored trials yet")
-            return
-        xs, ys = zip(*points)
-        plt.plot([math.log10(x) for x in xs], list(ys), marker="dot", color="orange+")
-        plt.xlabel("examples trained (log)")
-        ticks, labels = log_ticks(math.log10(min(xs)), math.log10(max(xs)))
-        if ticks:
-            plt.xticks(ticks, labels)
-        plt.ylabel(f"best {self.objective_name}")
-        total = sum(search_progress.examples_trained(t) for t in trials)
-        pruned = sum(t.get("status") == "pruned" for t in trials)
-        plt.title(f"{self.strategy}: best so far vs examples ({total:,} examples"
-                  + (f", {pruned} pruned)" if pruned else ")"))
