@@ -6,15 +6,19 @@ arrays or one tidy pandas DataFrame, and run a study.
     store = optui.open_store("runs")
     run = store.latest()                              # or store.runs(), store.run("2024...")
     run.configs                                       # ['sgd-default', 'adam-optimal', ...]
-    loss = run.histories("adam-optimal", "test_loss")  # (replicates, eval points), NaN once diverged
-    steps = run.steps("adam-optimal", "test_loss")      # the step of each eval point
+    run.objective                                     # 'test_loss': the workload's objective
+    values = run.histories("adam-optimal")            # the objective: (replicates, eval points), NaN once diverged
+    steps = run.steps("adam-optimal")                 # the step of each eval point
+    acc = run.histories("adam-optimal", "test_accuracy")  # any recorded metric by name
+    run.run_metrics.direction("test_accuracy")        # 'higher is better' (see optui.results.metrics.RunMetrics)
     df = run.to_frame()                               # run, config, replicate, step, examples, metric, value
     df.groupby(["config", "step"]).value.mean()
 
     result = optui.run_study("presets/twnet.toml", overrides=["replicates.count=5"])
 
 Metrics are "minibatch_loss" (every step; step 1 is the loss of the first minibatch) and the
-recorded eval metrics ("train_loss", "test_loss", accuracies, ...; step 0 is before training).
+eval metrics the workload declares (step 0 is before training); without a metric named, the
+histories are those of the run's objective.
 A Run reads its histories from the store on first use and keeps them.
 """
 
@@ -36,10 +40,17 @@ __all__ = ["FRAME_COLUMNS", "Run", "RunStore", "open_store", "run_study"]
 
 
 def open_store(path: str | Path = "runs") -> "RunStore":
-    """The run store in folder path (the CLI's --store; created if missing)."""
-    from .store import Store
+    """The run store in folder path (the CLI's --store; created if missing). A store this
+    process cannot write (a read-only folder or file) is opened for reading, as `optui runs` does."""
+    import os
 
-    return RunStore(Store.open(path))
+    from .store import DB_NAME, Store
+
+    root = Path(path)
+    db = root / DB_NAME
+    if db.is_file() and not (os.access(root, os.W_OK) and os.access(db, os.W_OK)):
+        return RunStore(Store.open(root, create=False))
+    return RunStore(Store.open(root))
 
 
 class RunStore:
@@ -113,6 +124,9 @@ class Run:
 
     def unit(self, config: str) -> UnitResult:
         units = self.result.units
+        if config not in units and self.status == "running":  # added since it was read: read again
+            self._result = None
+            units = self.result.units
         if config not in units:
             raise KeyError(f"run {self.id} has no config {config!r}; it has: {', '.join(units)}")
         return units[config]
@@ -121,28 +135,51 @@ class Run:
         """The config's optimiser, batch size and hyperparameters (a trial's drawn values)."""
         return dict(self.unit(config).spec)
 
+    @property
+    def run_metrics(self) -> Any:
+        """The run's RunMetrics: objective, labels, directions, the train/test pair."""
+        from .results.metrics import RunMetrics
+
+        return RunMetrics.of_run(self.result)
+
+    @property
+    def objective(self) -> str:
+        """The name of the run's objective (what histories() returns by default)."""
+        from .results.metrics import MINIBATCH
+
+        return self.run_metrics.objective_name or MINIBATCH
+
     def metrics(self, config: str) -> list[str]:
         """The metrics recorded for a config: minibatch_loss first, then the eval metrics."""
         unit = self.unit(config)
         return ["minibatch_loss"] * (unit.minibatch_loss.shape[-1] > 0) + list(unit.eval)
 
-    def histories(self, config: str, metric: str = "test_loss") -> np.ndarray:
-        """(replicates, points) float64 values of a metric; NaN from a replicate's divergence on."""
+    def histories(self, config: str, metric: str | None = None) -> np.ndarray:
+        """(replicates, points) float64 values of a metric (default: the run's objective); NaN
+        from a replicate's divergence on."""
         unit = self.unit(config)
+        metric = metric or self.objective
         values = unit.minibatch_loss if metric == "minibatch_loss" else unit.eval.get(metric)
+        if not unit.eval and unit.minibatch_loss.shape[-1] == 0 and metric in self._declared():
+            return np.empty((unit.replicates, 0))  # not started yet (a run still going): no points
         if values is None or (metric == "minibatch_loss" and values.shape[-1] == 0):
             raise KeyError(f"run {self.id} config {config!r} recorded no {metric}; "
                            f"recorded: {', '.join(self.metrics(config)) or 'nothing yet'}")
         return np.array(values, dtype=np.float64)
 
-    def steps(self, config: str, metric: str = "test_loss") -> np.ndarray:
+    def _declared(self) -> set[str]:
+        """The metrics the run declares (its recorded metrics object), the minibatch loss too."""
+        return {"minibatch_loss", *self.run_metrics.names}
+
+    def steps(self, config: str, metric: str | None = None) -> np.ndarray:
         """The training step of each point of histories(config, metric)."""
+        metric = metric or self.objective
         points = self.histories(config, metric).shape[1]
         if metric == "minibatch_loss":
             return np.arange(1, points + 1)
         return np.asarray(self.unit(config).eval_steps[:points], dtype=np.int64)
 
-    def examples(self, config: str, metric: str = "test_loss") -> np.ndarray | None:
+    def examples(self, config: str, metric: str | None = None) -> np.ndarray | None:
         """Training examples seen at each point (step x batch size); None when the batch size
         is not recorded (imported histories)."""
         batch = self.unit(config).spec.get("batch_size")

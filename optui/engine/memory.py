@@ -1,15 +1,17 @@
-"""How much memory a run will need, estimated before any device work, and what to do about it.
+"""How much memory a run will need, estimated before any training, and what to do about it.
 
 A member (one replicate) holds its parameters and optimiser state on the device; a chunk keeps
-two copies of them (before and after) and returns each step's loss. Exporting a run loads every
-replicate's per-step history on the host. All of this grows with the replicate count, so a
-preset asking for 100,000 replicates is refused (or planned) here, with the numbers, instead
-of growing until the machine gives out.
+two copies of them (before and after) and returns each step's loss; inside a call each member
+also needs its activations, which grow with the batch (the report's CNN at batch 4,000 needs
+about 2.6 GB for one replicate's step). Exporting a run loads every replicate's per-step
+history on the host. All of this grows with the replicate count, so a preset asking for 100,000
+replicates, or a batch whose activations do not fit, is refused (or planned) here, with the
+numbers, instead of growing until the machine gives out.
 
-The estimate comes from the shapes alone (jax.eval_shape: nothing is computed or allocated).
-Activations are the workload's own business; a full-dataset evaluation's are taken to be about
-the size of the data it reads (TwNet weighs every user's word counts, the CNN a slice of
-images per member), and the plan keeps half of what is free for everything else.
+State sizes come from the shapes alone (jax.eval_shape). Activations are measured: one member's
+training step and its full-dataset evaluation are compiled for the batch size (nothing runs)
+and XLA's buffer assignment says how many bytes of temporaries they need
+(`compiled.memory_analysis()`). The plan keeps half of what is free for everything else.
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
-# Plan against this share of the free memory: the rest is for activations, XLA's scratch
-# space and everything else in the process.
+from ..errors import PresetError
+
+# Plan against this share of the free memory: the rest is for XLA's scratch space, compiles and
+# everything else in the process.
 USABLE_SHARE = 0.5
-# A member's intermediates in a call, as a multiple of the data's size: measured on TwNet (5.8 MB
-# a replicate on 5.3 MB of data, benchmarks/bench_memory.py), with a margin.
+# Where a backend cannot say (no memory analysis): a member's intermediates as a multiple of the
+# data's size, measured on TwNet (5.8 MB a replicate on 5.3 MB of data), with a margin.
 ACTIVATIONS_PER_DATA_BYTE = 1.5
+# Measured activations are XLA's buffer assignment for one step; a chunk's program (a scan over
+# steps, or several members at once) and the allocator's slack add about this share on top.
+ACTIVATION_MARGIN = 1.2
+# The share of a planning compile's memory kept for compiling the training programs.
+COMPILE_SHARE = 0.75
+# Eval metrics a workload that declares none is assumed to record (train and test loss).
+DEFAULT_METRICS = 2
 GIB = 2**30
 
 
@@ -63,6 +74,21 @@ class DoesNotFit(Exception):
                 f"({self.where}), {gib(self.free)} free")
 
 
+class MemberBlock(Protocol):
+    """What the plan reads of a block of members (a config's replicates, a search group's trials)."""
+
+    name: str
+    optimizer: str
+    hyperparams: dict[str, float]
+    batch_size: int
+    steps: int
+    replicates: int
+
+
+class DoesNotFit(PresetError):
+    """A run that cannot fit in memory; the message has the numbers and the ways out."""
+
+
 @dataclass(frozen=True)
 class UnitNeed:
     """What one config's replicates need, in bytes."""
@@ -72,18 +98,33 @@ class UnitNeed:
     state_bytes: int  # one member's parameters and optimiser state
     chunk_loss_bytes: int  # one member's losses of its longest chunk
     history_bytes: int  # one member's whole per-step history on the host
-    activation_bytes: int = 0  # one member's intermediates in a call (about the data's size)
+    activation_bytes: int = 0  # one member's intermediates in a call (measured at its batch size)
+    batch_size: int = 0
+    label: str = ""  # what a message calls it: "config sgd with 20 replicates"
+
+    @property
+    def resident_per_member(self) -> int:
+        # State before and after a chunk, plus the chunk's losses.
+        return 2 * self.state_bytes + self.chunk_loss_bytes
 
     @property
     def device_bytes(self) -> int:
-        # State before and after a chunk, plus the chunk's losses, for every member.
-        return self.replicates * (2 * self.state_bytes + self.chunk_loss_bytes)
+        # What every member holds between calls.
+        return self.replicates * self.resident_per_member
 
     @property
     def working_bytes_per_member(self) -> int:
         # Inside one vmapped call: gradients, updates, the new state and the intermediates of
         # each member.
-        return 3 * self.state_bytes + self.chunk_loss_bytes + self.activation_bytes
+        return 3 * self.state_bytes + self.chunk_loss_bytes + int(ACTIVATION_MARGIN * self.activation_bytes)
+
+    @property
+    def per_replicate(self) -> int:
+        """One replicate's share of a run trained all at once: resident and working bytes."""
+        return self.resident_per_member + self.working_bytes_per_member
+
+    def describe(self) -> str:
+        return self.label or f"config {self.name} with {self.replicates:,} replicates"
 
 
 def member_state_bytes(workload: Any, optimizer: str, hyperparams: dict[str, float]) -> int:
@@ -124,58 +165,147 @@ def data_bytes(workload: Any) -> int:
     return int(sum(getattr(leaf, "nbytes", 0) for leaf in jax.tree.leaves(workload.data)))
 
 
-def unit_needs(workload: Any, units: Iterable[MemberBlock], eval_points: int) -> list[UnitNeed]:
-    """What each block of members needs, in bytes."""
-    activations = int(ACTIVATIONS_PER_DATA_BYTE * data_bytes(workload))
-    cache: dict[tuple, int] = {}
+_measured: dict[tuple, int] = {}
+_compile_bytes = 0  # the most a planning compile added to this process's memory
+
+
+def reserve_bytes() -> int:
+    """Memory kept for compiling the training programs and the runtime around them: measured as
+    a share of what compiling one member's step took (benchmarks/bench_memory.py)."""
+    return int(COMPILE_SHARE * _compile_bytes)
+
+
+def planned_bytes(need: "UnitNeed", members_per_call: int) -> int:
+    """What a unit is planned to take: every member's state, one call's working bytes, and the
+    reserve for compiling."""
+    return need.device_bytes + members_per_call * need.working_bytes_per_member + reserve_bytes()
+
+
+def activation_bytes(workload: Any, optimizer: str, hyperparams: dict[str, float], batch_size: int) -> int:
+    """Bytes of temporaries one member needs in a training step at batch_size, or in its
+    full-dataset evaluation if that needs more: measured by compiling both for one member
+    (XLA's memory analysis; nothing is run). Falls back to a multiple of the data's size where
+    the backend cannot say."""
+    key = (id(workload), optimizer, tuple(sorted(hyperparams)), int(batch_size))
+    if key not in _measured:
+        _measured[key] = _compile_and_measure(workload, optimizer, hyperparams, batch_size)
+    return _measured[key]
+
+
+def _compile_and_measure(workload: Any, optimizer: str, hyperparams: dict[str, float], batch_size: int) -> int:
+    import jax
+    import jax.numpy as jnp
+
+    from ..workloads.base import Strategy
+    from .core import GroupRunner
+
+    runner = GroupRunner(workload, optimizer, int(batch_size), Strategy(scan=False, vmap_replicates=False))
+    hp = {k: jnp.float32(v) for k, v in hyperparams.items()}
+    rng = jax.random.PRNGKey(0)
+    state = jax.eval_shape(runner._init, rng, hp)
+    try:
+        import psutil
+
+        before = psutil.Process().memory_info().rss
+        step = runner._step.lower(state, hp, rng, jnp.int32(0), workload.data).compile().memory_analysis()
+        evaluate = runner._eval.lower(state, workload.data).compile().memory_analysis()
+        # What compiling took here (the training program's compile will take about as much).
+        global _compile_bytes
+        _compile_bytes = max(_compile_bytes, psutil.Process().memory_info().rss - before)
+        return int(max(step.temp_size_in_bytes, evaluate.temp_size_in_bytes))
+    except (AttributeError, NotImplementedError, TypeError):  # no memory analysis on this backend
+        return int(ACTIVATIONS_PER_DATA_BYTE * data_bytes(workload))
+
+
+def unit_needs(workload: Any, units: Iterable[Any], eval_points: int, metrics: int | None = None) -> list[UnitNeed]:
+    """units: objects with name, optimizer, hyperparams, batch_size, steps and replicates (and
+    optionally label). metrics: how many eval metrics the workload records."""
+    metrics = max(1, metrics or DEFAULT_METRICS)
+    states: dict[tuple, int] = {}
     needs = []
     for u in units:
         key = (u.optimizer, tuple(sorted(u.hyperparams)))
-        if key not in cache:
-            cache[key] = member_state_bytes(workload, u.optimizer, u.hyperparams)
+        if key not in states:
+            states[key] = member_state_bytes(workload, u.optimizer, u.hyperparams)
         chunk = math.ceil(u.steps / max(1, min(eval_points, u.steps)))
-        metrics = max(1, len(getattr(workload, "eval_metrics", ()) or ()))
-        needs.append(UnitNeed(u.name, u.replicates, cache[key], 4 * chunk,
-                              4 * u.steps + 8 * metrics * (eval_points + 1), activations))
+        batch = int(getattr(u, "batch_size", 0) or 0)
+        activations = (activation_bytes(workload, u.optimizer, u.hyperparams, batch) if batch
+                       else int(ACTIVATIONS_PER_DATA_BYTE * data_bytes(workload)))
+        needs.append(UnitNeed(u.name, u.replicates, states[key], 4 * chunk,
+                              4 * u.steps + 8 * metrics * (eval_points + 1), activations, batch,
+                              getattr(u, "label", "")))
     return needs
 
 
 def gib(n: float) -> str:
-    """A byte count for people: GiB, or MiB below a tenth of one."""
-    return f"{n / GIB:,.1f} GiB" if n >= GIB / 10 else f"{n / 2**20:,.1f} MiB"
+    """A size as people read it: GiB, MiB, KiB or bytes (never "0.0 MiB")."""
+    if n >= GIB / 10:
+        return f"{n / GIB:,.1f} GiB"
+    if n >= 2**20 / 10:
+        return f"{n / 2**20:,.1f} MiB"
+    if n >= 1024:
+        return f"{n / 1024:,.1f} KiB"
+    return f"{int(n):,} bytes"
 
 
-def fit(strategy: Any, workload: Any, units: Iterable[MemberBlock], eval_points: int,
-        free: tuple[int, int, str] | None = None) -> Any:
+def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, where: str = "preset",
+        free: tuple[int, int, str] | None = None, metrics: int | None = None) -> Any:
     """The strategy to run with: unchanged when the run fits; with replicates_per_batch set when
-    only its vmapped calls must be smaller; else DoesNotFit with the estimate."""
+    only its vmapped calls must be smaller; else PresetError with the estimate and the ways out.
+    metrics: how many eval metrics the workload records (its declarations)."""
     units = list(units)
     try:
-        needs = unit_needs(workload, units, eval_points)
+        needs = unit_needs(workload, units, eval_points, metrics)
     except Exception as exc:  # noqa: BLE001 - a workload whose shapes cannot be traced alone
         import warnings
 
-        warnings.warn(f"could not estimate the study's memory ({type(exc).__name__}: {exc}); "
+        warnings.warn(f"could not estimate the run's memory ({type(exc).__name__}: {exc}); "
                       f"training without a plan")
         return strategy
     if not needs:
         return strategy
     device_free, host_free, what = free or free_memory()
     device_budget, host_budget = device_free * USABLE_SHARE, host_free * USABLE_SHARE
-    worst = max(needs, key=lambda n: n.device_bytes)
-    if worst.device_bytes > device_budget:
-        per = 2 * worst.state_bytes + worst.chunk_loss_bytes
-        raise DoesNotFit("device", worst.name, worst.replicates, worst.device_bytes, device_free, what, per,
-                         int(device_budget // per), worst.chunk_loss_bytes > worst.state_bytes)
+    # Every member's state stays on the device; a call adds at least one member's working bytes.
+    worst = max(needs, key=lambda n: n.device_bytes + n.working_bytes_per_member)
+    reserve = reserve_bytes()
+    least = worst.device_bytes + worst.working_bytes_per_member + reserve
+    if least > device_budget:
+        fits = max(0, int((device_budget - reserve - worst.working_bytes_per_member) // worst.resident_per_member))
+        activations = (f", and {gib(worst.activation_bytes)} of activations in a call at batch size "
+                       f"{worst.batch_size:,}" if worst.batch_size else "")
+        how = ("fewer trials sharing a batch size, or fewer search replicates" if worst.label.startswith("search")
+               else "replicates.count or --replicates")
+        remedy = (f"train at most {fits:,} replicates at once ({how})" if fits
+                  else f"free some memory or use a smaller batch size: one replicate at batch size "
+                       f"{worst.batch_size:,} does not fit")
+        raise DoesNotFit(
+            f"{where}: {worst.describe()} needs about {gib(planned_bytes(worst, worst.replicates))} "
+            f"of {what} memory trained at once, and at least {gib(least)} trained one replicate per call "
+            f"({gib(worst.per_replicate)} per replicate: its parameters and optimiser state, its losses of "
+            f"one chunk{activations}; and {gib(reserve)} kept for compiling); {gib(device_free)} is free, "
+            f"of which optui plans with "
+            f"{int(USABLE_SHARE * 100)}%; {remedy}"
+            + (", or more eval points (shorter chunks)" if worst.chunk_loss_bytes > worst.state_bytes else ""))
     history = max(needs, key=lambda n: n.replicates * n.history_bytes)
     if 2 * history.replicates * history.history_bytes > host_budget:
-        raise DoesNotFit("host", history.name, history.replicates, 2 * history.replicates * history.history_bytes,
-                         host_free, "host", history.history_bytes)
-    if not getattr(strategy, "vmap_replicates", False) or strategy.max_members:
-        return strategy  # one member at a time already, or a batch size the user chose
-    left = device_budget - worst.device_bytes
+        raise DoesNotFit(
+            f"{where}: {history.describe()}: its per-step history ({history.replicates:,} replicates x "
+            f"{gib(history.history_bytes)}) needs about {gib(2 * history.replicates * history.history_bytes)} "
+            f"of host memory to export, and {gib(host_free)} is free; train fewer replicates or fewer steps")
+    if not getattr(strategy, "vmap_replicates", False):
+        return strategy  # one member at a time: checked above
+    left = device_budget - worst.device_bytes - reserve
     members = max(n.replicates for n in needs)
     per_member = max(n.working_bytes_per_member for n in needs)
+    if strategy.max_members:
+        if strategy.max_members * per_member > left:  # a batch the user chose that cannot fit
+            import warnings
+
+            warnings.warn(f"engine.replicates_per_batch = {strategy.max_members:,} would need about "
+                          f"{gib(strategy.max_members * per_member)} of {what} memory inside each call; "
+                          f"{gib(max(0, left))} is left for it")
+        return strategy
     if members * per_member <= left:
         return strategy
     batch = max(1, int(left // per_member))

@@ -34,7 +34,7 @@ DEFAULT_FORMATS = ("png", "pickle", "csv", "json")
 SEARCH_DEFAULT_FORMATS = ("png", "markdown", "csv", "json")
 MAX_PAIRWISE_CONFIGS = 5
 
-__all__ = ["DEFAULT_FORMATS", "FIGURE_FORMATS", "FORMATS", "ExportError", "FigureStyle",
+__all__ = ["DEFAULT_FORMATS", "FIGURE_FORMATS", "FORMATS", "ComparisonWarning", "ExportError", "FigureStyle",
            "comparisons_for", "default_comparisons", "export_run", "export_search_run", "slug"]
 
 
@@ -52,8 +52,17 @@ def default_comparisons(names: list[str]) -> list[Compare]:
     return [Compare(f"{a} vs. {b}", (a, b), "minibatch_loss") for a, b in itertools.combinations(names, 2)]
 
 
+class ComparisonWarning(UserWarning):
+    """A [[compare]] entry of a run's preset that cannot be drawn (said, never silently dropped)."""
+
+
 def comparisons_for(run: RunResult) -> list[Compare]:
-    """The figures a run asks for: its preset's [[compare]] entries, or the report's for imports."""
+    """The figures a run asks for: its preset's [[compare]] entries (checked against the run's
+    metrics, each one that cannot be drawn said with a ComparisonWarning), or the report's for
+    imports, else every pair of configs."""
+    import warnings
+
+    from ..results.metrics import RunMetrics
     from .report_import import IMPORT_KIND, compare_from_dict, report_comparisons
 
     names = list(run.units)
@@ -70,12 +79,23 @@ def comparisons_for(run: RunResult) -> list[Compare]:
 
         # Only [[compare]] is read: the rest may name plug-ins or data this process cannot reach.
         label = f"preset of run {run.run_id}"
+        metrics = RunMetrics.of_run(run)
+        compare: list[Compare] = []
         try:
             raw = presets.parse_toml(run.preset_text, label)
-            known = raw.get("configs") if isinstance(raw.get("configs"), dict) else {}
-            compare = presets._parse_compare(raw.get("compare"), known, label)
-        except (OptuiError, ImportError):  # a preset from an older optui may no longer validate
-            compare = []
+        except OptuiError as exc:
+            warnings.warn(f"{exc}; drawing the default comparisons", ComparisonWarning, stacklevel=2)
+            raw = {}
+        entries = raw.get("compare")
+        known = raw.get("configs") if isinstance(raw.get("configs"), dict) else {}
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            try:  # one by one: an entry that cannot be drawn costs only itself
+                parsed = presets.parse_compare([entry], known, label, metrics)
+            except OptuiError as exc:
+                warnings.warn(str(exc).replace("compare[0]", f"compare[{i}]") + "; not drawn",
+                              ComparisonWarning, stacklevel=2)
+                continue
+            compare += parsed
         if compare:
             return compare
     return default_comparisons(names)
@@ -138,13 +158,14 @@ def export_run(run: RunResult, out_dir: str | Path, formats: Iterable[str] = DEF
 
 
 def final_values_table(run: RunResult, band: str = "ci95") -> Any:
-    """Final test loss (else the metric the first config recorded last) of every config that
-    recorded it, each paired with the first: a PaperTable."""
+    """Final values of the run's objective (else the metric the first config recorded last) of
+    every config that recorded it, each paired with the first: a PaperTable."""
+    from ..results.metrics import RunMetrics
     from .comparison import compare, recorded_metrics, table
 
     recorded = [recorded_metrics(u) for u in run.units.values()]
-    metric = "test_loss" if any("test_loss" in m for m in recorded) else next(
-        (m[-1] for m in recorded if m), None)
+    objective = RunMetrics.of_run(run).objective_name
+    metric = objective if any(objective in m for m in recorded) else next((m[-1] for m in recorded if m), None)
     names = [name for name, m in zip(run.units, recorded) if metric in m]
     if not names:
         raise ExportError(f"run {run.run_id} has no final values yet: no config recorded a metric")

@@ -44,6 +44,7 @@ class Comparison:
     target: float | None
     entries: list[Entry]
     higher_is_better: bool = False  # an accuracy: "better" is above, and time-to-target rises to it
+    label: str = ""  # the metric's label, as the run's RunMetrics gives it
 
     @property
     def better(self) -> str:
@@ -62,15 +63,17 @@ def recorded_metrics(unit: UnitResult) -> list[str]:
     return ["minibatch_loss"] * (np.asarray(unit.minibatch_loss).shape[-1] > 0) + list(unit.eval)
 
 
-def compare(targets: list[tuple[RunResult, str]], metric: str = "test_loss", band: str = "ci95",
+def compare(targets: list[tuple[RunResult, str]], metric: str | None = None, band: str = "ci95",
             target: float | None = None) -> Comparison:
-    """Compare (run, config) pairs on a metric's final value per replicate."""
+    """Compare (run, config) pairs on a metric's final value per replicate; metric: default the
+    first run's objective. Which way is better is the metric's declaration (RunMetrics)."""
     if not targets:
         raise ComparisonError("nothing to compare: give at least one RUN:CONFIG")
-    from ..results import metrics as metric_decls
+    from ..results.metrics import MINIBATCH, RunMetrics
 
-    higher = metric != metric_decls.MINIBATCH and bool(
-        metric_decls.find(metric_decls.of_run(targets[0][0]), metric).higher_is_better)
+    metrics = RunMetrics.of_run(targets[0][0])
+    metric = metric or metrics.objective_name or MINIBATCH
+    higher = metrics.higher_is_better(metric)
     several_runs = len({run.run_id for run, _ in targets}) > 1
     run_index = {rid: i + 1 for i, rid in enumerate(dict.fromkeys(run.run_id for run, _ in targets))}
     entries = []
@@ -99,11 +102,17 @@ def compare(targets: list[tuple[RunResult, str]], metric: str = "test_loss", ban
             entry.unpaired_reason = f"no replicate pair of {entry.label} and {base.label} where both finished"
             continue
         entry.paired = paired
-    return Comparison(metric, band, target, entries, higher)
+    return Comparison(metric, band, target, entries, higher, metrics.label(metric))
 
 
-def metric_title(metric: str) -> str:
-    return f"final {metric}" + (" (mean of the last 1% of steps)" if metric == "minibatch_loss" else "")
+def metric_title(metric: str, label: str = "", higher_is_better: bool | None = None) -> str:
+    """'final test MSE (lower is better)': the metric's label and its direction when known."""
+    title = f"final {label or metric}"
+    if metric == "minibatch_loss":
+        title += " (mean of the last 1% of steps)"
+    if higher_is_better is not None:
+        title += f" ({'higher' if higher_is_better else 'lower'} is better)"
+    return title
 
 
 def table(comparison: Comparison) -> PaperTable:
@@ -128,7 +137,7 @@ def table(comparison: Comparison) -> PaperTable:
             else:
                 row += [p["p_a_below_b"], tuple(p["ci95"]), p["wilcoxon_p"], p["ttest_p"], p["mean_difference"]]
         rows.append(row)
-    notes = [f"Final {c.metric} per replicate"
+    notes = [f"Final {c.label or c.metric} per replicate, {'higher' if c.higher_is_better else 'lower'} is better"
              + (" (mean of its last 1% of steps)" if c.metric == "minibatch_loss" else "")
              + f"; n replicates that finished without diverging; band: {BAND_TITLES[c.band]}."]
     if paired:
@@ -143,7 +152,7 @@ def table(comparison: Comparison) -> PaperTable:
                          "replicates.seed.")
     if len(c.run_ids) > 1:
         notes.append("Runs: " + ", ".join(f"[{i + 1}] {r}" for i, r in enumerate(c.run_ids)) + ".")
-    caption = metric_title(c.metric)
+    caption = metric_title(c.metric, c.label, c.higher_is_better)
     if len(c.run_ids) == 1:
         caption += f", run {c.run_ids[0]} ({c.baseline.run.study})"
     return PaperTable(header, rows, caption=caption, notes=notes)
@@ -152,7 +161,8 @@ def table(comparison: Comparison) -> PaperTable:
 def as_json(comparison: Comparison) -> dict[str, Any]:
     c = comparison
     return {
-        "metric": c.metric, "band": c.band, "target": c.target,
+        "metric": c.metric, "label": c.label or c.metric, "higher_is_better": c.higher_is_better,
+        "band": c.band, "target": c.target,
         "baseline": {"run_id": c.baseline.run.run_id, "config": c.baseline.unit.name},
         "configs": [{
             "run_id": e.run.run_id, "study": e.run.study, "config": e.unit.name,

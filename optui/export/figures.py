@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..results import metrics as metric_decls
+from ..results.metrics import MINIBATCH, TRAIN_TEST, RunMetrics
 from ..study.presets import Compare
 from ..results import RunResult, UnitResult
 from ..results.stats import BAND_KINDS, CENTRES, band, metric_curve
@@ -23,10 +23,6 @@ from . import atomic
 # The report's blue and orange first, then matplotlib's tab10 without them.
 PALETTE = ("#2e6fd9", "#ff9c24", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
-METRIC_LABELS = {
-    "minibatch_loss": "minibatch loss",
-    "train_test": "full-dataset loss (train solid, test dashed)",
-}
 BAND_LABELS = {"minmax": "min-max", "iqr": "IQR", "ci95": "95% CI of mean"}
 _RENDER_LOCK = threading.RLock()
 
@@ -122,17 +118,24 @@ def _new_figure(style: FigureStyle) -> tuple[Any, Any]:
     return fig, fig.add_subplot()
 
 
-def _axis_label(declared: Any, metric: str) -> str:
-    """'minibatch loss', 'full test loss' (an eval loss), 'test acc' (other metrics)."""
-    if metric in METRIC_LABELS:
-        return METRIC_LABELS[metric]
-    m = metric_decls.find(declared, metric)
-    return f"full {m.label}" if m.kind == "loss" else m.label
+def _axis_label(metrics: RunMetrics, metric: str) -> str:
+    """'minibatch loss', 'full test MSE' (an eval loss), 'test R^2 (higher is better)' (other
+    metrics), 'full train MSE (solid) and test MSE (dashed)' (train vs test)."""
+    if metric == MINIBATCH:
+        return metrics.label(MINIBATCH)
+    if metric == TRAIN_TEST:
+        train, test = metrics.train_test or (metrics.get(MINIBATCH), metrics.get(MINIBATCH))
+        full = "full " if test.kind == "loss" else ""
+        return f"{full}{train.label} (solid) and {test.label} (dashed)"
+    m = metrics.get(metric)
+    return f"full {m.label}" if m.kind == "loss" else f"{m.label} ({metrics.direction(metric)})"
 
 
-def _log_axis(declared: Any, metric: str) -> bool:
+def _log_axis(metrics: RunMetrics, metric: str) -> bool:
     """Losses on a log axis; accuracies and other metrics on a linear one."""
-    return metric in METRIC_LABELS or metric_decls.find(declared, metric).log_scale
+    if metric == TRAIN_TEST:
+        return metrics.train_test is None or metrics.train_test[1].log_scale
+    return metrics.get(metric).log_scale
 
 
 def _finish(ax: Any, title: str, ylabel: str, style: FigureStyle, notes: list[str], log: bool = True) -> None:
@@ -194,16 +197,18 @@ def _centre_band_caption(style: FigureStyle) -> str:
 
 
 def compare_figure(run: RunResult, compare: Compare, style: FigureStyle = FigureStyle()) -> Any:
-    """One figure for a [[compare]] entry; train_test draws both full-dataset losses per config."""
-    declared = metric_decls.of_run(run)
+    """One figure for a [[compare]] entry; train_test draws the run's train/test pair per config
+    (RunMetrics.train_test: train solid, test dashed)."""
+    declared = RunMetrics.of_run(run)
     with _RENDER_LOCK:
         fig, ax = _new_figure(style)
-        if compare.metric == metric_decls.TRAIN_TEST:
-            pair = metric_decls.train_test_pair(declared)
-            metrics = (pair[0].name, pair[1].name) if pair else ("train_loss", "test_loss")
+        notes = []
+        if compare.metric == TRAIN_TEST:
+            metrics = tuple(m.name for m in declared.train_test) if declared.train_test else ()
+            if not metrics:
+                notes.append("this run has no train/test pair of metrics")
         else:
             metrics = (compare.metric,)
-        notes = []
         for i, name in enumerate(compare.configs):
             colour = PALETTE[i % len(PALETTE)]
             unit = run.units.get(name)
@@ -212,10 +217,10 @@ def compare_figure(run: RunResult, compare: Compare, style: FigureStyle = Figure
                 notes.append(f"{label}: not in this run")
                 continue
             for j, metric in enumerate(metrics):
-                suffix = f" {metric_decls.find(declared, metric).split or metric}" if len(metrics) > 1 else ""
+                suffix = f" {declared.get(metric).split or metric}" if len(metrics) > 1 else ""
                 s = _series(unit, metric, label + suffix, style)
                 if s is None:
-                    notes.append(f"{label}: no {metric} recorded")
+                    notes.append(f"{label}: no {declared.label(metric)} recorded")
                     continue
                 _draw(ax, s, colour, style, dashed=j == 1)
         notes.append(_centre_band_caption(style))
@@ -228,9 +233,9 @@ def config_figure(run: RunResult, name: str, style: FigureStyle = FigureStyle())
     """One config: its minibatch-loss band with its full-dataset loss curves over it; a workload's
     other metrics (accuracies) in a second panel below, on a linear axis."""
     unit = run.units[name]
-    declared = metric_decls.of_run(run)
+    declared = RunMetrics.of_run(run)
     recorded = [m for m in declared if m.name in unit.eval]
-    losses = ["minibatch_loss"] + sorted(m.name for m in recorded if m.kind == "loss")
+    losses = [MINIBATCH] + sorted(m.name for m in recorded if m.kind == "loss")
     others = [m.name for m in recorded if m.kind != "loss"]
     with _RENDER_LOCK:
         fig, ax = _new_figure(style)
@@ -248,11 +253,13 @@ def config_figure(run: RunResult, name: str, style: FigureStyle = FigureStyle())
         _finish(ax, f"{run.study}: {name}\n{describe_spec(unit.spec)}", "loss", style, notes)
         if lower is not None:
             for i, metric in enumerate(others, start=len(losses)):
-                s = _series(unit, metric, _axis_label(declared, metric), style)
+                s = _series(unit, metric, declared.label(metric), style)
                 if s is not None:
                     _draw(lower, s, PALETTE[i % len(PALETTE)], style)
-            kinds = {metric_decls.find(declared, m).kind for m in others}
-            _finish(lower, "", "accuracy" if kinds == {"accuracy"} else "value", style, [], log=False)
+            kinds = {declared.get(m).kind for m in others}
+            ylabel = (_axis_label(declared, others[0]) if len(others) == 1 else
+                      "accuracy (higher is better)" if kinds == {"accuracy"} else "value")
+            _finish(lower, "", ylabel, style, [], log=False)
             ax.set_xlabel("")
         return fig
 

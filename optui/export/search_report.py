@@ -18,13 +18,35 @@ from . import atomic
 from . import search_progress as sp
 from .figures import _RENDER_LOCK, save_figure
 
-# The report calls constant-step SGD "Constant" and names hyperparameters as in its section 1.
+# The report's own studies (its workloads) get its words: it calls constant-step SGD "Constant"
+# and names hyperparameters as in its section 1. Every other study gets the names its
+# optimiser declares (what its preset writes).
+REPORT_WORKLOADS = ("twnet", "mnist")
 OPTIMIZER_TITLES = {"sgd": "Constant", "adam": "Adam"}
 PARAM_LABELS = {"learning_rate": "Alpha", "batch_size": "Batch Size", "b1": "Beta1", "b2": "Beta2"}
+SECTION1 = "the report's section 1"
 
 
-def label(param: str) -> str:
-    return PARAM_LABELS.get(param, param.replace("_", " ").capitalize())
+def is_report_study(study: Study) -> bool:
+    """A study of one of the report's workloads: its tables use the report's words."""
+    return study.workload in REPORT_WORKLOADS
+
+
+def label(param: str, study: Study | None = None) -> str:
+    """A hyperparameter's column title: the report's ("Alpha") for its studies, else the name
+    the optimiser declares ("learning_rate")."""
+    if study is not None and is_report_study(study):
+        return PARAM_LABELS.get(param, param)
+    return param
+
+
+def section1_title(study: Study) -> str:
+    """'Default and optimal hyperparameters', naming the report's section 1 for its studies."""
+    return "Default and optimal hyperparameters" + (f" ({SECTION1})" if is_report_study(study) else "")
+
+
+def direction(space: SearchSpace) -> str:
+    return f"{'higher' if space.goal == 'max' else 'lower'} is better"
 
 
 def fmt(value: Any) -> str:
@@ -66,11 +88,12 @@ def section1_rows(study: Study, space: SearchSpace, best: dict[str, Any] | None)
     return rows
 
 
-def section1_header(space: SearchSpace) -> list[str]:
+def section1_header(space: SearchSpace, study: Study | None = None) -> list[str]:
     from ..optim import registry as optimizers
 
-    title = OPTIMIZER_TITLES.get(space.optimizer, optimizers.label(space.optimizer))
-    return [title, *map(label, table_params(space))]
+    report = study is not None and is_report_study(study)
+    title = OPTIMIZER_TITLES.get(space.optimizer) if report else None
+    return [title or optimizers.label(space.optimizer), *(label(p, study) for p in table_params(space))]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -80,9 +103,9 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def trial_header(space: SearchSpace) -> list[str]:
-    return ["Rank", "Trial", "Status", space.objective, *map(label, table_params(space)), "Steps", "Wall s",
-            "Examples"]
+def trial_header(space: SearchSpace, study: Study | None = None) -> list[str]:
+    return ["Rank", "Trial", "Status", space.objective, *(label(p, study) for p in table_params(space)), "Steps",
+            "Wall s", "Examples"]
 
 
 def trial_cells(t: dict[str, Any], space: SearchSpace) -> list[str]:
@@ -147,13 +170,13 @@ def markdown(study: Study, space: SearchSpace, run_info: dict[str, Any], ranked:
         f"Compiled training programs: {meta.get('compiles', '-')}; wall time {run_info['wall_time_s']:.1f} s "
         f"on {meta.get('device', '?')}.",
         "",
-        "## Default and optimal hyperparameters (the report's section 1)",
+        f"## {section1_title(study)}",
         "",
-        _md_table(section1_header(space), [[t, *r] for t, r in section1_rows(study, space, best)]),
+        _md_table(section1_header(space, study), [[t, *r] for t, r in section1_rows(study, space, best)]),
         "",
-        "## Trials, best first",
+        f"## Trials, best first by {space.objective} ({direction(space)})",
         "",
-        _md_table(trial_header(space), [trial_cells(t, space) for t in ranked]),
+        _md_table(trial_header(space, study), [trial_cells(t, space) for t in ranked]),
         "",
     ]
     if confirmations:
@@ -196,8 +219,9 @@ def scatter_figure(study: Study, space: SearchSpace, ranked: list[dict[str, Any]
         if interval.scale == "log":
             ax.set_xscale("log")
         ax.set_xlim(*_padded(interval.low, interval.high, interval.scale == "log"))
-        ax.set_xlabel(f"{label(param)} ({param}, {interval.scale} scale)")
-        ax.set_ylabel(f"{space.objective} ({'higher' if space.goal == 'max' else 'lower'} is better)")
+        shown = label(param, study)
+        ax.set_xlabel(f"{shown} ({param}, {interval.scale} scale)" if shown != param else f"{param} ({interval.scale} scale)")
+        ax.set_ylabel(f"{space.objective} ({direction(space)})")
         ax.set_title(f"{study.name}: {space.name} search, {len(ranked)} trials")
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -218,7 +242,7 @@ def trials_table(study: Study, space: SearchSpace, run_info: dict[str, Any],
     """The ranked trials as a PaperTable (Markdown, booktabs LaTeX or CSV)."""
     from .paper import PaperTable
 
-    header = trial_header(space)
+    header = trial_header(space, study)
     rows = []
     for t in ranked:
         rows.append([t["rank"], t["name"], t["status"], t["objective"],
@@ -226,7 +250,7 @@ def trials_table(study: Study, space: SearchSpace, run_info: dict[str, Any],
                      float(t["wall_time_s"]), sp.examples_trained(t)])
     align = ["r", "l", "l"] + ["r"] * (len(header) - 3)
     caption = (f"{sp.strategy_title(run_info['meta'].get('space', {}))} search {study.name} / {space.name}: {len(ranked)} trials of "
-               f"{space.optimizer}, best first by {space.objective} (lower is better)")
+               f"{space.optimizer}, best first by {space.objective} ({direction(space)})")
     notes = [f"Run {run_info['id']}; budget: {run_info['meta'].get('budget_note') or run_info['meta'].get('budget')}."]
     return PaperTable(header, rows, align=align, caption=caption, notes=notes)
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..results import metrics as metric_decls
+from ..results.metrics import MINIBATCH, RunMetrics
 from ..results import RunResult
 from ..results.stats import metric_curve, summarise_unit, time_to_target
 from . import atomic
@@ -24,14 +24,14 @@ CSV_COLUMNS = ("study", "config", "replicate", "step", "percent", "metric", "val
 
 
 def _steps_for(unit: Any, metric: str, points: int) -> np.ndarray:
-    if metric == "minibatch_loss":
+    if metric == MINIBATCH:
         return np.arange(1, points + 1)
     return np.asarray(unit.eval_steps)[:points]
 
 
 def csv_rows(run: RunResult) -> Iterator[tuple]:
     for name, unit in run.units.items():
-        for metric in ["minibatch_loss", *unit.eval]:
+        for metric in [MINIBATCH, *unit.eval]:
             curve = metric_curve(unit, metric)
             if curve is None:
                 continue
@@ -54,33 +54,28 @@ def write_csv(run: RunResult, path: str | Path) -> Path:
 def summary(run: RunResult, targets: dict[str, float] | None = None) -> dict[str, Any]:
     """Run facts plus summarise_unit per config; targets (metric -> threshold) add time-to-target.
 
-    "metrics" lists the workload's metric declarations (name, kind, higher_is_better, label,
-    split) and "objective" its default objective: readers lay out tables from them.
+    "metrics" lists the run's metric declarations (name, kind, higher_is_better, label, split),
+    "objective" its objective and "train_test" its train/test pair (RunMetrics.as_meta): readers
+    lay out tables from them.
     """
-    declared = metric_decls.of_run(run)
-    objective = metric_decls.objective_of(run.meta, declared)
-    names = [m.name for m in declared]
-    if not (isinstance(run.meta, dict) and run.meta.get("metrics")):
-        # Older runs and imports: the train and test losses are listed, None when not recorded.
-        names = ["train_loss", "test_loss"] + [n for n in names if n not in ("train_loss", "test_loss")]
+    metrics = RunMetrics.of_run(run)
     configs = {}
     for name, unit in run.units.items():
-        entry = summarise_unit(unit, names)
+        entry = summarise_unit(unit, list(metrics.names))
         entry["spec"] = unit.spec
         for metric, target in (targets or {}).items():
             curve = metric_curve(unit, metric)
             values = None if curve is None else curve[1][np.asarray(unit.healthy)]
-            higher = metric != metric_decls.MINIBATCH and bool(metric_decls.find(declared, metric).higher_is_better)
             entry.setdefault("time_to_target", {})[metric] = {
                 "target": target,
-                "percent": None if curve is None else time_to_target(curve[0], values, target, higher),
+                "percent": None if curve is None else time_to_target(curve[0], values, target,
+                                                                      metrics.higher_is_better(metric)),
             }
         configs[name] = entry
     return {
         "run_id": run.run_id, "study": run.study, "workload": run.workload, "kind": run.kind,
         "status": run.status, "device": run.device, "created": run.created,
-        "wall_time_s": run.wall_time_s, "metrics": [m.as_dict() for m in declared],
-        "objective": objective.name if objective else None, "configs": configs,
+        "wall_time_s": run.wall_time_s, **metrics.as_meta(), "configs": configs,
     }
 
 

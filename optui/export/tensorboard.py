@@ -11,10 +11,13 @@ accuracies, ...) at every eval point. Values a replicate never produced (it dive
 out. TensorBoard's wall-time axis is approximate: the store keeps no per-step clock, so a unit's
 recorded wall time is spread evenly over its steps from the run's start.
 
-A search run also fills the HParams dashboard: each trial (and each confirmation re-run) folder
-is a session with its hyperparameters, status and stage, and its objective as the scalar
-hparams/<objective> (hparams/final_test_loss, ...); the run folder holds the experiment (the
-columns of the table).
+The HParams dashboard ranks a run's units by their objective. A search: each trial (and each
+confirmation re-run) folder is a session with its hyperparameters, status and stage, and its
+search objective as the scalar hparams/<objective> (hparams/final_test_loss, ...). A study: each
+config folder is a session with its optimiser's settings and the mean final value of the run's
+objective (RunMetrics) over healthy replicates, hparams/final_<objective> (hparams/final_test_mse);
+whether lower or higher is better is the workload's, stated in the metric's description. The run
+folder holds the experiment (the columns of the table).
 
 Each run's folder is written beside its final place and renamed into it, so exporting a run
 again replaces its event files instead of adding a second copy that TensorBoard would merge.
@@ -70,7 +73,7 @@ def write_run(run: RunResult, logdir: str | Path) -> Path:
     try:
         for name, unit in run.units.items():
             _write_unit(tbx, run, unit, staging / folders[name])
-        if run.kind == "search":
+        if run.kind in ("search", "study"):
             _write_hparams(tbx, run, staging, folders)
         staging.mkdir(parents=True, exist_ok=True)  # a run with no units still gets its folder
         _replace_folder(staging, final)
@@ -167,21 +170,48 @@ def session_hparams(unit: UnitResult) -> dict[str, Any]:
         elif isinstance(value, (int, float, np.number)):
             params[key] = float(value) if isinstance(value, (float, np.floating)) else int(value)
     params["status"] = unit.status
-    params["stage"] = "confirm" if unit.spec.get("confirm_of") else "search"
+    params["stage"] = ("confirm" if unit.spec.get("confirm_of") else "search" if "trial" in unit.spec
+                       else "config")
     return params
 
 
-def session_objective(unit: UnitResult) -> float | None:
-    """The unit's search objective (mean over its replicates) when it finished healthy."""
-    value = unit.extra.get("objective") if unit.status == "done" else None
+def session_objective(unit: UnitResult, run: RunResult | None = None) -> float | None:
+    """A search unit's objective (mean over its replicates) when it finished healthy; a study
+    config's mean final objective (RunMetrics) over its healthy replicates."""
+    if run is not None and run.kind == "study":
+        from ..results.metrics import RunMetrics
+        from ..results.stats import final_values
+
+        name = RunMetrics.of_run(run).objective_name
+        finals = final_values(unit, name) if name else None
+        finals = None if finals is None else np.asarray(finals)[np.isfinite(finals)]
+        value = float(finals.mean()) if finals is not None and finals.size else None
+    else:
+        value = unit.extra.get("objective") if unit.status == "done" else None
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def objective_tag(run: RunResult) -> str:
-    """The HParams metric of a search: hparams/<its objective's name>."""
+    """The HParams metric: hparams/<a search's objective>, hparams/final_<a study's objective>."""
+    if run.kind == "study":
+        from ..results.metrics import RunMetrics
+
+        return f"hparams/final_{RunMetrics.of_run(run).objective_name or 'objective'}"
     names = [u.extra.get("objective_name") for u in run.units.values()]
     name = next((n for n in names if isinstance(n, str) and n), "objective")
     return f"hparams/{name}"
+
+
+def _objective_description(run: RunResult) -> str:
+    """'test MSE, lower is better' for the experiment's metric column."""
+    from ..results.metrics import RunMetrics
+
+    metrics = RunMetrics.of_run(run)
+    if run.kind == "study" and metrics.objective is not None:
+        return f"final {metrics.objective.label}, {metrics.direction()}"
+    goals = [u.extra.get("objective_goal") for u in run.units.values()]
+    goal = next((g for g in goals if g in ("min", "max")), None)
+    return {"min": "lower is better", "max": "higher is better"}.get(goal, "")
 
 
 def _write_hparams(tbx: Any, run: RunResult, folder: Path, folders: dict[str, str]) -> None:
@@ -196,6 +226,7 @@ def _write_hparams(tbx: Any, run: RunResult, folder: Path, folders: dict[str, st
     tag = objective_tag(run)
     metrics = {tag: 0.0}
     exp, _, _ = hparams(columns, metrics)
+    _describe_metric(exp, tag, _objective_description(run))
     writer = tbx.FileWriter(str(folder))
     try:
         writer.add_summary(exp)
@@ -206,10 +237,25 @@ def _write_hparams(tbx: Any, run: RunResult, folder: Path, folders: dict[str, st
         writer = tbx.FileWriter(str(folder / folders[name]))
         try:
             writer.add_summary(start)
-            objective = session_objective(unit)
+            objective = session_objective(unit, run)
             if objective is not None:
                 writer.add_summary(tbx.summary.scalar(tag, objective), max(unit.total_steps, 0),
                                    walltime=run.created + unit.wall_time_s)
             writer.add_summary(end)
         finally:
             writer.close()
+
+
+def _describe_metric(exp: Any, tag: str, description: str) -> None:
+    """Set the HParams metric's description (its direction) in the experiment summary."""
+    if not description:
+        return
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+
+    for value in exp.value:
+        data = HParamsPluginData()
+        data.ParseFromString(value.metadata.plugin_data.content)
+        for info in data.experiment.metric_infos:
+            if info.name.tag == tag:
+                info.description = description
+        value.metadata.plugin_data.content = data.SerializeToString()

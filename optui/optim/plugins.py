@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PresetError
+from ..system.plugin_guard import guarded
 from ..schema import Field, check_value
 from .spec import ENGINE_INPUTS, OptimizerSpec
 
@@ -77,7 +78,10 @@ def _load_entry_point(name: str) -> tuple[Any, str]:
                        f"({', '.join(values)}); write the reference itself, e.g. {values[0]!r}")
     ep = matches[0]
     try:
-        obj = ep.load()
+        with guarded(f"optimizer plug-in {ep.value}"):
+            obj = ep.load()
+    except PresetError:
+        raise
     except Exception as exc:  # the plug-in's own import failed: say how
         raise NotFound(f"entry point {name!r} ({ep.value}) in group {GROUP!r} failed to load: "
                        f"{type(exc).__name__}: {exc}") from None
@@ -99,29 +103,31 @@ def _attribute(module: Any, attr: str, described: str) -> Any:
 
 def _load_module_ref(module_name: str, attr: str) -> tuple[Any, str]:
     try:
-        module = importlib.import_module(module_name)
+        with guarded(f"optimizer module {module_name}"):
+            module = importlib.import_module(module_name)
+    except PresetError:
+        raise
     except Exception as exc:
         raise NotFound(f"tried importing module {module_name!r}: {type(exc).__name__}: {exc}") from None
     return _attribute(module, attr, f"module {module_name!r}"), f"module {module_name}"
 
 
 def _file_candidates(path_text: str, base_dir: Path | None) -> list[Path]:
-    p = Path(path_text).expanduser()
-    if p.is_absolute():
-        return [p]
-    dirs = [d for d in (base_dir, Path.cwd()) if d is not None]
-    out: list[Path] = []
-    for d in dirs:
-        c = (d / p).resolve()
-        if c not in out:
-            out.append(c)
-    return out
+    """The preset's folder first, then the current one (optui.file_refs, as for workloads)."""
+    from ..file_refs import candidates
+
+    return candidates(path_text, base_dir)
 
 
 def _load_file_ref(path_text: str, attr: str, base_dir: Path | None) -> tuple[Any, Path]:
     candidates = _file_candidates(path_text, base_dir)
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
+        other = next((c for c in candidates if c.exists()), None)
+        if other is not None:  # a FIFO, a folder, a device: there, but nothing to import
+            from ..workloads.registry import kind_of_file
+
+            raise NotFound(f"{other} is {kind_of_file(other)}, not a Python file")
         tried = " and ".join(str(c) for c in candidates)
         raise NotFound(f"no such file: tried {tried}")
     module_name = "optui_plugin_" + hashlib.sha1(str(found).encode()).hexdigest()[:12]
@@ -133,7 +139,11 @@ def _load_file_ref(path_text: str, attr: str, base_dir: Path | None) -> tuple[An
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
+            with guarded(f"optimizer file {found}"):
+                spec.loader.exec_module(module)
+        except PresetError:
+            del sys.modules[module_name]
+            raise
         except BaseException as exc:  # a SyntaxError or SystemExit in the plug-in is still its error
             del sys.modules[module_name]
             if isinstance(exc, KeyboardInterrupt):

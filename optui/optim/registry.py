@@ -81,11 +81,14 @@ def resolve(name: Any, file: str | None, key: str) -> OptimizerSpec:
     try:
         obj, canonical, origin = plugins.locate(name, base_dir)
         spec = _PLUGINS.get(canonical) or plugins.to_spec(obj, canonical, origin, RESERVED)
+    except PresetError as exc:  # the plug-in changed global state when it ran (plugin_guard)
+        raise PresetError(f"{loc}: {exc}") from None
     except plugins.NotFound as exc:
         if plugins.is_reference(name):
             raise PresetError(f"{loc}: cannot load optimizer {name!r}: {exc}") from None
         raise PresetError(f"{loc}: cannot use optimizer {name!r}"
-                          f"{plugins.suggestions(name, list(OPTIMIZERS))}: {exc}; the built-in ones: "
+                          f"{plugins.suggestions(name, [*OPTIMIZERS, *plugins.entry_point_names()])}: {exc}; "
+                          f"the built-in ones: "
                           f"{known()} (`optui optimizers` describes them)") from None
     _PLUGINS[canonical] = spec
     _REFS[(name, str(base_dir))] = canonical

@@ -23,7 +23,7 @@ class UnitResult:
 
     minibatch_loss: (replicates, steps_done) float32, NaN from a replicate's divergence on.
     eval_steps: (points_done,) int, the step at which each full-dataset eval ran (0 = before training).
-    eval: metric name ("train_loss", "test_loss", "train_accuracy", ...) -> (replicates, points_done).
+    eval: metric name (as the workload declares it) -> (replicates, points_done).
     diverged_at: (replicates,) int, the first step whose loss was NaN or inf, -1 if none.
     """
 

@@ -256,9 +256,9 @@ def metric_curve(unit: Any, metric: str) -> tuple[np.ndarray, np.ndarray] | None
 def summarise_unit(unit: Any, metrics: Any = None) -> dict[str, Any]:
     """Headless summary of one unit: counts, wall time and final-value distributions.
 
-    metrics: the names the workload declares, in order (default: train_loss, test_loss). Each
-    is always present as final_<metric> (None when the unit has no such eval, as for imported
-    histories); every other recorded eval metric appears when recorded; final_minibatch_loss
+    metrics: the names the run's metrics declare, in order (RunMetrics.names). Each is always
+    present as final_<metric> (None when the unit has no such eval, as for imported histories);
+    every other recorded eval metric appears when recorded; final_minibatch_loss
     when minibatch losses exist.
     """
     out: dict[str, Any] = {
@@ -269,7 +269,7 @@ def summarise_unit(unit: Any, metrics: Any = None) -> dict[str, Any]:
         "total_steps": int(unit.total_steps),
         "steps_done": int(np.asarray(unit.minibatch_loss).shape[-1]) if np.asarray(unit.minibatch_loss).ndim == 2 else 0,
     }
-    declared = list(metrics) if metrics is not None else ["train_loss", "test_loss"]
+    declared = list(metrics) if metrics is not None else []
     names = declared + sorted(k for k in unit.eval if k not in declared)
     for metric in names:
         finals = final_values(unit, metric)

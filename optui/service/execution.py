@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from ..engine import GroupOutcome, GroupRunner, Placement, Sink, Unit, describe, for_user, train_group
-from ..errors import OptuiError, StoreError
+from ..errors import OptuiError, RunLostError, StoreError
 from ..status import Status
 from ..store import Store
 from ..workloads.base import Strategy, Workload
@@ -306,7 +306,7 @@ class RunDriver:
         self.store.update_run_meta(self.run_id, **meta)
 
     def _unit_wall(self, name: str) -> float:
-        return next(r["wall_time_s"] for r in self.store.unit_rows(self.run_id) if r["name"] == name)
+        return self.store.unit_row(self.run_id, name)["wall_time_s"]  # one row: O(1) in the trial count
 
     # -- the run -------------------------------------------------------------------------------
     def conclude(self, work: Callable[[], tuple[Status, str | None]], prior_wall: float) -> Status:
@@ -343,6 +343,9 @@ def end_run(store: Store, run_id: str, wall: float, exc: BaseException, emit: Ca
     """Record the run as interrupted (KeyboardInterrupt) or failed with the reason, if the store can."""
     interrupted = isinstance(exc, KeyboardInterrupt)
     message = None if interrupted else describe(exc)
+    if isinstance(exc, RunLostError):  # taken over or deleted: the run is no longer this process's
+        emit(RunFailed(run_id, message or "the run was lost"))
+        return
     try:
         store.finish_run(run_id, Status.INTERRUPTED if interrupted else Status.FAILED, wall, message)
     except StoreError as store_exc:  # a full disk, say: the run then reads as interrupted

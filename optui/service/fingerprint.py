@@ -81,9 +81,90 @@ def data_fingerprint(workload: Any) -> dict[str, Any]:
     return {"hash": digest.hexdigest(), "info": info}
 
 
+_OWN_PACKAGE = Path(__file__).resolve().parents[1]  # optui itself
+
+
+def _digest_files(paths: Iterable[Path]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(paths):
+        digest.update(str(path.name).encode())
+        try:
+            digest.update(path.read_bytes())
+        except OSError as exc:
+            digest.update(f"unreadable: {exc.strerror}".encode())
+    return digest.hexdigest()
+
+
+def _code_of(obj: Any) -> tuple[str, str] | None:
+    """(what, digest) of the code behind a plug-in's object: the installed distribution that
+    ships its module (name, version and a hash of its Python files), else its module's source
+    file; None for optui's own code (its version is recorded with the run)."""
+    import importlib.metadata as md
+    import sys
+
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    path = Path(file).resolve()
+    if path.is_relative_to(_OWN_PACKAGE):
+        return None
+    top = (module.__name__ or "").split(".")[0]
+    for dist_name in md.packages_distributions().get(top, []):
+        try:
+            dist = md.distribution(dist_name)
+        except md.PackageNotFoundError:
+            continue
+        files = [Path(dist.locate_file(f)) for f in dist.files or () if str(f).endswith(".py")]
+        if path in {f.resolve() for f in files if f.exists()}:
+            return (f"package {dist.metadata['Name']} {dist.version}",
+                    f"{dist.version}:{_digest_files(f for f in files if f.exists())}")
+    return f"file {path}", _digest_files([path])
+
+
+def code_fingerprint(study: Any, configs: Iterable[str] | None = None, space: str | None = None) -> dict[str, Any]:
+    """The plug-in code a run trains with (its workload and optimisers): what -> [where, digest]."""
+    from ..optim import registry as optimizers
+
+    out: dict[str, Any] = {}
+    spec = study.spec
+    if spec is not None:
+        code = _code_of(spec.build)
+        if code is not None:
+            out[f"workload {study.workload}"] = list(code)
+    if space is not None:
+        names = [study.search[space].optimizer] if space in study.search else []
+    else:
+        chosen = list(study.configs) if configs is None else list(configs)
+        names = [study.configs[n].optimizer for n in chosen if n in study.configs]
+    for name in dict.fromkeys(names):
+        opt = optimizers.lookup(name)
+        if not opt.source.startswith("plug-in"):
+            continue
+        code = _code_of(opt.build)
+        if code is not None:
+            out[f"optimizer {optimizers.label(name)}"] = list(code)
+    return out
+
+
 def of(study: Any, workload: Any, configs: Iterable[str] | None = None, space: str | None = None) -> dict[str, Any]:
     """What to record with a new run (in its meta, under "fingerprint")."""
-    return {"preset": resolved_preset(study, configs, space), "data": data_fingerprint(workload)}
+    return {"preset": resolved_preset(study, configs, space), "data": data_fingerprint(workload),
+            "code": code_fingerprint(study, configs, space)}
+
+
+def _code_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    changes = []
+    for what in sorted(set(before) | set(now)):
+        a, b = before.get(what), now.get(what)
+        if a is None:
+            changes.append(f"{what} ({b[0]}) was not used when it started")
+        elif b is None:
+            changes.append(f"{what} ({a[0]}) is no longer used")
+        elif a[1] != b[1]:
+            changes.append(f"the code of {what} changed ({a[0]}, now {b[0]})" if a[0] != b[0]
+                           else f"the code of {what} changed ({b[0]})")
+    return changes
 
 
 def _show(value: Any) -> str:
@@ -161,6 +242,8 @@ def check_resume(store: Any, run_id: str, study: Any, workload: Any, configs: It
     if recorded["preset"] is not None:
         now = resolved_preset(study, None if is_search else units, space)
         problems += _preset_changes(recorded["preset"], now)
+    if isinstance(recorded.get("code"), dict):
+        problems += _code_changes(recorded["code"], code_fingerprint(study, None if is_search else units, space))
     if problems:
         raise PresetError(f"cannot resume run {run_id}: it started with other settings: " + "; ".join(problems)
                           + ". Resume it with the preset and options it started with, or start a new run")

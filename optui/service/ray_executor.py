@@ -15,6 +15,7 @@ cancels the tasks; what was stored stays, and `--resume` finishes it, here or on
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import queue
 import socket
@@ -22,15 +23,16 @@ import threading
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
 import ray
 import ray.exceptions
+import ray.util
 
 from ..engine import ChunkDone, ChunkOutput, GroupOutcome, Placement, Unit, describe, train_group
-from ..errors import OptuiError, StoreError
+from ..errors import OptuiError, StoreError, UsageError
 from ..status import Status
 from .execution import Recorder, RunContext
 
@@ -146,9 +148,14 @@ def _remote_train() -> Any:
 def connect(address: str | None) -> None:
     """Join the cluster at address ("auto", "ray://host:10001"; None: RAY_ADDRESS or a new local
     cluster) unless this process already has."""
+    if os.environ.get("NO_COLOR") and "RAY_COLOR_PREFIX" not in os.environ:
+        os.environ["RAY_COLOR_PREFIX"] = "0"  # Ray colours raylet warnings unless told so, when it prints them
     if ray.is_initialized():
         return
-    _check_reachable(address)
+    if address:
+        check_reachable(address, "--ray")
+    else:  # Ray reads it too, but would skip the check
+        check_reachable(os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS")
     try:
         with warnings.catch_warnings():  # Ray starts its processes by forking; they never run JAX
             warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
@@ -159,17 +166,47 @@ def connect(address: str | None) -> None:
                          f"or pass its address to --ray") from None
 
 
-def _check_reachable(address: str | None) -> None:
-    """A HOST:PORT that takes no connection fails at once (Ray itself would wait for minutes)."""
-    if not address or "://" in address or address == "auto" or ":" not in address:
+def check_reachable(address: str | None, given: str) -> None:
+    """A HOST:PORT (from --ray or RAY_ADDRESS) that takes no connection is refused at once: Ray
+    itself would wait for minutes. Ray dials a loopback address as this machine's own address,
+    so a cluster that listens on loopback only is refused too, saying what to set."""
+    if not address or address in ("auto", "local"):
         return
-    host, _, port = address.rpartition(":")
+    client = address.startswith("ray://")
+    if "://" in address and not client:
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    host = host.strip("[]")
+    if not host:
+        return
+    _dial(host, port, f"could not reach the Ray cluster at {address} ({given})",
+          "start one with `ray start --head`, or give its address to --ray or RAY_ADDRESS")
+    if client or not _is_loopback(host):
+        return
+    dialled = ray.util.get_node_ip_address()  # what Ray turns a loopback host into
+    if _is_loopback(dialled):
+        return
+    _dial(dialled, port, f"the Ray cluster at {address} ({given}) listens on loopback only, but Ray connects "
+          f"to {host} as this machine's address, {dialled}:{port}",
+          f"restart the cluster on that address (`ray start --head --node-ip-address {dialled} --port {port}`) "
+          f"and set RAY_ADDRESS={dialled}:{port} (or --ray {dialled}:{port})")
+
+
+def _dial(host: str, port: str, what: str, fix: str) -> None:
     try:
         with socket.create_connection((host, int(port)), timeout=5):
             pass
     except (OSError, ValueError) as exc:
-        raise OptuiError(f"could not reach the Ray cluster at {address}: {exc}; start one with "
-                         f"`ray start --head` or pass its address to --ray") from None
+        raise UsageError(f"{what}: {getattr(exc, 'strerror', None) or exc}; {fix}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _worker_lost(exc: BaseException) -> bool:
@@ -190,6 +227,7 @@ class _Attempt:
     pending: dict[int, dict[str, tuple]]  # chunk index -> unit -> (out, state)
     held: list  # events waiting for their chunk to be written
     worker: tuple[str, int] | None = None
+    earlier: float = 0.0  # seconds the group's lost attempts ran, from submission to loss
 
 
 class RayExecutor:
@@ -226,7 +264,7 @@ class RayExecutor:
         return {"num_cpus": 1, "runtime_env": {"env_vars": {"XLA_FLAGS": flags}}}
 
     def _submit(self, recorder: Recorder, context: RunContext, index: int, group: list,
-                attempts: int) -> _Attempt:
+                attempts: int, earlier: float = 0.0) -> _Attempt:
         from . import fingerprint
 
         first = group[0]
@@ -241,7 +279,7 @@ class RayExecutor:
         remote = _remote_train().options(
             num_returns="streaming", max_retries=0, _generator_backpressure_num_objects=self.backlog,
             **self._options())
-        return _Attempt(index, group, remote.remote(job), time.perf_counter(), attempts, {}, [])
+        return _Attempt(index, group, remote.remote(job), time.perf_counter(), attempts, {}, [], earlier=earlier)
 
     def cancel(self, running: dict[Any, _Attempt]) -> None:
         for task in list(running):
@@ -276,7 +314,8 @@ class RayExecutor:
                         running.pop(task)
                         if _worker_lost(exc) and a.attempts < self.retries:
                             self.retried += 1
-                            b = self._submit(recorder, context, a.index, a.group, a.attempts + 1)
+                            b = self._submit(recorder, context, a.index, a.group, a.attempts + 1,
+                                             a.earlier + time.perf_counter() - a.started)
                             running[b.task] = b
                             continue
                         cause = getattr(exc, "cause", None) or exc
@@ -330,7 +369,8 @@ class RayExecutor:
             _, outcome, programs, devices = message
             self.worker_devices.add(f"{a.worker[0] if a.worker else '?'}: {devices}")
             recorder.programs_used(a.group[0], Counter(programs))
-            recorder.trained(a.group, outcome)
+            # A unit's wall time counts every attempt: the lost ones too, not only the last.
+            recorder.trained(a.group, replace(outcome, seconds=outcome.seconds + a.earlier))
             return True
         return False
 
@@ -338,7 +378,7 @@ class RayExecutor:
         """Cancel every task; their units end interrupted, keeping what was written."""
         self.cancel(running)
         for a in running.values():
-            outcome = GroupOutcome(False, time.perf_counter() - a.started,
+            outcome = GroupOutcome(False, a.earlier + time.perf_counter() - a.started,
                                    {p.name: np.full(p.replicates, -1) for p in a.group})
             recorder.trained(a.group, outcome)
         running.clear()

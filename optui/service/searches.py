@@ -25,7 +25,7 @@ from . import fingerprint
 from .events import RunStarted, UnitFinished, UnitStarted
 from .execution import CompiledGroups, EarlyStop, Listener, RunDriver, UnitPlan
 from .pruning import RungPruner, intermediate
-from .remote import executor_for, record_devices
+from .remote import check_pruner_on_ray, executor_for, record_devices
 from .studies import build_workload, engine_placement, resolve_strategy
 
 
@@ -74,9 +74,11 @@ class SearchRunner:
             count = max(int(info["meta"].get("trials", space.trials)), trials or 0)
             confirm = confirm or (tuple(info["meta"]["confirm"]) if info["meta"].get("confirm") else None)
             prior_wall = info["wall_time_s"]
+            self._plan_memory(budget, count)
             self.store.claim_run(run_id)
         else:
             count = trials or space.trials
+            self._plan_memory(budget, count)  # refused here, before the run exists
             meta = {**device.describe(), "device": self.device_label, "versions": device.versions(),
                     "strategy": self.strategy.label,
                     "space": space.as_dict(), "space_name": space.name, "seed": space.seed,
@@ -148,6 +150,42 @@ class SearchRunner:
         return run_id
 
     # -- internals -----------------------------------------------------------------------------
+    def _plan_memory(self, budget: Any, count: int) -> None:
+        """Plan a search's memory as a study's: trials sharing a batch size train as one group, so
+        a group's members are its trials times their replicates. The widest group, the largest
+        batch and the longest trials are checked (refused with the numbers, or trained in smaller
+        vmapped calls: self.strategy)."""
+        from types import SimpleNamespace
+
+        from ..engine import memory
+        from .studies import metric_count
+
+        space = self.space
+        # A learning sampler trains a round at a time; its draws are not known yet, so a random
+        # draw of the same space stands in for them.
+        drawn = count if not space.learns else min(count, self._round_width())
+        groups: dict[int, list[dict[str, float]]] = {}
+        for i in range(drawn):
+            params = space.sample(i)
+            groups.setdefault(int(params["batch_size"]), []).append(params)
+        if not groups:
+            return
+        n_train = self.workload.n_train
+        widest = max(groups, key=lambda b: len(groups[b]))
+        largest = max(groups)
+        longest = max(groups, key=lambda b: budget.steps(b, n_train))
+        units = []
+        for b in dict.fromkeys((widest, largest, longest)):
+            trials = groups[b]
+            hparams = {n: trials[0][n] for n in space.params if n != "batch_size"}
+            units.append(SimpleNamespace(
+                name=space.name, optimizer=space.optimizer, hyperparams=hparams, batch_size=b,
+                steps=budget.steps(b, n_train), replicates=len(trials) * space.replicates,
+                label=f"search {space.name} ({len(trials):,} trials x {space.replicates:,} replicates "
+                      f"at batch size {b:,}, trained together)"))
+        self.strategy = memory.fit(self.strategy, self.workload, units, self.study.eval_points,
+                                   self.study.path or "preset", metrics=metric_count(self.study))
+
     def _add_trial(self, run_id: str, budget: Any, index: int, params: dict[str, float],
                    round_index: int | None = None) -> None:
         plan = TrialPlan(trial_name(self.space.name, index), index, params,
@@ -193,6 +231,7 @@ class SearchRunner:
             self.workload = workload or build_workload(self.study)
             self.strategy = resolve_strategy(self.study, self.workload)
             self.placement = engine_placement(self.study)
+            check_pruner_on_ray(self.study, self.space, self.ray_address)  # before the run exists
             self.executor = executor_for(self.study, self.ray_address, self.strategy)
         self.space.check_batch_sizes(self.workload.n_train)  # before any training
         check_packages(self.space)
@@ -271,7 +310,7 @@ class SearchRunner:
         group_of = {p.name: len(g) for g in groups for p in g}
 
         def score(name: str) -> tuple[Status, dict[str, Any]]:
-            row = next(r for r in self.store.unit_rows(run_id) if r["name"] == name)
+            row = self.store.unit_row(run_id, name)
             status, extra = score_unit(self.store.load_unit(run_id, row), self.space)
             extra["group"] = {"batch_size": plans[name].batch_size, "trials": group_of[name]}
             extra["steps_trained"] = plans[name].steps

@@ -49,24 +49,16 @@ def config_plan(study: Study, name: str, steps: int, replicates: int) -> UnitPla
     return UnitPlan(unit, cfg.optimizer, cfg.batch_size, steps)
 
 
+def metric_count(study: Study) -> int | None:
+    """How many eval metrics the study's workload declares (None: not known)."""
+    return len(study.spec.metrics) if study.spec is not None else None
+
+
 def fit_memory(strategy: Strategy, workload: Workload, units: list[UnitPlan], study: Study) -> Strategy:
-    """The strategy the study's units fit in memory with (engine.fit), or a PresetError that says
-    which config needs how much and how to make it fit."""
-    try:
-        return engine.fit(strategy, workload, units, study.eval_points)
-    except engine.DoesNotFit as e:
-        where, gib = study.path or "preset", engine.gib
-        if e.memory == "host":
-            raise PresetError(
-                f"{where}: config {e.block}'s per-step history ({e.members:,} replicates x {gib(e.per_member)}) "
-                f"needs about {gib(e.needed)} of host memory to export, and {gib(e.free)} is free; train fewer "
-                f"replicates or fewer steps") from None
-        raise PresetError(
-            f"{where}: config {e.block} with {e.members:,} replicates needs about {gib(e.needed)} of {e.where} "
-            f"memory ({gib(e.per_member)} per replicate: its parameters and optimiser state twice, and its losses "
-            f"of one chunk), and {gib(e.free)} is free; train at most {e.most_members:,} replicates per run "
-            f"(replicates.count or --replicates)"
-            + (", or more eval points (shorter chunks)" if e.longer_chunks_help else "")) from None
+    """The strategy the study's units fit in memory with (engine.fit), or a PresetError
+    (engine.DoesNotFit) that says which config needs how much and how to make it fit."""
+    return engine.fit(strategy, workload, units, study.eval_points, study.path or "preset",
+                      metrics=metric_count(study))
 
 
 def plan_units(study: Study, workload: Workload, configs: list[str] | None = None,

@@ -58,6 +58,53 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
+def damaged_hint(path: Path) -> str:
+    """What to do with a store SQLite cannot read."""
+    return (f"If it is damaged, move it aside (mv {path} {path}.damaged), and run "
+            f"`sqlite3 {path}.damaged .recover | sqlite3 {path}` to save what is left, or start afresh "
+            f"with another --store")
+
+
+def _owner(path: Path) -> str:
+    try:
+        import pwd
+
+        uid = path.stat().st_uid
+        try:
+            return f"user {pwd.getpwuid(uid).pw_name}"
+        except KeyError:
+            return f"user id {uid}"
+    except OSError:
+        return "another user"
+
+
+def _check_files_writable(path: Path) -> None:
+    """Refuse, naming the owner, a store file (or its -wal/-shm) this user cannot write: opening
+    it anyway would fail part-way and could leave files behind that break the owner's next run."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and not os.access(file, os.W_OK):
+            if file == path:
+                raise StoreError(f"{file}: the run store belongs to {_owner(file)} and is not writable by "
+                                 f"you; read it with `optui runs --store {path.parent}`, or ask its owner to "
+                                 f"share it (chmod g+w or o+w on {file}), or use your own --store")
+            raise StoreError(f"{file}: left by {_owner(file)} and not writable by you, so the store "
+                             f"cannot be opened for writing; when no optui is using the store, "
+                             f"{_owner(file)} (or root) may delete it, or make it writable (chmod a+rw)")
+
+
+def _share_like_folder(path: Path) -> None:
+    """A new store in a folder others may write (mode 777, or a group's 775) is made writable by
+    them too: SQLite gives its -wal and -shm files the store file's permissions, so a run by one
+    user never leaves files behind that the next user cannot write."""
+    try:
+        folder_mode = path.parent.stat().st_mode & 0o777
+        mode = 0o600 | (folder_mode & 0o066)
+        if mode & 0o066:
+            os.chmod(path, mode | (path.stat().st_mode & 0o044))
+    except OSError:
+        pass  # not ours to change (another user created it meanwhile): nothing lost
+
+
 class Store:
     """One SQLite run store (runs/optui.sqlite): open it with Store.open(folder).
 
@@ -74,6 +121,8 @@ class Store:
         self._lost: dict[str, StoreError] = {}
         # --force: claim_run takes over runs whose holder's lease expired (never a live one).
         self.take_over_expired = False
+        # What open() created: False (nothing), None (the store file), or the folder it made too.
+        self._made: Path | None | bool = False
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -90,6 +139,7 @@ class Store:
                                  f"in this folder yet, or pass --store DIR")
             if not os.access(root, os.W_OK) or not os.access(root / DB_NAME, os.W_OK):
                 return cls._open_read_only(root / DB_NAME)
+        made_folder = not root.exists()
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -97,17 +147,22 @@ class Store:
         if not os.access(root, os.W_OK):
             raise StoreError(f"{root}: the run store folder is not writable")
         path = root / DB_NAME
+        _check_files_writable(path)  # before connecting: a failed open must leave no -wal/-shm behind
+        new = not path.exists()
         try:
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            if new:
+                _share_like_folder(path)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             store = cls(path, conn)
+            store._made = (root if made_folder else None) if new else False
             store._migrate()
         except sqlite3.OperationalError as exc:  # locked, full, or an I/O error: the file may be fine
             raise StoreError(f"{path}: cannot open the run store: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: not a usable optui store: {exc}") from None
+            raise StoreError(f"{path}: not a usable optui store ({exc}). {damaged_hint(path)}") from None
         return store
 
     @classmethod
@@ -175,6 +230,24 @@ class Store:
                 raise StoreError(f"{self.path}: could not migrate store schema {version} to "
                                  f"{SCHEMA_VERSION} ({exc}); the store is unchanged") from None
 
+    def discard_if_unused(self) -> None:
+        """Close, and remove the store (and its folder) if this process created it and it holds no
+        run: a command refused before its run began leaves nothing behind."""
+        if self._made is False or self.read_only:
+            return
+        try:
+            if self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]:
+                return
+        except sqlite3.Error:
+            return
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.path}{suffix}")
+        if isinstance(self._made, Path):
+            with contextlib.suppress(OSError):
+                self._made.rmdir()  # only if empty
+
     def close(self) -> None:
         """Close this connection (stopping its heartbeats)."""
         for beat in self._leases.values():
@@ -208,6 +281,14 @@ class Store:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"{self.path}: cannot write the run store: {exc}") from None
             raise
+
+    @contextmanager
+    def _write(self, run_id: str) -> Iterator[sqlite3.Connection]:
+        """One transaction writing run_id, fenced: this process must still hold the run (checked
+        under the write lock, so no other holder can take it between the check and the write)."""
+        with self.tx() as c:
+            self._check_lease(c, run_id)
+            yield c
 
     # -- writing ---------------------------------------------------------------------------
     def create_run(self, study: str, workload: str, kind: str, preset_text: str,
@@ -284,6 +365,12 @@ class Store:
             raise self._lost[run_id]
         beat = self._leases.get(run_id)
         if beat is None:
+            # Not a run this process holds: it may still write one nobody runs (an import, a
+            # finished run's metadata), never one another process holds under a live lease.
+            row = c.execute("SELECT status, pid, host, lease_expires FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is not None and self.holder_state(*row) == HOLDER_LIVE:
+                raise RunTakenOverError(f"run {run_id} is being run by process {row[1]} on {row[2]}; "
+                                        f"this process does not hold it and writes none of it")
             return
         row = c.execute("SELECT lease_token, pid, host FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
@@ -307,7 +394,7 @@ class Store:
     def add_unit(self, run_id: str, name: str, spec: dict[str, Any], replicates: int,
                  total_steps: int, eval_points: int) -> None:
         """Add a unit (a config or trial) to a run, pending; a unit already there is kept as it is."""
-        with self.tx() as c:
+        with self._write(run_id) as c:
             pos = c.execute("SELECT COUNT(*) FROM units WHERE run_id=?", (run_id,)).fetchone()[0]
             c.execute(
                 "INSERT OR IGNORE INTO units (run_id, name, position, spec, replicates, total_steps,"
@@ -323,8 +410,7 @@ class Store:
         loss = np.asarray(minibatch_loss, np.float32)
         evals = io.BytesIO()
         np.savez(evals, **{k: np.asarray(v, np.float64) for k, v in eval.items()})
-        with self.tx() as c:
-            self._check_lease(c, run_id)
+        with self._write(run_id) as c:
             c.execute(
                 "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
                 (run_id, unit, chunk_index, step_start, step_start + loss.shape[1], _npy(loss),
@@ -339,8 +425,7 @@ class Store:
     def finish_unit(self, run_id: str, unit: str, status: str, wall_time_s: float,
                     extra: dict[str, Any] | None = None) -> None:
         """Record how a unit ended, its wall time and extra (a trial's scores); done units drop their checkpoint."""
-        with self.tx() as c:
-            self._check_lease(c, run_id)
+        with self._write(run_id) as c:
             c.execute("UPDATE units SET status=?, wall_time_s=?, extra=? WHERE run_id=? AND name=?",
                       (status, wall_time_s, json.dumps(extra or {}, default=float), run_id, unit))
             if status in ("done", "pruned"):  # units trained as far as they go need no checkpoint
@@ -348,7 +433,7 @@ class Store:
 
     def add_unit_time(self, run_id: str, unit: str, seconds: float) -> None:
         """Add seconds to a unit's wall time (a resumed unit's time adds up over sessions)."""
-        with self.tx() as c:
+        with self._write(run_id) as c:
             c.execute("UPDATE units SET wall_time_s = wall_time_s + ? WHERE run_id=? AND name=?",
                       (seconds, run_id, unit))
 
@@ -357,8 +442,7 @@ class Store:
         beat = self._leases.get(run_id)
         if beat is not None:
             beat.stop()  # before the final write, so no late beat can overwrite the wall time
-        with self.tx() as c:
-            self._check_lease(c, run_id)
+        with self._write(run_id) as c:
             c.execute("UPDATE runs SET status=?, wall_time_s=?, finished=?, error=?, pid=NULL,"
                       " lease_token=NULL, lease_expires=NULL WHERE id=?",
                       (status, wall_time_s, time.time(), error, run_id))
@@ -368,8 +452,7 @@ class Store:
 
     def update_run_meta(self, run_id: str, **updates: Any) -> None:
         """Merge keys into a run's metadata (JSON)."""
-        with self.tx() as c:
-            self._check_lease(c, run_id)
+        with self._write(run_id) as c:
             row = c.execute("SELECT meta FROM runs WHERE id=?", (run_id,)).fetchone()
             meta = json.loads(row[0]) if row else {}
             meta.update(updates)
@@ -495,7 +578,7 @@ class Store:
 
     def truncate_unit(self, run_id: str, unit: str, after_chunk: int) -> None:
         """Drop chunks written after a checkpoint so a resumed unit does not record them twice."""
-        with self.tx() as c:
+        with self._write(run_id) as c:
             c.execute("DELETE FROM chunks WHERE run_id=? AND unit=? AND chunk_index>?",
                       (run_id, unit, after_chunk))
 
@@ -509,6 +592,16 @@ class Store:
              "eval_points": r[4], "status": r[5], "wall_time_s": r[6], "extra": json.loads(r[7])}
             for r in rows
         ]
+
+    def unit_row(self, run_id: str, name: str) -> dict[str, Any]:
+        """One unit's row (as unit_rows gives it), by its key: O(1) in the run's unit count."""
+        r = self.conn.execute(
+            "SELECT name, spec, replicates, total_steps, eval_points, status, wall_time_s, extra"
+            " FROM units WHERE run_id=? AND name=?", (run_id, name)).fetchone()
+        if r is None:
+            raise UnknownRunError(f"run {run_id} has no unit {name!r}")
+        return {"name": r[0], "spec": json.loads(r[1]), "replicates": r[2], "total_steps": r[3],
+                "eval_points": r[4], "status": r[5], "wall_time_s": r[6], "extra": json.loads(r[7])}
 
     def load_unit(self, run_id: str, row: dict[str, Any]) -> UnitResult:
         """A unit's whole history (every stored chunk, in order) as a UnitResult."""

@@ -144,18 +144,24 @@ def parse_config(name: str, raw: Any, file: str | None, prefix: str = "configs")
     return Config(name, spec.name, int(values["batch_size"]), hyper)
 
 
-def compare_metrics(spec: Any) -> tuple[str, ...]:
-    """What a [[compare]] entry may draw for a workload: the minibatch loss, its declared metrics
-    and train_test (its train and test losses together) when it declares both."""
-    from ..results.metrics import train_test_pair
+def compare_metrics(metrics: Any) -> tuple[str, ...]:
+    """What a [[compare]] entry may draw: the minibatch loss, each metric and train_test (the
+    train/test pair together) when there is one. metrics: a RunMetrics, a WorkloadSpec, or None
+    (a preset read without its workload: train and test losses inferred)."""
+    from ..results.metrics import RunMetrics
 
-    if spec is None:
-        return ("minibatch_loss", "train_loss", "test_loss", "train_test")
-    pair = ("train_test",) if train_test_pair(spec.metrics) else ()
-    return ("minibatch_loss", *spec.metric_names, *pair)
+    if not isinstance(metrics, RunMetrics):
+        metrics = RunMetrics.of_spec(metrics) if metrics is not None else RunMetrics.of_preset(None)
+    return metrics.plottable()
 
 
-def _parse_compare(raw: Any, configs: dict[str, Config], file: str | None, spec: Any = None) -> list[Compare]:
+def parse_compare(raw: Any, configs: dict[str, Any], file: str | None, metrics: Any = None) -> list[Compare]:
+    """[[compare]] entries checked against the configs and what the run's metrics can draw
+    (metrics: a RunMetrics or a WorkloadSpec; see compare_metrics)."""
+    return _parse_compare(raw, configs, file, metrics)
+
+
+def _parse_compare(raw: Any, configs: dict[str, Any], file: str | None, spec: Any = None) -> list[Compare]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -355,15 +361,27 @@ def _read_stream(p: Path, limit: int) -> bytes:
         os.close(fd)
 
 
+# A --set key longer than this is no preset's key: refused without echoing it whole.
+MAX_KEY_CHARS = 200
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """text, or its start and its length when longer than limit: a message never echoes a huge input."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """KEY=VALUE -> (dotted key parts, value). VALUE is read as TOML, else as a bare string."""
     if "=" not in item:
-        raise PresetError(f"--set {item!r}: expected KEY=VALUE, for example replicates.count=5")
+        raise PresetError(f"--set {clip(item)!r}: expected KEY=VALUE, for example replicates.count=5")
     key, value_text = item.split("=", 1)
     key = key.strip()
+    if len(key) > MAX_KEY_CHARS:
+        raise PresetError(f"--set {clip(key)!r}: the key is {len(key):,} characters long; a key is the dotted "
+                          f"name of a preset setting (at most {MAX_KEY_CHARS} characters), for example data.path")
     parts = key.split(".")
     if not key or any(not p for p in parts):
-        raise PresetError(f"--set {item!r}: the key must be dotted names, for example data.path")
+        raise PresetError(f"--set {clip(item)!r}: the key must be dotted names, for example data.path")
     try:
         value = tomllib.loads(f"v = {value_text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -380,7 +398,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         for p in parts[:-1]:
             nxt = node.setdefault(p, {})
             if not isinstance(nxt, dict):
-                raise PresetError(f"--set {item!r}: {p} is not a table")
+                raise PresetError(f"--set {clip(item)!r}: {p} is not a table")
             node = nxt
         node[parts[-1]] = value
     return raw
@@ -409,7 +427,7 @@ def _blame_overrides(exc: PresetError, raw: dict[str, Any], file: str | None, te
         return  # the file has an error of its own; the message names the file already
     msg = str(exc)
     named = [o for o in overrides if o.split("=", 1)[0].strip() in msg] or overrides
-    raise PresetError(f"{msg} (from --set {', --set '.join(named)})") from None
+    raise PresetError(f"{msg} (from --set {', --set '.join(clip(o) for o in named)})") from None
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Study:

@@ -157,7 +157,7 @@ class SearchSpace:
     fixed: dict[str, float]  # fixed values given in the space (batch_size included when fixed)
     defaults: dict[str, float] = field(default_factory=dict)  # optimiser defaults for the rest
     file: str | None = None
-    metric: str = "test_loss"  # the eval metric the objective reads
+    metric: str = ""  # the eval metric the objective reads
     goal: str = "min"  # "min" or "max": the metric's declared direction
     sampler: str = "random"  # random | qmc | tpe | cmaes (see optui.search.sampling)
     pruner: str = "none"  # none | asha | median (see optui.service.pruning)
@@ -288,12 +288,11 @@ def fair_budget(space: SearchSpace, study_budget: Budget) -> tuple[Budget, str]:
 def objectives(spec: Any) -> dict[str, tuple[str, str]]:
     """The objectives a workload allows: name -> (metric, goal). final_<m> and mean_last_<m> for
     each declared metric m, and mean_last for the workload's default objective."""
-    if spec is None:
-        metrics = [("train_loss", "min"), ("test_loss", "min")]
-        default = "test_loss"
-    else:
-        metrics = [(m.name, m.goal) for m in spec.metrics]
-        default = spec.objective
+    from ..results.metrics import RunMetrics
+
+    declared = RunMetrics.of_spec(spec) if spec is not None else RunMetrics.of_preset(None)
+    metrics = [(m.name, m.goal) for m in declared]
+    default = declared.objective_name
     out = {f"final_{name}": (name, goal) for name, goal in metrics}
     goals = dict(metrics)
     out["mean_last"] = (default, goals[default])
@@ -328,7 +327,7 @@ def parse_space(name: str, raw: Any, file: str | None, workload: Any = None) -> 
                 f"{where(file, f'{key}.{k}')}: unknown key; {opt} has the hyperparameters "
                 f"batch_size, {', '.join(hyper_fields)}; a space also takes {', '.join(SPACE_KEYS)}")
     allowed = objectives(workload)
-    default_objective = f"final_{workload.objective}" if workload is not None else "final_test_loss"
+    default_objective = next(k for k, v in allowed.items() if k.startswith("final_") and v == allowed["mean_last"])
     fields = {**SPACE_FIELDS, "objective": Field("str", default_objective, choices=tuple(allowed))}
     settings = {}
     for k, f in fields.items():

@@ -84,6 +84,13 @@ class OutputGuard:
             pass  # stderr is gone too: nothing left to tell
 
 
+def guard_stdout() -> None:
+    """Route sys.stdout through an OutputGuard (once): code that prints on its own (a plug-in's
+    jax.debug.print, run from a device callback) must not fail the run when stdout is closed."""
+    if not isinstance(sys.stdout, OutputGuard) and sys.stdout is not None:
+        sys.stdout = OutputGuard(sys.stdout)
+
+
 def guard_console(console) -> None:
     """Route a rich Console through an OutputGuard (once), so printing can never stop a run."""
     if not isinstance(console.file, OutputGuard):

@@ -67,13 +67,15 @@ def settings_of(study: Any) -> Settings:
 
 
 def run_meta(study: Any) -> dict[str, Any]:
-    """What a run records about its workload: its declared metrics and default objective (so the
-    run stays readable without the workload installed) and where the workload came from."""
+    """What a run records about its workload: its metrics (RunMetrics.as_meta: declarations,
+    objective, train/test pair, so the run stays readable without the workload installed) and
+    where the workload came from."""
     spec = study.spec
     if spec is None:
         return {}
-    return {"metrics": [m.as_dict() for m in spec.metrics], "objective": spec.objective,
-            "workload_origin": study.resolved.origin}
+    from ..results.metrics import RunMetrics
+
+    return {**RunMetrics.of_spec(spec).as_meta(), "workload_origin": study.resolved.origin}
 
 
 def build(study: Any) -> Workload:
@@ -82,13 +84,15 @@ def build(study: Any) -> Workload:
     Raises DataError for unusable data (the workload's own message) and PresetError, naming the
     preset, its `workload` key and what was loaded, for anything else that goes wrong.
     """
+    from ..system.plugin_guard import guarded
     from .checks import check_built
     from .registry import _short, quoted
 
     resolved = study.resolved or resolve(study.workload, study.path)
     loc = f"{where(study.path, 'workload')} = {quoted(study.workload)} ({resolved.origin})"
     try:
-        workload = resolved.spec.build(settings_of(study))
+        with guarded(f"workload {resolved.origin}"):
+            workload = resolved.spec.build(settings_of(study))
     except OptuiError:
         raise
     except Exception as exc:

@@ -4,8 +4,8 @@ A preset's `workload` is one of:
   "digits"                     the name of an entry point in the group `optui.workloads` (how
                                installed packages, optui's own TwNet and MNIST included, register)
   "package.module:factory"     an importable module and a factory in it
-  "./my_workload.py:make"      a Python file (relative to the working folder, else to the preset's
-                               folder) and a factory in it
+  "./my_workload.py:make"      a Python file (relative to the preset's folder, else to the
+                               current folder: optui.file_refs) and a factory in it
 The target is a WorkloadSpec, or a callable taking no arguments that returns one.
 
 Every failure is a PresetError (exit 2) that names the preset, the key and what was tried, raised
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PresetError
+from ..system.plugin_guard import guarded
 from ..results.metrics import Metric
 from ..schema import Field, where
 from .base import SECTIONS, WorkloadSpec
@@ -99,6 +100,33 @@ def providers() -> dict[str, list[Provider]]:
             for n, ps in sorted(found.items())}
 
 
+def is_builtin(provider: Provider) -> bool:
+    """optui's own registration (installed, or read from its source tree)."""
+    return provider.distribution.split(" ")[0] == "optui"
+
+
+def chosen(name: str, found: list[Provider]) -> tuple[Provider | None, list[Provider]]:
+    """(the provider a name resolves to, the providers it shadows). Several packages claiming
+    one of optui's own names: the built-in wins, as with optimisers, so shipped presets keep
+    working; several others: None (ambiguous)."""
+    if len(found) == 1:
+        return found[0], []
+    own = [p for p in found if is_builtin(p)]
+    if len(own) == 1:
+        return own[0], [p for p in found if p is not own[0]]
+    return None, []
+
+
+def shadowed() -> dict[str, list[Provider]]:
+    """Registrations hidden by a built-in workload of the same name."""
+    out = {}
+    for name, found in providers().items():
+        hidden = chosen(name, found)[1]
+        if hidden:
+            out[name] = hidden
+    return out
+
+
 # -- resolving a reference ---------------------------------------------------------------------
 
 _cache: dict[tuple, Resolved] = {}
@@ -136,15 +164,19 @@ def _is_path(target: str) -> bool:
 def _from_entry_point(name: str, loc: str) -> Resolved:
     found = providers()
     if name not in found:
+        import difflib
+
         known = ", ".join(found) or "none"
-        raise PresetError(f"{loc}: no installed workload has that name (entry point group {GROUP}: "
+        close = difflib.get_close_matches(name, list(found), n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        raise PresetError(f"{loc}: no installed workload has that name{hint} (entry point group {GROUP}: "
                           f"{known}); a preset may also name \"package.module:factory\" or "
                           f"\"./file.py:factory\"")
-    if len(found[name]) > 1:
+    provider, _ = chosen(name, found[name])
+    if provider is None:
         both = "; ".join(p.describe() for p in found[name])
         raise PresetError(f"{loc}: several installed packages register that name ({both}); name the "
                           f"one you mean as \"package.module:factory\"")
-    provider = found[name][0]
     key = ("entry point", name, provider.value)
     if key in _cache:
         return _cache[key]
@@ -170,12 +202,14 @@ def _from_module(reference: str, target: str, attr: str, loc: str) -> Resolved:
 
 
 def _from_file(reference: str, target: str, attr: str, preset: str | None, loc: str) -> Resolved:
-    path = Path(target).expanduser()
-    candidates = [path] if path.is_absolute() else [Path.cwd() / path]
-    if not path.is_absolute() and preset:
-        candidates.append(Path(preset).resolve().parent / path)
+    from ..file_refs import candidates as lookup_order, preset_folder
+
+    candidates = lookup_order(target, preset_folder(preset))
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
+        other = next((c for c in candidates if c.exists()), None)
+        if other is not None:  # a FIFO, a folder, a device: there, but nothing to import
+            raise PresetError(f"{loc}: {other} is {kind_of_file(other)}, not a Python file")
         tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
         raise PresetError(f"{loc}: no such file; tried {tried}")
     if found.suffix != ".py":
@@ -198,7 +232,11 @@ def _from_file(reference: str, target: str, attr: str, preset: str | None, loc: 
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
         try:
-            spec.loader.exec_module(module)
+            with guarded(f"{loc}: workload file {found}"):
+                spec.loader.exec_module(module)
+        except PresetError:
+            del sys.modules[name]
+            raise
         except BaseException as exc:
             del sys.modules[name]
             if isinstance(exc, KeyboardInterrupt):
@@ -211,9 +249,25 @@ def _from_file(reference: str, target: str, attr: str, preset: str | None, loc: 
     return resolved
 
 
+def kind_of_file(path: Path) -> str:
+    """'a folder', 'a FIFO (named pipe)', ... for a path that exists but is no regular file."""
+    import stat
+
+    mode = path.stat().st_mode
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def _import(target: str, loc: str) -> Any:
     try:
-        return importlib.import_module(target)
+        with guarded(f"{loc}: module {target}"):
+            return importlib.import_module(target)
+    except PresetError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and (target == exc.name or target.startswith(exc.name + ".")):
             raise PresetError(f"{loc}: no module named {exc.name!r} in this Python environment "
@@ -245,7 +299,10 @@ def _spec_from(obj: Any, loc: str) -> WorkloadSpec:
             raise PresetError(f"{loc}: expected a WorkloadSpec or a function returning one, got "
                               f"{type(obj).__name__}")
         try:
-            obj = obj()
+            with guarded(f"{loc}: its factory"):
+                obj = obj()
+        except PresetError:
+            raise
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise

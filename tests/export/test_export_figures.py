@@ -105,7 +105,7 @@ def test_missing_metric_is_noted_not_crashing():
     run = make_run([make_unit("a", evals=False)])
     fig = compare_figure(run, Compare("t", ("a",), "test_loss"))
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
-    assert "no test_loss recorded" in texts
+    assert "no test loss recorded" in texts
     assert not bands(fig)
 
 

@@ -51,31 +51,31 @@ def test_configs_rank_by_final_test_loss_with_divergence_last(run):
     ranked = ranking.rank(run)
     assert [r.name for r in ranked.rows] == ["adam", "prodigy", "sgd", "lion-fast"]
     adam = ranked.rows[0]
-    assert adam.loss["mean"] == pytest.approx(0.32) and adam.loss["min"] == pytest.approx(0.30)
-    assert adam.loss["ci95"][0] <= 0.32 <= adam.loss["ci95"][1]
-    assert adam.accuracy["mean"] == pytest.approx(0.91)
+    assert adam.objective.dist["mean"] == pytest.approx(0.32) and adam.objective.dist["min"] == pytest.approx(0.30)
+    assert adam.objective.dist["ci95"][0] <= 0.32 <= adam.objective.dist["ci95"][1]
+    assert adam.other.dist["mean"] == pytest.approx(0.91)
     lion = ranked.rows[-1]
-    assert lion.diverged == 1 and lion.loss["n"] == 2  # bands over the healthy replicates only
+    assert lion.diverged == 1 and lion.objective.dist["n"] == 2  # bands over the healthy replicates only
 
 
 def test_time_to_target_defaults_to_the_median_and_can_be_given(run):
     ranked = ranking.rank(run)
     # Final means: 0.32, 0.5, 1.0, 0.13 -> median 0.41; accuracies 0.91, 0.85, 0.72, 0.965 -> 0.88.
-    assert ranked.loss_target == pytest.approx(0.41) and ranked.accuracy_target == pytest.approx(0.88)
+    assert ranked.objective_target == pytest.approx(0.41) and ranked.other_target == pytest.approx(0.88)
     by = {r.name: r for r in ranked.rows}
-    assert (by["adam"].loss_target_percent, by["adam"].loss_target_step) == (100.0, 100)
-    assert by["sgd"].loss_target_percent is None and by["prodigy"].loss_target_percent is None
+    assert (by["adam"].objective.target_percent, by["adam"].objective.target_step) == (100.0, 100)
+    assert by["sgd"].objective.target_percent is None and by["prodigy"].objective.target_percent is None
     given = ranking.rank(run, {"test_loss": 1.2, "test_accuracy": 0.5})
     by = {r.name: r for r in given.rows}
-    assert by["adam"].loss_target_percent == 50.0 and by["sgd"].loss_target_percent == 100.0
-    assert by["adam"].accuracy_target_percent == 50.0 and not given.targets_chosen
+    assert by["adam"].objective.target_percent == 50.0 and by["sgd"].objective.target_percent == 100.0
+    assert by["adam"].other.target_percent == 50.0 and not given.targets_chosen
 
 
 def test_export_writes_the_ranking_table_figure_and_summary(tmp_path, run):
     files = {p.name for p in export_run(run, tmp_path, {"png", "csv", "json"})}
     assert {"ranking.png", "ranking.md", "ranking.csv", "summary.json"} <= files
     md = (tmp_path / "ranking.md").read_text()
-    assert "| 1 | adam | adam | 0.32 [" in md and "test loss <= 0.41" in md and "accuracy >= 88%" in md
+    assert "| 1 | adam | adam | 0.32 [" in md and "test loss <= 0.41" in md and "test acc >= 88%" in md
     rows = list(csv.DictReader((tmp_path / "ranking.csv").open()))
     assert [r["config"] for r in rows] == ["adam", "prodigy", "sgd", "lion-fast"]
     assert float(rows[0]["test_accuracy_mean"]) == pytest.approx(0.91)
@@ -95,7 +95,7 @@ def test_a_workload_without_accuracy_ranks_by_loss_alone(tmp_path):
     for u in units:
         del u.eval["test_accuracy"]
     ranked = ranking.rank(zoo_run(units))
-    assert [r.name for r in ranked.rows] == ["b", "a", "c"] and not ranked.has_accuracy
+    assert [r.name for r in ranked.rows] == ["b", "a", "c"] and not ranked.has_other
     assert "accuracy" not in " ".join(ranking.header(ranked))
     export_run(zoo_run(units), tmp_path, {"png"})
     assert (tmp_path / "ranking.png").exists()

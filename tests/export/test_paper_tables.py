@@ -97,7 +97,7 @@ def test_compare_json_and_terminal_table(store):
 def test_compare_bad_input_exits_2(store):
     _, study_id, _, root = store
     for args, fragment in (([f"{study_id}:nope"], "no config 'nope'"),
-                           ([f"{study_id}:sgd", "--metric", "bogus"], "recorded no bogus"),
+                           ([f"{study_id}:sgd", "--metric", "bogus"], "unknown --metric 'bogus'; this run records: minibatch_loss"),
                            ([f"{study_id}:sgd", "--json", "-f", "latex"], "choose one"),
                            (["sgd"], "expected RUN:CONFIG")):
         result = invoke("compare", *args, "--store", root)

@@ -180,7 +180,8 @@ def test_odd_names_get_distinct_folders_and_killed_exports_are_swept(tmp_path):
     dead.mkdir(parents=True)
     folder = write_run(run, tmp_path / "tb")
     assert folder == tmp_path / "tb" / "up" / study_id  # never outside the log folder
-    assert sorted(p.name for p in folder.iterdir()) == ["a-b", "a-b-2", "figure"]
+    # a folder per config; the run folder's own event file is the HParams experiment
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["a-b", "a-b-2", "figure"]
     assert not dead.exists()
     result = export(tmp_path / "runs", study_id, "--tensorboard=")
     assert result.exit_code == 2 and "needs a folder name" in result.output

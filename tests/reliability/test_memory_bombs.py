@@ -158,7 +158,7 @@ def test_case_7_replicates_that_fit_only_in_smaller_calls_get_a_plan():
     state = max(n.device_bytes for n in needs)
     per_call = 1000 * max(n.working_bytes_per_member for n in needs)
     # Free memory for the states and a tenth of the calls: the plan is about a tenth of the members.
-    free = int((state + per_call / 10) / memory.USABLE_SHARE)
+    free = int((state + per_call / 10 + memory.reserve_bytes()) / memory.USABLE_SHARE)
     with pytest.warns(UserWarning, match="training .* at a time"):
         planned = memory.fit(strategy, workload, units, study.eval_points, free=(free, 10 * free, "test"))
     assert 50 <= planned.max_members <= 150

@@ -103,7 +103,7 @@ def test_runs_show_and_compare_read_the_declarations(accuracy_run):
                                       "--target", "0.6", "--store", str(root)], env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     # The default metric is the workload's objective; better is higher for an accuracy.
-    assert "final test_accuracy" in result.output
+    assert "final test acc (higher is better)" in result.output
     assert "P(above fast-learner-config)" in result.output  # slow paired against the first
     assert "% of run to > 0.6" in result.output
     loss = CliRunner().invoke(app, ["compare", f"{run_id}:fast-learner-config", f"{run_id}:slow",
@@ -119,7 +119,7 @@ def test_figures_put_accuracies_on_a_linear_axis(accuracy_run, tmp_path):
     run = store.load_run(run_id)
     fig = compare_figure(run, Compare("acc", ("slow", "fast-learner-config"), "test_accuracy"))
     ax = fig.axes[0]
-    assert ax.get_yscale() == "linear" and ax.get_ylabel() == "test acc"
+    assert ax.get_yscale() == "linear" and ax.get_ylabel() == "test acc (higher is better)"
     fig = compare_figure(run, Compare("loss", ("slow",), "train_test"))
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].get_lines()) == 2
     fig = config_figure(run, "slow")

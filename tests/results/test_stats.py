@@ -119,12 +119,13 @@ def test_summarise_unit_with_and_without_full_eval():
     assert s["final_test_loss"]["median"] == pytest.approx(0.8)
     assert s["final_test_accuracy"]["max"] == pytest.approx(0.9)
     imported = unit(np.ones((2, 5)), eval_steps=[5], evals={"test_loss": [[0.2], [0.4]]})
-    s = summarise_unit(imported)
+    assert "final_train_loss" not in summarise_unit(imported)  # only what was recorded
+    s = summarise_unit(imported, ["train_loss", "test_loss"])  # declared: present, None if not recorded
     assert s["final_train_loss"] is None
     assert s["final_test_loss"]["mean"] == pytest.approx(0.3)
     assert s["final_minibatch_loss"]["n"] == 2
     nothing = unit(np.zeros((2, 0)))
-    s = summarise_unit(nothing)
+    s = summarise_unit(nothing, ["train_loss"])
     assert s["final_train_loss"] is None and "final_minibatch_loss" not in s
 
 

@@ -23,13 +23,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+TOKEN = "serve-test-token"
+
+
 async def session_screen(port: int, timeout: float = 60) -> str:
     """Connect as the browser page does and collect what the session draws."""
     import aiohttp
 
     seen = ""
     async with aiohttp.ClientSession() as client:
-        async with client.ws_connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        async with client.ws_connect(f"ws://127.0.0.1:{port}/ws?token={TOKEN}") as ws:
             await ws.send_json(["resize", {"width": 80, "height": 24}])
             deadline = time.monotonic() + timeout
             while "1 Presets" not in seen and time.monotonic() < deadline:
@@ -50,7 +53,8 @@ def test_serve_binds_localhost_and_serves_the_session_page(tmp_path: Path):
     (tmp_path / "presets").mkdir()
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "optui.cli", "serve", "--port", str(port)], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "optui.cli", "serve", "--port", str(port), "--token", TOKEN],
+                            cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline, page = time.monotonic() + 60, None
@@ -58,7 +62,7 @@ def test_serve_binds_localhost_and_serves_the_session_page(tmp_path: Path):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the server did not answer"
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={TOKEN}", timeout=5) as response:
                     assert response.status == 200
                     page = response.read().decode()
             except OSError:

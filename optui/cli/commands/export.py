@@ -144,6 +144,21 @@ def _parse_targets(items: list[str]) -> dict[str, float]:
     return out
 
 
+def _check_targets(runs, targets: dict[str, float]) -> None:
+    """Every --target names a metric each (non-search) run records; else exit 2 naming those."""
+    from ...results.metrics import RunMetrics, UnknownMetric
+
+    for run in runs:
+        if run.kind == "search":
+            continue
+        metrics = RunMetrics.of_run(run)
+        for name in targets:
+            try:
+                metrics.check(name, "--target metric")
+            except UnknownMetric as exc:
+                _fail_input(f"run {run.run_id}: {exc}")
+
+
 def _print_ranking(console, run, targets: dict[str, float]) -> None:
     """The ranking table of a study of three or more configs, as the export writes it."""
     from rich import box
@@ -155,13 +170,21 @@ def _print_ranking(console, run, targets: dict[str, float]) -> None:
     if not ranking.applies(run):
         return
     ranked = ranking.rank(run, targets)
-    cols = ranking.header(ranked)
-    t = Table(title=f"{run.study}: ranked by final test loss (bands over healthy replicates)",
+    # The terminal shows the means and time-to-target; ranking.md has the bands too.
+    o, x = ranked.objective, ranked.other if ranked.has_other else None
+    t = Table(title=f"{run.study}: {ranking.title(ranked)}; means over healthy replicates (bands in ranking.md)",
               box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    cols = ["rank", "config", f"final {o.label}", *([x.label] if x else []),
+            ranking.target_label(o, ranked.objective_target), "diverged"]
     for c in cols:
-        t.add_column(escape(c), justify="left" if c in ("config", "optimizer") else "right")
+        t.add_column(escape(c), justify="left" if c == "config" else "right")
     for r in ranked.rows:
-        t.add_row(*(escape(c) for c in ranking.cells(ranked, r)))
+        cells = [str(r.rank), r.name, o.format(r.objective.dist["mean"])]
+        if x:
+            cells.append(x.format(r.other.dist["mean"] if r.other else None))
+        cells += ["never" if r.objective.target_percent is None else f"{r.objective.target_percent:.0f}%",
+                  f"{r.diverged}/{r.replicates}"]
+        t.add_row(*(escape(c) for c in cells))
     console.print(t)
 
 
@@ -187,8 +210,9 @@ def register(app: typer.Typer) -> None:
         dpi: int = typer.Option(120, "--dpi", min=20, max=1200, help="PNG resolution."),
         width: float = typer.Option(8.0, "--width", min=1, max=50, help="Figure width, inches."),
         height: float = typer.Option(5.0, "--height", min=1, max=50, help="Figure height, inches."),
-        target: list[str] = typer.Option([], "--target", help="METRIC=VALUE: time-to-target threshold, e.g. "
-                                         "test_loss=0.3 or test_accuracy=0.95 (default: the configs' median)."),
+        target: list[str] = typer.Option([], "--target", help="METRIC=VALUE: time-to-target threshold of a "
+                                         "metric the run records, e.g. test_loss=0.3; reached when the mean "
+                                         "gets to it in the metric's direction (default: the configs' median)."),
         store: Path = STORE_OPTION,
     ) -> None:
         """Write figures, pickles, CSV, summary JSON, tables and TensorBoard files of runs.
@@ -199,8 +223,10 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        from ...export import (DEFAULT_FORMATS, FORMATS, SEARCH_DEFAULT_FORMATS, FigureStyle, export_run,
-                              export_search_run)
+        import warnings
+
+        from ...export import (DEFAULT_FORMATS, FORMATS, SEARCH_DEFAULT_FORMATS, ComparisonWarning, FigureStyle,
+                              export_run, export_search_run)
         from ...export.atomic import ensure_writable_dir
         from ...export.layout import LATEST, export_to_run_folder, run_dir
         from ...store import Store
@@ -226,6 +252,7 @@ def register(app: typer.Typer) -> None:
                 _missing_to_exit_2(require_tensorboardx)
             ids = _runs_to_export(s, run_ids or [], lambda text: console.print(escape(text), highlight=False))
             runs = [s.load_run(r) for r in ids]
+            _check_targets(runs, targets)
             files_wanted = bool(chosen) or logdir is None
             dirs = [run_dir(out, run.study, run.run_id) for run in runs]
             for folder in (dirs if files_wanted else []):  # every folder is checked before any work
@@ -244,8 +271,15 @@ def register(app: typer.Typer) -> None:
                         wanted = wanted - {"pickle"}
                         files = export_search_run(s, run, folder, wanted) if wanted else []
                     else:
-                        folder, files, latest = export_to_run_folder(run, out, chosen or set(DEFAULT_FORMATS), style,
-                                                                     targets)
+                        with warnings.catch_warnings(record=True) as said:
+                            warnings.simplefilter("always", ComparisonWarning)
+                            folder, files, latest = export_to_run_folder(run, out, chosen or set(DEFAULT_FORMATS),
+                                                                         style, targets)
+                        for w in said:
+                            if issubclass(w.category, ComparisonWarning):
+                                console.print(f"[yellow]warning:[/] {escape(str(w.message))}", soft_wrap=True)
+                            else:
+                                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
                     console.print(f"{head}: {len(files)} files in {escape(str(folder))}/"
                                   + (f" ({LATEST} points here)" if latest else ""), soft_wrap=True)
                     for f in files:
@@ -271,6 +305,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from ...export.report_import import import_report
+        from ...results.metrics import RunMetrics
         from ...results.stats import distribution, final_values
         from ...store import Store
 
@@ -283,11 +318,13 @@ def register(app: typer.Typer) -> None:
             run_id = import_report(file, s, study)
             run = s.load_run(run_id)
         console = Console()
+        objective = RunMetrics.of_run(run).objective
         t = Table(title=f"imported {file} as run {run_id} (study {run.study})")
-        for col in ("config", "replicates", "steps", "mean final test loss", "min..max"):
+        for col in ("config", "replicates", "steps", f"mean final {objective.label if objective else '-'}",
+                    "min..max"):
             t.add_column(col, justify="left" if col == "config" else "right")
         for name, unit in run.units.items():
-            finals = final_values(unit, "test_loss")
+            finals = final_values(unit, objective.name) if objective else None
             d = distribution(finals) if finals is not None else {}
             t.add_row(name, str(unit.replicates), str(unit.minibatch_loss.shape[1]), _fmt(d.get("mean")),
                       f"{_fmt(d.get('min'))}..{_fmt(d.get('max'))}")
@@ -299,9 +336,10 @@ def register(app: typer.Typer) -> None:
         targets: list[str] = typer.Argument(..., help="RUN:CONFIG pairs; RUN is a run id, a prefix or "
                                             "'latest'. The first is the baseline of the paired comparison."),
         metric: Optional[str] = typer.Option(None, "--metric", help="minibatch_loss or any metric the runs "
-                                             "recorded; default: the workload's objective (test_loss for "
-                                             "TwNet and MNIST)."),
-        target: Optional[float] = typer.Option(None, "--target", help="Report when the mean first falls below this."),
+                                             "recorded; default: the workload's objective."),
+        target: Optional[float] = typer.Option(None, "--target", help="Report when the mean first reaches "
+                                               "this: falls to it or below when lower is better, rises to it "
+                                               "or above when higher is better (the metric's direction)."),
         band: BandKind = typer.Option(BandKind.ci95, "--band", help="Band of the final values in tables for "
                                       "papers: min-max, IQR, or the bootstrap 95% CI of the mean."),
         fmt: TableFormat = typer.Option(TableFormat.table, "--format", "-f", help="table (the terminal), "
@@ -310,8 +348,8 @@ def register(app: typer.Typer) -> None:
         store: Path = STORE_OPTION,
     ) -> None:
         """Final-value statistics of configs side by side, each paired with the first by replicate."""
-        from ...results import metrics as metric_decls
         from ...export import comparison as cmp
+        from ...results.metrics import RunMetrics, UnknownMetric
         from ...export.paper import render
         from ...export.tables import dumps_json
         from ...store import Store
@@ -328,10 +366,11 @@ def register(app: typer.Typer) -> None:
                 if run_id not in loaded:
                     loaded[run_id] = s.load_run(run_id)
                 chosen.append((loaded[run_id], config))
-            if metric is None:  # the workload's objective, as the first run declared it
-                first = chosen[0][0]
-                objective = metric_decls.objective_of(first.meta, metric_decls.of_run(first))
-                metric = objective.name if objective else "minibatch_loss"
+            if metric is not None:  # a name the first run records, else exit 2 naming those
+                try:
+                    RunMetrics.of_run(chosen[0][0]).check(metric, "--metric", allow_minibatch=True)
+                except UnknownMetric as exc:
+                    _fail_input(str(exc))
             try:
                 result = cmp.compare(chosen, metric, band.value, target)
             except cmp.ComparisonError as exc:
@@ -355,7 +394,7 @@ def _print_comparison(result) -> None:
     from ...export.comparison import BAND_TITLES, metric_title
 
     entries = result.entries
-    t = Table(title=metric_title(result.metric),
+    t = Table(title=metric_title(result.metric, result.label, result.higher_is_better),
               caption="runs: " + ", ".join(f"[{i + 1}] {r}" for i, r in enumerate(result.run_ids)),
               box=box.SIMPLE_HEAD)
     t.add_column("", justify="left", no_wrap=True)

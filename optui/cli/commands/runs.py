@@ -139,9 +139,13 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]error: {escape(_printable(info['error']))}[/]")
         # Fits 80 columns: short headers, no vertical rules; each config's spec is listed below.
         # One column per metric the workload declares (recorded with the run), up to five.
-        from ...results.metrics import from_meta
+        from ...results.metrics import RunMetrics
 
-        metrics = from_meta({"metrics": data.get("metrics")})[:5]
+        run_metrics = RunMetrics.of_run(run)
+        objective = run_metrics.objective
+        # The objective first, then the others in declared order.
+        metrics = ([objective] if objective else []) + [m for m in run_metrics if m is not objective]
+        metrics = metrics[:5]
         t = Table(title="final values, mean over replicates", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, collapse_padding=True)
         for col in ("config", "status", "reps", "div", "steps", *(m.label for m in metrics)):
@@ -156,4 +160,6 @@ def register(app: typer.Typer) -> None:
                       f"{unit.minibatch_loss.shape[1]}/{unit.total_steps}",
                       *(m.format((c.get(f"final_{m.name}") or {}).get("mean")) for m in metrics))
         console.print(t)
+        if objective is not None:
+            console.print(f"objective: {escape(objective.label)} ({run_metrics.direction()})", highlight=False)
         console.print(escape("\n".join(specs)), highlight=False)

@@ -89,7 +89,15 @@ def register(app: typer.Typer) -> None:
                 resolved = workloads.resolve(reference, None, "workload")
             entries.append(describe(reference, resolved.origin, resolved.spec))
         else:
+            from ...workloads.registry import chosen
+
             for name, found in workloads.providers().items():
+                winner, hidden = chosen(name, found)
+                for p in hidden:  # listed, as optimisers are, so the package's author can see why
+                    entries.append({"name": name, "origin": p.distribution, "entry_point": p.value,
+                                    "error": f"shadowed by the built-in {name!r}; name it as "
+                                             f"\"{p.value}\" in a preset instead", "shadowed": True})
+                found = [winner] if winner is not None else found
                 origin = "; ".join(p.distribution for p in found)
                 value = "; ".join(p.value for p in found)
                 try:

@@ -26,7 +26,9 @@ def open_run(preset: str, overrides: list[str], resume: str | None, store_root: 
     """
     from ... import service
     from ...store import Store
+    from ...system.terminal import guard_stdout
 
+    guard_stdout()  # output is a view: a plug-in printing into a closed stdout never stops training
     study = None if resume else service.load_study(preset, overrides)
     workload = None if resume else service.build_workload(study)
     store = Store.open(store_root)

@@ -94,7 +94,7 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
     from rich.markup import escape
 
     from ... import service
-    from ...errors import PresetError
+    from ...errors import OptuiError, PresetError
     from ...export.layout import run_dir
     from ...service.searches import sampler_overrides
     from ...status import Status
@@ -132,6 +132,10 @@ def run_search(preset: str, overrides: list[str], space_name: str | None, trials
             try:
                 run_id = service.run_search(study, store, name, trials=trials, resume=resume, confirm=confirm,
                                             workload=workload, runner=runner)
+            except OptuiError:
+                if runner.run_id is None:  # refused before the run began: leave nothing behind
+                    store.discard_if_unused()
+                raise
             except KeyboardInterrupt:
                 if printer.progress is not None:
                     printer.progress.stop()
@@ -174,9 +178,9 @@ def _report(study, space, store, run_id, console, out_dir) -> None:
     counts = ", ".join(f"{n} {status}" for status in ("done", "pruned", "diverged", "failed")
                        if (n := sum(r["status"] == status for r in ranked)))
     t = Table(title=f"{study.name} / {space.name}: {len(ranked)} trials ({counts}), "
-                    f"best first by {space.objective}",
+                    f"best first by {space.objective} ({sr.direction(space)})",
               box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    for i, col in enumerate(sr.trial_header(space)[:-2]):
+    for i, col in enumerate(sr.trial_header(space, study)[:-2]):
         t.add_column("objective" if i == 3 else col.replace("Batch Size", "Batch"),
                      justify="left" if i in (1, 2) else "right", no_wrap=True)
     for row in ranked:
@@ -193,8 +197,8 @@ def _report(study, space, store, run_id, console, out_dir) -> None:
             c.add_row(*sr.confirm_cells(row, by_name))
         console.print(c)
     best_trial = ranked[0] if ranked and ranked[0]["objective"] is not None else None
-    s1 = Table(title="the report's section 1: default and optimal hyperparameters", box=box.SIMPLE_HEAD)
-    for i, col in enumerate(sr.section1_header(space)):
+    s1 = Table(title=sr.section1_title(study), box=box.SIMPLE_HEAD)
+    for i, col in enumerate(sr.section1_header(space, study)):
         s1.add_column(col, justify="left" if i == 0 else "right")
     for title, cells in sr.section1_rows(study, space, best_trial):
         s1.add_row(title, *cells)

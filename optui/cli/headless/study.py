@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ...errors import OptuiError, RunLostError
+from ...results.metrics import RunMetrics
 from ...service.events import ChunkDone, Event, RunFailed, RunFinished, RunStarted, UnitFinished, UnitStarted
 from ...service.progress import RunProgress, UnitProgress, reduce
 from ...status import Status
@@ -23,7 +24,7 @@ class ProgressPrinter:
     """Renders a study's progress state: a rich bar per config (steps done, test loss, ETA), or
     plain lines every 10% when the output is a file or pipe (a batch job's log)."""
 
-    def __init__(self, console: Console, watch: str = "test_loss", watch_label: str = "test"):
+    def __init__(self, console: Console, watch: str, watch_label: str):
         guard_console(console)  # a closed or full stdout must not stop the run
         self.watch, self.watch_label = watch, watch_label  # the eval shown beside each bar
         self.console = console
@@ -88,12 +89,12 @@ def summary_table(summary: dict) -> Table:
     median too when there is room) of the default objective. Fits 80 columns."""
     from rich import box
 
-    from ...results.metrics import from_meta, objective_of
+    from ...results.metrics import MINIBATCH
 
-    metrics = from_meta({"metrics": summary.get("metrics")},
-                        [k[len("final_"):] for c in summary["configs"].values() for k in c
-                         if k.startswith("final_") and k != "final_minibatch_loss" and c[k] is not None])
-    objective = objective_of({"objective": summary.get("objective")}, metrics)
+    run_metrics = RunMetrics.of_meta(summary, [k[len("final_"):] for c in summary["configs"].values() for k in c
+                                               if k.startswith("final_") and k != f"final_{MINIBATCH}"
+                                               and c[k] is not None])
+    metrics, objective = run_metrics.metrics, run_metrics.objective
     # An 80-column terminal (an SSH session, a job log): short headers, no outer or vertical rules.
     t = Table(title=f"{summary['study']} ({summary['workload']}) on {summary['device']}: "
                     f"{summary['wall_time_s']:.1f} s; final values, mean over replicates",
@@ -144,8 +145,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
     if export:
         check_export_folder(exports_root, study)
     cancel = threading.Event()
-    watched = study.spec.metric(study.spec.objective)
-    printer = ProgressPrinter(console, watched.name, watched.label)
+    watched = RunMetrics.of_preset(study).objective
+    printer = ProgressPrinter(console, watched.name if watched else "", watched.label if watched else "")
     runner = service.StudyRunner(study, store, printer, cancel)
     runner.ray_address = ray
     with stop_on_signals(cancel, console):
@@ -158,7 +159,8 @@ def run_study(preset: str, overrides: list[str], resume: str | None, store_root:
             return INTERRUPTED
         except OptuiError as exc:
             printer.progress.stop()
-            if runner.run_id is None:  # refused before the run began: nothing to resume
+            if runner.run_id is None:  # refused before the run began: nothing to resume, nothing left
+                store.discard_if_unused()
                 raise
             print(f"error: {exc}", file=sys.stderr)
             if not isinstance(exc, RunLostError):  # a deleted store or a run taken over: nothing to resume here
