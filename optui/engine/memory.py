@@ -40,41 +40,6 @@ GIB = 2**30
 
 
 class MemberBlock(Protocol):
-    """What the plan reads of a block of members (a config's replicates, a search group's trial)."""
-
-    name: str
-    optimizer: str
-    hyperparams: dict[str, float]
-    steps: int
-    replicates: int
-
-
-@dataclass(eq=False)
-class DoesNotFit(Exception):
-    """A run that cannot fit in memory, with the numbers; the caller words it for its user.
-
-    memory: "device" (a block's members during a chunk) or "host" (a block's per-step history,
-    exported); needed and free in bytes; per_member: one member's share; most_members: how many
-    fit (device only); longer_chunks_help: the chunks' losses outweigh the state, so more eval
-    points (shorter chunks) would help too.
-    """
-
-    memory: str
-    block: str
-    members: int
-    needed: int
-    free: int
-    where: str  # what the memory is ("host (the CPU device)", "gpu device")
-    per_member: int
-    most_members: int = 0
-    longer_chunks_help: bool = False
-
-    def __str__(self) -> str:
-        return (f"{self.block}: {self.members:,} members need about {gib(self.needed)} of {self.memory} memory "
-                f"({self.where}), {gib(self.free)} free")
-
-
-class MemberBlock(Protocol):
     """What the plan reads of a block of members (a config's replicates, a search group's trials)."""
 
     name: str

@@ -157,7 +157,7 @@ class SearchRunner:
         vmapped calls: self.strategy)."""
         from types import SimpleNamespace
 
-        from ..engine import memory
+        from .. import engine
         from .studies import metric_count
 
         space = self.space
@@ -183,7 +183,7 @@ class SearchRunner:
                 steps=budget.steps(b, n_train), replicates=len(trials) * space.replicates,
                 label=f"search {space.name} ({len(trials):,} trials x {space.replicates:,} replicates "
                       f"at batch size {b:,}, trained together)"))
-        self.strategy = memory.fit(self.strategy, self.workload, units, self.study.eval_points,
+        self.strategy = engine.fit(self.strategy, self.workload, units, self.study.eval_points,
                                    self.study.path or "preset", metrics=metric_count(self.study))
 
     def _add_trial(self, run_id: str, budget: Any, index: int, params: dict[str, float],

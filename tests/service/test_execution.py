@@ -1,6 +1,6 @@
 """The executor seam: LocalExecutor trains groups and reports only to a narrow Recorder; the
-engine's events carry no run id until the service stamps them; memory planning's numbers are the
-engine's, worded for the user by the service."""
+engine's events carry no run id until the service stamps them; memory that does not fit is refused
+with the numbers."""
 
 from __future__ import annotations
 
@@ -123,24 +123,15 @@ def test_the_run_driver_stamps_the_engines_events_with_its_run(tmp_path):
 class Need:
     def __init__(self, replicates: int):
         self.name, self.optimizer, self.hyperparams = "sgd", "sgd", {"learning_rate": 0.1}
-        self.steps, self.replicates = STEPS, replicates
+        self.batch_size, self.steps, self.replicates = 8, STEPS, replicates
 
 
-def test_memory_that_does_not_fit_is_the_engines_numbers_and_the_services_words(workload, monkeypatch):
-    from optui.service.studies import fit_memory
-
+def test_memory_that_does_not_fit_is_refused_with_the_numbers_before_any_training(workload):
     strategy = Strategy(scan=True, vmap_replicates=True)
     free = (10_000, 10**12, "test device")
     with pytest.raises(engine.DoesNotFit) as info:
-        engine.fit(strategy, workload, [Need(1000)], POINTS, free=free)
-    e = info.value
-    assert (e.memory, e.block, e.members, e.free) == ("device", "sgd", 1000, 10_000)
-    assert e.needed > e.free and 0 <= e.most_members < 1000 and e.per_member > 0
-
-    class Study:
-        eval_points, path = POINTS, "p.toml"
-
-    monkeypatch.setattr("optui.engine.memory.free_memory", lambda: free)
-    with pytest.raises(PresetError, match=rf"p.toml: config sgd with 1,000 replicates needs about .* train at "
-                                          rf"most {e.most_members} replicates per run \(replicates.count or --replicates\)"):
-        fit_memory(strategy, workload, [Need(1000)], Study())
+        engine.fit(strategy, workload, [Need(1000)], POINTS, "p.toml", free=free)
+    assert isinstance(info.value, PresetError)  # a preset asking for too much: exit 2, nothing stored
+    assert str(info.value).startswith("p.toml: config sgd with 1,000 replicates needs about ")
+    assert "memory" in str(info.value) and "free" in str(info.value)
+    assert engine.fit(strategy, workload, [Need(2)], POINTS, "p.toml", free=(10**12, 10**12, "test")) is strategy
