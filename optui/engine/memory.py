@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
-from ..errors import PresetError
 
 # Plan against this share of the free memory: the rest is for XLA's scratch space, compiles and
 # everything else in the process.
@@ -37,16 +36,6 @@ COMPILE_SHARE = 0.75
 # Eval metrics a workload that declares none is assumed to record (train and test loss).
 DEFAULT_METRICS = 2
 GIB = 2**30
-
-
-class MemberBlock(Protocol):
-    """What the plan reads of a block of members (a config's replicates, a search group's trial)."""
-
-    name: str
-    optimizer: str
-    hyperparams: dict[str, float]
-    steps: int
-    replicates: int
 
 
 @dataclass(eq=False)
@@ -68,10 +57,12 @@ class DoesNotFit(Exception):
     per_member: int
     most_members: int = 0
     longer_chunks_help: bool = False
+    batch_size: int = 0  # the block's batch size, where its activations are what does not fit
+    detail: str = ""  # the estimate in words, with its numbers (the caller adds the ways out)
 
     def __str__(self) -> str:
-        return (f"{self.block}: {self.members:,} members need about {gib(self.needed)} of {self.memory} memory "
-                f"({self.where}), {gib(self.free)} free")
+        return self.detail or (f"{self.block}: {self.members:,} members need about {gib(self.needed)} of "
+                               f"{self.memory} memory ({self.where}), {gib(self.free)} free")
 
 
 class MemberBlock(Protocol):
@@ -83,10 +74,6 @@ class MemberBlock(Protocol):
     batch_size: int
     steps: int
     replicates: int
-
-
-class DoesNotFit(PresetError):
-    """A run that cannot fit in memory; the message has the numbers and the ways out."""
 
 
 @dataclass(frozen=True)
@@ -248,11 +235,11 @@ def gib(n: float) -> str:
     return f"{int(n):,} bytes"
 
 
-def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, where: str = "preset",
+def fit(strategy: Any, workload: Any, units: Iterable[MemberBlock], eval_points: int,
         free: tuple[int, int, str] | None = None, metrics: int | None = None) -> Any:
     """The strategy to run with: unchanged when the run fits; with replicates_per_batch set when
-    only its vmapped calls must be smaller; else PresetError with the estimate and the ways out.
-    metrics: how many eval metrics the workload records (its declarations)."""
+    only its vmapped calls must be smaller; else DoesNotFit with the estimate's numbers (the
+    caller says what to change). metrics: how many eval metrics the workload records."""
     units = list(units)
     try:
         needs = unit_needs(workload, units, eval_points, metrics)
@@ -274,25 +261,23 @@ def fit(strategy: Any, workload: Any, units: Iterable[Any], eval_points: int, wh
         fits = max(0, int((device_budget - reserve - worst.working_bytes_per_member) // worst.resident_per_member))
         activations = (f", and {gib(worst.activation_bytes)} of activations in a call at batch size "
                        f"{worst.batch_size:,}" if worst.batch_size else "")
-        how = ("fewer trials sharing a batch size, or fewer search replicates" if worst.label.startswith("search")
-               else "replicates.count or --replicates")
-        remedy = (f"train at most {fits:,} replicates at once ({how})" if fits
-                  else f"free some memory or use a smaller batch size: one replicate at batch size "
-                       f"{worst.batch_size:,} does not fit")
         raise DoesNotFit(
-            f"{where}: {worst.describe()} needs about {gib(planned_bytes(worst, worst.replicates))} "
-            f"of {what} memory trained at once, and at least {gib(least)} trained one replicate per call "
-            f"({gib(worst.per_replicate)} per replicate: its parameters and optimiser state, its losses of "
-            f"one chunk{activations}; and {gib(reserve)} kept for compiling); {gib(device_free)} is free, "
-            f"of which optui plans with "
-            f"{int(USABLE_SHARE * 100)}%; {remedy}"
-            + (", or more eval points (shorter chunks)" if worst.chunk_loss_bytes > worst.state_bytes else ""))
+            "device", worst.name, worst.replicates, least, device_free, what, worst.per_replicate,
+            most_members=fits, longer_chunks_help=worst.chunk_loss_bytes > worst.state_bytes,
+            batch_size=worst.batch_size,
+            detail=f"{worst.describe()} needs about {gib(planned_bytes(worst, worst.replicates))} "
+                   f"of {what} memory trained at once, and at least {gib(least)} trained one replicate per "
+                   f"call ({gib(worst.per_replicate)} per replicate: its parameters and optimiser state, its "
+                   f"losses of one chunk{activations}; and {gib(reserve)} kept for compiling); "
+                   f"{gib(device_free)} is free, of which optui plans with {int(USABLE_SHARE * 100)}%")
     history = max(needs, key=lambda n: n.replicates * n.history_bytes)
     if 2 * history.replicates * history.history_bytes > host_budget:
+        needed = 2 * history.replicates * history.history_bytes
         raise DoesNotFit(
-            f"{where}: {history.describe()}: its per-step history ({history.replicates:,} replicates x "
+            "host", history.name, history.replicates, needed, host_free, "host", history.history_bytes,
+            detail=f"{history.describe()}: its per-step history ({history.replicates:,} replicates x "
             f"{gib(history.history_bytes)}) needs about {gib(2 * history.replicates * history.history_bytes)} "
-            f"of host memory to export, and {gib(host_free)} is free; train fewer replicates or fewer steps")
+            f"of host memory to export, and {gib(host_free)} is free")
     if not getattr(strategy, "vmap_replicates", False):
         return strategy  # one member at a time: checked above
     left = device_budget - worst.device_bytes - reserve

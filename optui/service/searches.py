@@ -9,6 +9,7 @@ TrialScored after each trial's UnitFinished (see optui.search).
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from .. import workloads
@@ -31,6 +32,19 @@ from .studies import build_workload, engine_placement, resolve_strategy
 
 # Trials per round of a learning sampler when neither the space nor the engine sets a width.
 DEFAULT_ROUND_TRIALS = 5
+
+
+@dataclass(frozen=True)
+class TrialGroup:
+    """Trials sharing a batch size, trained together: what the memory plan reads of them."""
+
+    name: str
+    optimizer: str
+    hyperparams: dict[str, float]
+    batch_size: int
+    steps: int
+    replicates: int
+    label: str
 
 
 class SearchRunner:
@@ -155,10 +169,7 @@ class SearchRunner:
         a group's members are its trials times their replicates. The widest group, the largest
         batch and the longest trials are checked (refused with the numbers, or trained in smaller
         vmapped calls: self.strategy)."""
-        from types import SimpleNamespace
-
-        from ..engine import memory
-        from .studies import metric_count
+        from .studies import fit_memory
 
         space = self.space
         # A learning sampler trains a round at a time; its draws are not known yet, so a random
@@ -178,13 +189,12 @@ class SearchRunner:
         for b in dict.fromkeys((widest, largest, longest)):
             trials = groups[b]
             hparams = {n: trials[0][n] for n in space.params if n != "batch_size"}
-            units.append(SimpleNamespace(
+            units.append(TrialGroup(
                 name=space.name, optimizer=space.optimizer, hyperparams=hparams, batch_size=b,
                 steps=budget.steps(b, n_train), replicates=len(trials) * space.replicates,
                 label=f"search {space.name} ({len(trials):,} trials x {space.replicates:,} replicates "
                       f"at batch size {b:,}, trained together)"))
-        self.strategy = memory.fit(self.strategy, self.workload, units, self.study.eval_points,
-                                   self.study.path or "preset", metrics=metric_count(self.study))
+        self.strategy = fit_memory(self.strategy, self.workload, units, self.study, search=True)
 
     def _add_trial(self, run_id: str, budget: Any, index: int, params: dict[str, float],
                    round_index: int | None = None) -> None:

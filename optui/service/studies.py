@@ -54,11 +54,28 @@ def metric_count(study: Study) -> int | None:
     return len(study.spec.metrics) if study.spec is not None else None
 
 
-def fit_memory(strategy: Strategy, workload: Workload, units: list[UnitPlan], study: Study) -> Strategy:
-    """The strategy the study's units fit in memory with (engine.fit), or a PresetError
-    (engine.DoesNotFit) that says which config needs how much and how to make it fit."""
-    return engine.fit(strategy, workload, units, study.eval_points, study.path or "preset",
-                      metrics=metric_count(study))
+def fit_memory(strategy: Strategy, workload: Workload, units: list[Any], study: Study, *,
+               search: bool = False, free: tuple[int, int, str] | None = None) -> Strategy:
+    """The strategy the units fit in memory with (engine.fit), or a PresetError that gives the
+    engine's numbers and says what to change in the preset or on the command line."""
+    try:
+        return engine.fit(strategy, workload, units, study.eval_points, free=free,
+                          metrics=metric_count(study))
+    except engine.DoesNotFit as e:
+        raise PresetError(f"{study.path or 'preset'}: {e}; {memory_remedy(e, search)}") from None
+
+
+def memory_remedy(e: engine.DoesNotFit, search: bool) -> str:
+    """What a user can change when a run does not fit (the engine's numbers say how much)."""
+    if e.memory == "host":
+        return "train fewer replicates or fewer steps"
+    fewer = ("fewer trials sharing a batch size, or fewer search replicates" if search
+             else "replicates.count or --replicates")
+    remedy = (f"train at most {e.most_members:,} replicates per run ({fewer})" if e.most_members
+              else f"free some memory or use a smaller batch size: one replicate at batch size "
+                   f"{e.batch_size:,} does not fit" if e.batch_size
+              else "free some memory")
+    return remedy + (", or more eval points (shorter chunks)" if e.longer_chunks_help else "")
 
 
 def plan_units(study: Study, workload: Workload, configs: list[str] | None = None,

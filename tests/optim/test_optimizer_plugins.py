@@ -169,7 +169,7 @@ def test_a_broken_plugin_is_refused_with_the_reason(tmp_path, case):
 @pytest.mark.parametrize("reference, expected", [
     ("./missing.py:make", "no such file: tried "),
     ("no_such_package_xyz.opt:make", "tried importing module 'no_such_package_xyz.opt': ModuleNotFoundError"),
-    ("optui.optimizers:no_such_factory", "module 'optui.optimizers' has no attribute 'no_such_factory'"),
+    ("optui.optim.registry:no_such_factory", "module 'optui.optim.registry' has no attribute 'no_such_factory'"),
     ("qhmm", "no entry point 'qhmm' in group 'optui.optimizers'"),
     ("optui.optimizers:", "expected 'package.module:factory' or './file.py:factory'"),
 ])

@@ -19,6 +19,7 @@ import pytest
 from optui.engine import memory
 from optui.errors import PresetError
 from optui.service import build_workload, plan_units, resolve_strategy
+from optui.service.studies import fit_memory
 from optui.study import presets
 from support.common import ROOT, tiny_preset_text
 
@@ -101,8 +102,7 @@ def test_case_5_a_refusal_never_says_zero():
     workload = build_workload(study)
     units = plan_units(study, workload)
     with pytest.raises(PresetError) as caught:
-        memory.fit(resolve_strategy(study, workload), workload, units, study.eval_points,
-                   free=(200_000, 10**12, "test"))
+        fit_memory(resolve_strategy(study, workload), workload, units, study, free=(200_000, 10**12, "test"))
     message = str(caught.value)
     assert "0.0 MiB" not in message and "0 bytes" not in message
     assert re.search(r"\(\d[\d,.]* (KiB|MiB|bytes) per replicate", message), message
@@ -118,7 +118,6 @@ def test_case_5_mnist_at_a_large_batch_is_estimated_by_its_activations(shared_da
     assert need.per_replicate > 2 * 2**30  # the report measured 3.56 GB peak RSS for one replicate
     # 4 GiB free (2 usable): not even one replicate at batch 4,000 fits; refused, saying why
     with pytest.raises(PresetError) as caught:
-        memory.fit(resolve_strategy(study, workload), workload, units, study.eval_points,
-                   free=(4 * 2**30, 64 * 2**30, "test"))
+        fit_memory(resolve_strategy(study, workload), workload, units, study, free=(4 * 2**30, 64 * 2**30, "test"))
     message = str(caught.value)
     assert "of activations in a call at batch size 4,000" in message and "smaller batch size" in message

@@ -63,7 +63,7 @@ def test_also_a_fifo_preset_is_refused_not_waited_on(tmp_path):
     os.mkfifo(fifo)
     # In a process of its own (reading a FIFO nobody writes would block this one for ever), with
     # a short wait so the test is quick.
-    code = ("import sys\nfrom optui import presets\npresets.PIPE_WAIT_SECONDS = 1.0\n"
+    code = ("import sys\nfrom optui.study import presets\npresets.PIPE_WAIT_SECONDS = 1.0\n"
             "from optui.cli import app\nsys.argv[0] = 'optui'\napp()\n")
     try:
         result = subprocess.run([sys.executable, "-c", code, "presets", "validate", str(fifo)],

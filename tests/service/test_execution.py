@@ -138,7 +138,7 @@ def test_memory_that_does_not_fit_is_the_engines_numbers_and_the_services_words(
     assert e.needed > e.free and 0 <= e.most_members < 1000 and e.per_member > 0
 
     class Study:
-        eval_points, path = POINTS, "p.toml"
+        eval_points, path, spec = POINTS, "p.toml", None
 
     monkeypatch.setattr("optui.engine.memory.free_memory", lambda: free)
     with pytest.raises(PresetError, match=rf"p.toml: config sgd with 1,000 replicates needs about .* train at "

@@ -1,8 +1,8 @@
-"""Run by tests/test_devices.py in a fresh interpreter with 4 forced host devices: trains the same
+"""Run by tests/service/test_scale.py in a fresh interpreter with 4 forced host devices: trains the same
 studies and searches on 1 device and on all 4 and prints, as JSON, the largest difference of each
 case (and what the runs recorded about their devices).
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=4 python tests/multidevice_check.py STORE_DIR
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 python tests/support/multidevice_check.py STORE_DIR
 """
 
 from __future__ import annotations

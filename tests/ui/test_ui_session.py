@@ -385,7 +385,8 @@ async def test_an_exported_figure_takes_the_views_title(regression_folder: Path,
     async with app.run_test(size=(100, 40)) as pilot:
         await _compare_view(pilot, app, 0)
         export = app.query_one("ExportPanel")
-        assert "Test MSE: SGD vs Adam" in str(export.query_one("#exp-what").content)
+        await wait_for(pilot, lambda: "Test MSE: SGD vs Adam" in str(export.query_one("#exp-what").content), 10,
+                       "what an export would write")
         export.query_one("#exp-pickle").value = False
         export.query_one("#exp-csv").value = False
         await pilot.press("ctrl+o")

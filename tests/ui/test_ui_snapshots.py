@@ -1,9 +1,9 @@
 """Snapshots of every panel at 80x24 and 60x20, from a fixed folder: one preset, a finished study
 run and a finished search run written through the store (no training, so the content is exact).
-Volatile values (run ids, dates, timings, the cursor blink) are held still by tests/stable_app.py. Every snapshot test runs by default: a deselected one would leave its SVG
+Volatile values (run ids, dates, timings, the cursor blink) are held still by tests/support/stable_app.py. Every snapshot test runs by default: a deselected one would leave its SVG
 "unused", which syrupy reports as a failure.
 
-Regenerate after an intended change: pytest tests/test_ui_snapshots.py --snapshot-update
+Regenerate after an intended change: pytest tests/ui/test_ui_snapshots.py --snapshot-update
 """
 
 from __future__ import annotations
