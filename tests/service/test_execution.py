@@ -77,7 +77,10 @@ def test_local_executor_reports_chunks_events_and_each_groups_end_to_its_recorde
     assert sum(recorder.programs.values()) > 0 and recorder.failures == []
 
 
-def test_a_cancelled_executor_stops_after_a_chunk_and_says_interrupted(workload):
+def test_a_cancelled_executor_stops_after_a_chunk_and_says_interrupted(workload, monkeypatch):
+    from optui.engine import core
+
+    monkeypatch.setattr(core, "TARGET_CALL_SECONDS", 0.0)  # one eval block per device call
     recorder, cancel = ListRecorder(), threading.Event()
     recorder.emit = lambda e: cancel.set() if isinstance(e, ChunkDone) else None
     status, _ = LocalExecutor(Strategy(scan=True, vmap_replicates=True)).train(

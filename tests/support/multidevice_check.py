@@ -121,6 +121,9 @@ def sharded_layout() -> dict:
 
 
 def main() -> None:
+    from optui.engine import core
+
+    core.TARGET_CALL_SECONDS = 0.0  # one eval block per device call: stop_after can stop part-way
     store = Store.open(Path(sys.argv[1]))
     report = {"devices": jax.device_count(), "sharded": sharded_layout()}
     for case, preset, sets in (("twnet", "twnet.toml", TWNET),
