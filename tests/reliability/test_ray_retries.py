@@ -60,10 +60,10 @@ def test_case_12_a_retried_unit_counts_every_attempt(cluster, tmp_path, monkeypa
     last_attempt: list[float] = []
     handle = ray_executor.RayExecutor._handle
 
-    def spy(self, driver, attempt, message, score, on_finished):  # what the final worker reports
+    def spy(self, recorder, attempt, message):  # what the final worker reports
         if message[0] == "outcome":
             last_attempt.append(message[1].seconds / len(attempt.group))
-        return handle(self, driver, attempt, message, score, on_finished)
+        return handle(self, recorder, attempt, message)
 
     monkeypatch.setattr(ray_executor.RayExecutor, "_handle", spy)
 
