@@ -31,6 +31,10 @@ class QuitScreen(ModalScreen[bool]):
             yield Button(self.yes, variant="error", id="quit-yes")
             yield Button("Back (n)", variant="primary", id="quit-no")
 
+    def on_mount(self) -> None:
+        # enter on arrival must not act: a stray enter goes back, never deletes or quits
+        self.query_one("#quit-no", Button).focus()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "quit-yes")
 

@@ -218,6 +218,11 @@ async def test_runs_panel_deletes_a_run_after_asking_and_shows_its_export_folder
         assert f"exports/snap/{newest}" in said and "not written yet" in said
         await pilot.press("d")
         await pilot.pause(0.2)
+        await pilot.press("enter")  # a stray enter: the focus starts on Back, nothing is deleted
+        await pilot.pause(0.2)
+        assert newest in [r["id"] for r in app.runs_model.runs]
+        await pilot.press("d")
+        await pilot.pause(0.2)
         await pilot.press("n")  # changed its mind: nothing happens
         await pilot.pause(0.2)
         assert newest in [r["id"] for r in app.runs_model.runs]
@@ -330,7 +335,15 @@ async def test_search_shows_the_best_config_writes_it_and_confirms_with_keys(fol
         assert header == ["#", "objective", "learning_rate", "status", "trial"]  # batch size is fixed here
         assert float(table.get_row_at(0)[2]) > 0
         app.query_one("#search-trials").focus()
+        await pilot.press("w")  # it asks first: a stray w writes nothing
+        await pilot.pause(0.2)
+        assert "[configs.sgd-searched]" not in path.read_text()
+        await pilot.press("enter")  # the focus starts on Back
+        await pilot.pause(0.2)
+        assert "[configs.sgd-searched]" not in path.read_text()
         await pilot.press("w")
+        await pilot.pause(0.2)
+        await pilot.press("y")
         await wait_for(pilot, lambda: "[configs.sgd-searched]" in path.read_text(), 60, "the written config")
         await wait_for(pilot, lambda: checked(app) and app.editor.study is not None
                        and "sgd-searched" in app.editor.study.configs, 60, "the preset re-read")

@@ -300,8 +300,17 @@ class SearchPanel(Vertical):
                             f"config rewrites the file", title="write best", severity="error")
             return
         study = editor.current_study()
-        if study is not None:
-            self._write_best(run_id, study, editor.doc.path)
+        if study is None:
+            return
+        from ..screens import QuitScreen
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._write_best(run_id, study, editor.doc.path)
+
+        # It rewrites the preset file: asked first, so that a stray w changes nothing.
+        self.app.push_screen(QuitScreen(f"Write the best config of search {run_id} into {editor.doc.file} "
+                                        f"as a new [configs] table?", yes="Write (y)"), answer)
 
     @work(thread=True, exclusive=True, group="write", exit_on_error=False)
     def _write_best(self, run_id: str, study, path: Path) -> None:
