@@ -168,9 +168,10 @@ class LocalExecutor:
             except (StoreError, OptuiError):
                 raise
             except Exception as exc:
-                if not isolate_failures:
-                    raise
                 message = describe(exc)  # e.g. out of memory: the other groups may still fit
+                if not isolate_failures:
+                    recorder.failed(group, message)  # the group that raised, even before its first chunk
+                    raise
                 errors.append(message)
                 recorder.failed(group, message)
                 continue

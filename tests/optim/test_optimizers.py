@@ -179,7 +179,7 @@ def test_chain_elements_and_schedules_are_data_too(tiny):
     hp2 = {**hp, "schedule": np.asarray([3.0, 4.0], np.float32), "warmup_fraction": np.zeros(2, np.float32)}
     outs2 = [o for o, _ in run_group(runner, keys, hp2, 6, 2)]
     assert not np.allclose(outs[-1].eval["test_loss"], outs2[-1].eval["test_loss"])
-    assert runner._chunk._cache_size() == 1 and runner._init._cache_size() == 1
+    assert runner._blocks._cache_size() == 1 and runner._init._cache_size() == 1
 
 
 # --- the same numbers as optax ------------------------------------------------------------------

@@ -25,13 +25,13 @@ import sys
 import jax
 from optui.engine import core
 
-_advance = core.GroupRunner.advance
-def advance(self, *args, **kwargs):
+_train = core.GroupRunner.train_blocks
+def train_blocks(self, *args, **kwargs):
     if self.optimizer == "adam":
         raise jax.errors.JaxRuntimeError(
             "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 17179869184 bytes.")
-    return _advance(self, *args, **kwargs)
-core.GroupRunner.advance = advance
+    return _train(self, *args, **kwargs)
+core.GroupRunner.train_blocks = train_blocks
 
 from optui.cli import app
 sys.argv[0] = "optui"

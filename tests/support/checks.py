@@ -50,10 +50,15 @@ def interrupted_run(preset: Path, runs: Path, chunks: int = 2, overrides: list[s
             if len(seen) >= chunks:
                 cancel.set()
 
+    from optui.engine import core
+
+    paced = core.TARGET_CALL_SECONDS
+    core.TARGET_CALL_SECONDS = 0.0  # one eval block per device call, so the stop lands part-way
     try:
         run_id = StudyRunner(study, store, listener, cancel).run(configs=configs)
         assert store.run_info(run_id)["status"] == "interrupted"
     finally:
+        core.TARGET_CALL_SECONDS = paced
         store.close()
     return run_id
 
