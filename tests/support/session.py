@@ -97,5 +97,11 @@ def interrupted_study(folder: Path) -> str:
     study = service.load_study(write(folder, 60, 6))
     cancel = threading.Event()
     stop_after_first = lambda e: cancel.set() if isinstance(e, ChunkDone) and e.chunk_index >= 0 else None
-    return service.run_study(study, Store.open(folder / "runs"), configs=["sgd"], listener=stop_after_first,
-                             cancel=cancel)
+    from optui.engine import core
+
+    paced, core.TARGET_CALL_SECONDS = core.TARGET_CALL_SECONDS, 0.0  # one eval block per call: it stops part-way
+    try:
+        return service.run_study(study, Store.open(folder / "runs"), configs=["sgd"], listener=stop_after_first,
+                                 cancel=cancel)
+    finally:
+        core.TARGET_CALL_SECONDS = paced

@@ -36,7 +36,9 @@ async def test_the_session_writes_a_searchs_best_config_into_the_preset(folder: 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await wait_for(pilot, lambda: app.query_one("SearchPanel").chosen_run() == run_id, 30, "the stored search")
-        app.query_one("SearchPanel").action_write_best()  # off the UI thread: wait for the file and the form re-reading it
+        app.query_one("SearchPanel").action_write_best()  # it asks first; then off the UI thread
+        await pilot.pause(0.2)
+        await pilot.press("y")
         await wait_for(pilot, lambda: "[configs.sgd-searched]" in path.read_text(encoding="utf-8"), 60, "the write")
         await wait_for(pilot, lambda: checked(app) and app.editor.study is not None
                        and "sgd-searched" in app.editor.study.configs, 60, "the preset re-read")
