@@ -140,7 +140,10 @@ def _run(tmp_path, name, s, stop_after_chunk=None):
     return run
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    from optui.engine import core
+
+    monkeypatch.setattr(core, "TARGET_CALL_SECONDS", 0.0)  # one eval block per call: the stop lands part-way
     s = study(iterations=16, points=4, replicates=2)
     whole = _run(tmp_path, "whole", s)
     resumed = _run(tmp_path, "resumed", s, stop_after_chunk=1)
