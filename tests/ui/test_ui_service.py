@@ -37,7 +37,7 @@ async def test_the_session_writes_a_searchs_best_config_into_the_preset(folder: 
         await wait_for(pilot, lambda: checked(app) and app.editor.study is not None, 30, "preset opened")
         await wait_for(pilot, lambda: app.query_one("SearchPanel").chosen_run() == run_id, 30, "the stored search")
         app.query_one("SearchPanel").action_write_best()  # it asks first; then off the UI thread
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "QuitScreen", 30, "the question")
         await pilot.press("y")
         await wait_for(pilot, lambda: "[configs.sgd-searched]" in path.read_text(encoding="utf-8"), 60, "the write")
         await wait_for(pilot, lambda: checked(app) and app.editor.study is not None

@@ -336,13 +336,13 @@ async def test_search_shows_the_best_config_writes_it_and_confirms_with_keys(fol
         assert float(table.get_row_at(0)[2]) > 0
         app.query_one("#search-trials").focus()
         await pilot.press("w")  # it asks first: a stray w writes nothing
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "QuitScreen", 30, "the question")
         assert "[configs.sgd-searched]" not in path.read_text()
         await pilot.press("enter")  # the focus starts on Back
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: type(app.screen).__name__ != "QuitScreen", 30, "back")
         assert "[configs.sgd-searched]" not in path.read_text()
         await pilot.press("w")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "QuitScreen", 30, "the question")
         await pilot.press("y")
         await wait_for(pilot, lambda: "[configs.sgd-searched]" in path.read_text(), 60, "the written config")
         await wait_for(pilot, lambda: checked(app) and app.editor.study is not None
