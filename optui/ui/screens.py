@@ -42,6 +42,11 @@ class QuitScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+def ask(app, question: str, yes: str, then) -> None:
+    """A yes/no question before an action that changes something (focus on Back): `then()` on yes."""
+    app.push_screen(QuitScreen(question, yes), lambda answer: then() if answer else None)
+
+
 class ChoiceScreen(ModalScreen[str | None]):
     """A question with a few answers, each with its own key; escape is always "back" (None unless
     escape is itself one of the answers)."""

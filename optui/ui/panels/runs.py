@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Static
 from ...errors import OptuiError
 from ...status import Status
 from ..jobs import export_folder
-from ..screens import QuitScreen
+from ..screens import ask
 
 RESUMABLE = (Status.INTERRUPTED, Status.FAILED)
 NOTE = "enter open · r resume · d delete · e export folder · ? help"
@@ -105,12 +105,8 @@ class RunsPanel(Vertical):
             return
         what = self._describe(run_id)
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._delete(run_id, what)
-
-        app.push_screen(QuitScreen(f"Delete {what} and everything recorded for it? Its exports are kept.",
-                                   "Delete (y)"), answer)
+        ask(app, f"Delete {what} and everything recorded for it? Its exports are kept.", "Delete (y)",
+            lambda: self._delete(run_id, what))
 
     def _delete(self, run_id: str, what: str) -> None:
         from ...store.removal import delete_run

@@ -21,6 +21,7 @@ from ...errors import OptuiError
 from ...export import search_progress
 from ...search import rank
 from .. import jobs
+from ..screens import ask
 from ..widgets import FieldForm, PanelSafeInput
 from .replicates import count_problem
 from .search_controls import NONE, SearchControls
@@ -276,8 +277,7 @@ class SearchPanel(Vertical):
 
     def action_confirm(self) -> None:
         """c: re-run the top K trials of the shown search with R replicates (the fields' values)."""
-        run_id = self._shown_run()
-        if run_id is None:
+        if (run_id := self._shown_run()) is None:
             return
         values = []
         for field_id, name in (("#search-top-k", "top"), ("#search-reps", "replicates")):
@@ -291,26 +291,18 @@ class SearchPanel(Vertical):
 
     def action_write_best(self) -> None:
         """w: write the shown search's best config into the open preset file (comments kept)."""
-        run_id = self._shown_run()
-        if run_id is None:
+        if (run_id := self._shown_run()) is None:
             return
         editor = self.app.query_one("PresetEditor")
         if editor.dirty:
             self.app.notify(f"{editor.doc.file} has unsaved edits: save them (ctrl+s) first; writing the best "
                             f"config rewrites the file", title="write best", severity="error")
             return
-        study = editor.current_study()
-        if study is None:
+        if (study := editor.current_study()) is None:
             return
-        from ..screens import QuitScreen
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._write_best(run_id, study, editor.doc.path)
-
         # It rewrites the preset file: asked first, so that a stray w changes nothing.
-        self.app.push_screen(QuitScreen(f"Write the best config of search {run_id} into {editor.doc.file} "
-                                        f"as a new [configs] table?", yes="Write (y)"), answer)
+        ask(self.app, f"Write the best config of search {run_id} into {editor.doc.file} as a new [configs] "
+            f"table?", "Write (y)", lambda: self._write_best(run_id, study, editor.doc.path))
 
     @work(thread=True, exclusive=True, group="write", exit_on_error=False)
     def _write_best(self, run_id: str, study, path: Path) -> None:
